@@ -1,0 +1,261 @@
+"""Action life cycle as a service: create, start, close, list — validated, audited, announced.
+
+Every change commits together with its audit event; after the commit ``on_change`` is told
+(the live-state cache of active actions is invalidated through it) so that the next call to
+the free number sees the new situation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from burgernet.db import session_scope
+from burgernet.domain import ActionStatus, ActionType, AreaKind, InvalidTransition, check_transition
+from burgernet.geo import InvalidGeometry, parse_area_geometry, to_geojson
+from burgernet.models import NL_BOUNDS, Action, ActionCentralist, Centralist, Region
+from burgernet.postcode import InvalidPostcode, normalise_postcode
+from burgernet.repositories import record_audit
+
+
+class ActionError(ValueError):
+    """The request cannot be carried out; the message says why, nothing was changed."""
+
+
+@dataclass(frozen=True)
+class AreaSpec:
+    kind: AreaKind
+    centre: tuple[float, float] | None = None  # lon, lat
+    radius_m: float | None = None
+    geojson: str | None = None
+    postcodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionView:
+    id: int
+    action_type: str
+    title: str
+    status: str
+    region_code: str
+    area_kind: str
+    team: tuple[str, ...]
+    created_at: datetime
+    started_at: datetime | None
+    closed_at: datetime | None
+    outcome: str | None
+    result_message: str | None
+
+
+def _view(action: Action) -> ActionView:
+    return ActionView(
+        id=action.id,
+        action_type=action.action_type,
+        title=action.title,
+        status=action.status,
+        region_code=action.region.code,
+        area_kind=action.area_kind,
+        team=tuple(member.centralist.sip_endpoint for member in action.team),
+        created_at=action.created_at,
+        started_at=action.started_at,
+        closed_at=action.closed_at,
+        outcome=action.outcome,
+        result_message=action.result_message,
+    )
+
+
+def _area_columns(area: AreaSpec) -> dict[str, object]:
+    if area.kind is AreaKind.CIRCLE:
+        if area.centre is None or not area.radius_m or area.radius_m <= 0:
+            raise ActionError("a circle needs a centre (lon, lat) and a radius above 0 metres")
+        lon, lat = area.centre
+        lo_lon, lo_lat, hi_lon, hi_lat = NL_BOUNDS
+        if not (lo_lon <= lon <= hi_lon and lo_lat <= lat <= hi_lat):
+            raise ActionError("the circle's centre lies outside the Netherlands (give lon, lat)")
+        if area.radius_m > 300_000:
+            raise ActionError("a circle's radius is at most 300 km; use a national AMBER Alert instead")
+        return {"center_lon": lon, "center_lat": lat, "radius_m": float(area.radius_m)}
+    if area.kind is AreaKind.POLYGON:
+        try:
+            return {"area_geojson": to_geojson(parse_area_geometry(area.geojson or ""))}
+        except InvalidGeometry as exc:
+            raise ActionError(f"area: {exc}") from None
+    if area.kind is AreaKind.POSTCODES:
+        if not area.postcodes:
+            raise ActionError("a postcode area needs at least one postcode")
+        try:
+            codes = sorted({normalise_postcode(code) for code in area.postcodes})
+        except InvalidPostcode as exc:
+            raise ActionError(str(exc)) from None
+        return {"postcodes": ",".join(codes)}
+    return {}
+
+
+class ActionService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        on_change: Callable[[int], None] = lambda _action_id: None,
+    ) -> None:
+        self._sessions = sessions
+        self._on_change = on_change
+
+    def create(
+        self,
+        *,
+        action_type: str,
+        title: str,
+        region_code: str,
+        area: AreaSpec,
+        team: Sequence[str] = (),
+        description: str = "",
+        actor: str,
+        source: str = "cli",
+    ) -> ActionView:
+        try:
+            kind = ActionType(action_type)
+        except ValueError:
+            allowed = ", ".join(t.value for t in ActionType)
+            raise ActionError(f"unknown action type {action_type!r} (one of {allowed})") from None
+        title = title.strip()
+        if not title or len(title) > 120:
+            raise ActionError("a title of 1 to 120 characters is required (it is spoken in menus)")
+        if area.kind is AreaKind.NATIONAL and kind is not ActionType.AMBER_ALERT:
+            raise ActionError("only an AMBER Alert can be national")
+        columns = _area_columns(area)
+        with session_scope(self._sessions) as session:
+            region = session.scalar(select(Region).where(Region.code == region_code))
+            if region is None:
+                raise ActionError(f"unknown region {region_code!r}")
+            members = self._team(session, team)
+            action = Action(
+                action_type=kind.value,
+                title=title,
+                description=description,
+                region_id=region.id,
+                area_kind=area.kind.value,
+                status=ActionStatus.DRAFT.value,
+                created_at=datetime.now(UTC),
+                created_by=actor,
+                **columns,
+            )
+            action.team = [ActionCentralist(centralist_id=c.id, position=n) for n, c in enumerate(members)]
+            session.add(action)
+            session.flush()
+            record_audit(
+                session,
+                actor=actor,
+                verb="create",
+                entity="action",
+                entity_id=action.id,
+                detail={
+                    "type": kind.value,
+                    "title": title,
+                    "region": region_code,
+                    "area": area.kind.value,
+                    "team": list(team),
+                },
+                source=source,
+            )
+            view = self._load_view(session, action.id)
+        return view
+
+    def start(self, action_id: int, *, actor: str, source: str = "cli") -> ActionView:
+        return self._move(action_id, ActionStatus.ACTIVE, actor=actor, source=source)
+
+    def close(
+        self, action_id: int, *, outcome: str, result_message: str, actor: str, source: str = "cli"
+    ) -> ActionView:
+        if not outcome.strip():
+            raise ActionError("closing an action needs an outcome")
+        return self._move(
+            action_id,
+            ActionStatus.CLOSED,
+            actor=actor,
+            source=source,
+            outcome=outcome.strip(),
+            result_message=result_message.strip(),
+        )
+
+    def list(self, status: str | None = None) -> list[ActionView]:
+        with session_scope(self._sessions) as session:
+            query = select(Action).options(*self._eager()).order_by(Action.id)
+            if status:
+                query = query.where(Action.status == ActionStatus(status).value)
+            return [_view(action) for action in session.scalars(query)]
+
+    def get(self, action_id: int) -> ActionView:
+        with session_scope(self._sessions) as session:
+            return self._load_view(session, action_id)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _move(
+        self,
+        action_id: int,
+        target: ActionStatus,
+        *,
+        actor: str,
+        source: str,
+        outcome: str | None = None,
+        result_message: str | None = None,
+    ) -> ActionView:
+        with session_scope(self._sessions) as session:
+            action = session.get(Action, action_id, with_for_update=True)
+            if action is None:
+                raise ActionError(f"no action {action_id}")
+            current = ActionStatus(action.status)
+            try:
+                check_transition(current, target)
+            except InvalidTransition as exc:
+                raise ActionError(f"action {action_id}: {exc}") from None
+            now = datetime.now(UTC)
+            action.status = target.value
+            if target is ActionStatus.ACTIVE:
+                action.started_at = now
+            else:
+                action.closed_at = now
+                action.outcome = outcome
+                action.result_message = result_message
+            record_audit(
+                session,
+                actor=actor,
+                verb=target.value,
+                entity="action",
+                entity_id=action_id,
+                detail={"from": current.value, "outcome": outcome},
+                source=source,
+            )
+            session.flush()
+            view = self._load_view(session, action_id)
+        self._on_change(action_id)
+        return view
+
+    @staticmethod
+    def _team(session: Session, endpoints: Sequence[str]) -> list[Centralist]:
+        if len(set(endpoints)) != len(endpoints):
+            raise ActionError("a centralist appears twice in the team")
+        found = {
+            c.sip_endpoint: c
+            for c in session.scalars(select(Centralist).where(Centralist.sip_endpoint.in_(list(endpoints))))
+        }
+        missing = [endpoint for endpoint in endpoints if endpoint not in found]
+        if missing:
+            raise ActionError(f"unknown centralist endpoint(s): {', '.join(missing)}")
+        return [found[endpoint] for endpoint in endpoints]
+
+    @staticmethod
+    def _eager() -> tuple[object, ...]:
+        return (
+            selectinload(Action.region),
+            selectinload(Action.team).selectinload(ActionCentralist.centralist),
+        )
+
+    def _load_view(self, session: Session, action_id: int) -> ActionView:
+        action = session.scalar(select(Action).where(Action.id == action_id).options(*self._eager()))  # type: ignore[arg-type]
+        if action is None:
+            raise ActionError(f"no action {action_id}")
+        return _view(action)

@@ -1,0 +1,115 @@
+"""The contract between Python and the dialplan: channel variables, contexts, AGI scripts.
+
+Every name here is mirrored, letter for letter, in ``dialplans/*.conf``; the test
+``tests/asterisk/test_dialplan_contract.py`` reads the dialplans and fails when a name used
+there is missing here or the other way round. Change both together.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- AGI scripts (file names in ivr/, URL paths after agi://host:port/) ------------------
+AGI_FREEPHONE: Final = "freephone"  # decides who handles a call to the free number
+AGI_ALERT: Final = "alert"  # key presses in an answered alert call (1 talk, 9 opt out)
+AGI_TIP: Final = "tip"  # registers a recorded tip and queues a call-back request
+AGI_SCRIPTS: Final = (AGI_FREEPHONE, AGI_ALERT, AGI_TIP)
+
+# --- Dialplan contexts --------------------------------------------------------------------
+CTX_FREEPHONE: Final = "burgernet-freephone"  # calls from the trunk to the free number
+CTX_ROUTE: Final = "burgernet-route"  # rings BN_TARGET_1..n in order, then the tip context
+CTX_TIP: Final = "burgernet-tip"  # records a spoken tip
+CTX_ALERT: Final = "burgernet-alert"  # an answered outbound alert call (AMI Originate)
+CTX_FAILURE: Final = "burgernet-failure"  # FastAGI down or failed: the region pool, then a tip
+CTX_NO_ACTION: Final = "burgernet-no-action"  # no action in the caller's area: spoken message
+CTX_CENTRALISTS: Final = "burgernet-centralists"  # what centralist phones may dial
+CTX_TRUNK_OUT: Final = "burgernet-trunk-out"  # Local channel target for alert calls
+CONTEXTS: Final = (
+    CTX_FREEPHONE,
+    CTX_ROUTE,
+    CTX_TIP,
+    CTX_ALERT,
+    CTX_FAILURE,
+    CTX_NO_ACTION,
+    CTX_CENTRALISTS,
+    CTX_TRUNK_OUT,
+)
+
+# --- Channel variables set by FastAGI, read by the dialplan -------------------------------
+# BN_ROUTE says where the dialplan goes after the freephone/alert AGI returns.
+VAR_ROUTE: Final = "BN_ROUTE"
+ROUTE_DIAL: Final = "dial"  # ring BN_TARGET_1..BN_TARGET_COUNT, then record a tip
+ROUTE_TIP: Final = "tip"  # nobody can answer now: record a tip, queue a call-back
+ROUTE_NO_ACTION: Final = "no_action"  # no active action for this caller
+ROUTE_REPEAT: Final = "repeat"  # alert call: play the message again
+ROUTE_OPTED_OUT: Final = "opted_out"  # alert call: confirm the opt-out and hang up
+ROUTE_FAILURE: Final = "failure"  # our error: the failure context takes over
+ROUTES: Final = (ROUTE_DIAL, ROUTE_TIP, ROUTE_NO_ACTION, ROUTE_REPEAT, ROUTE_OPTED_OUT, ROUTE_FAILURE)
+
+VAR_ACTION_ID: Final = "BN_ACTION_ID"  # the action the call is about ("" when none)
+VAR_PARTICIPANT_ID: Final = "BN_PARTICIPANT_ID"  # the caller as a participant ("" when unknown)
+VAR_REGION: Final = "BN_REGION"  # region code whose pool takes overflow
+VAR_TARGET_COUNT: Final = "BN_TARGET_COUNT"  # how many ring steps follow
+VAR_TARGET_PREFIX: Final = "BN_TARGET_"  # BN_TARGET_1 = "PJSIP/c-mn-1&PJSIP/c-mn-2"
+VAR_TIMEOUT_PREFIX: Final = "BN_TIMEOUT_"  # BN_TIMEOUT_1 = ring seconds for that step
+VAR_TIP_FILE: Final = "BN_TIP_FILE"  # recording path without extension, chosen by Python
+VAR_REASON: Final = "BN_REASON"  # the routing decision's reason, for the log / CDR
+
+# --- Set by the dialplan, read by Python (AMI events carry them: manager.conf channelvars) -
+VAR_OUTCOME: Final = "BN_OUTCOME"  # connected | overflowed | tip_left | abandoned | failed
+VAR_ANSWERED_BY: Final = "BN_ANSWERED_BY"  # the PJSIP endpoint that answered
+VAR_DELIVERY_ID: Final = "BN_DELIVERY_ID"  # on alert calls: the Delivery being made
+VAR_ALERT_SOUND: Final = "BN_ALERT_SOUND"  # on alert calls: the message to play (no extension)
+VAR_CALL_KIND: Final = "BN_CALL_KIND"  # inbound | transfer | alert
+
+CALL_KIND_INBOUND: Final = "inbound"
+CALL_KIND_TRANSFER: Final = "transfer"
+CALL_KIND_ALERT: Final = "alert"
+
+# Variables that manager.conf's `channelvars` adds to every AMI event.
+AMI_CHANNEL_VARS: Final = (
+    VAR_ACTION_ID,
+    VAR_PARTICIPANT_ID,
+    VAR_OUTCOME,
+    VAR_ANSWERED_BY,
+    VAR_DELIVERY_ID,
+    VAR_CALL_KIND,
+)
+
+# --- Dialplan globals rendered from settings and the database -----------------------------
+GLOBAL_AGI_URL: Final = "BN_AGI_URL"  # agi://127.0.0.1:4573
+GLOBAL_FALLBACK_POOL: Final = "BN_FALLBACK_POOL"  # dial string of the fallback region's pool
+GLOBAL_FALLBACK_TIMEOUT: Final = "BN_FALLBACK_TIMEOUT"
+GLOBAL_TIP_DIR: Final = "BN_TIP_DIR"  # where Record() writes tips when FastAGI is down
+GLOBAL_FREE_NUMBER: Final = "BN_FREE_NUMBER"
+GLOBALS: Final = (
+    GLOBAL_AGI_URL,
+    GLOBAL_FALLBACK_POOL,
+    GLOBAL_FALLBACK_TIMEOUT,
+    GLOBAL_TIP_DIR,
+    GLOBAL_FREE_NUMBER,
+)
+
+# Outcomes of a call about an action (the callback log).
+OUTCOME_CONNECTED: Final = "connected"
+OUTCOME_OVERFLOWED: Final = "overflowed"
+OUTCOME_TIP_LEFT: Final = "tip_left"
+OUTCOME_ABANDONED: Final = "abandoned"
+OUTCOME_FAILED: Final = "failed"
+OUTCOME_NO_ACTION: Final = "no_action"
+OUTCOMES: Final = (
+    OUTCOME_CONNECTED,
+    OUTCOME_OVERFLOWED,
+    OUTCOME_TIP_LEFT,
+    OUTCOME_ABANDONED,
+    OUTCOME_FAILED,
+    OUTCOME_NO_ACTION,
+)
+
+
+def target_var(step: int) -> str:
+    return f"{VAR_TARGET_PREFIX}{step}"
+
+
+def timeout_var(step: int) -> str:
+    return f"{VAR_TIMEOUT_PREFIX}{step}"

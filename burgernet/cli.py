@@ -1,0 +1,260 @@
+"""The ``burgernet`` command: database, demo data, imports, actions, and running the system."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from burgernet import db, demo
+from burgernet.actions import ActionError, AreaSpec
+from burgernet.context import Context
+from burgernet.db import session_scope
+from burgernet.domain import ActionStatus, ActionType, AreaKind
+from burgernet.imports import ImportFileError, ImportReport, import_areas, import_participants
+from burgernet.settings import SettingsError, load_settings
+
+
+class BurgernetGroup(click.Group):
+    """Turns the errors a user can fix into one clear line and exit code 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, ActionError, ImportFileError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=BurgernetGroup)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Burgernet: citizen alerts and the free number for police control rooms."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    context = Context(settings)
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+# --- database ----------------------------------------------------------------------------------
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@pass_context
+def db_upgrade(context: Context) -> None:
+    """Create or migrate the database to the newest schema."""
+    db.upgrade(context.settings.database_url)
+    click.echo(f"database at {context.settings.database_url} is up to date")
+
+
+# --- demo data ---------------------------------------------------------------------------------
+@main.group("demo")
+def demo_group() -> None:
+    """Demo data."""
+
+
+@demo_group.command("seed")
+@click.option(
+    "--participants",
+    "count",
+    type=click.IntRange(min=0),
+    default=None,
+    help="How many synthetic participants (default: settings demo.participants).",
+)
+@pass_context
+def demo_seed(context: Context, count: int | None) -> None:
+    """The 10 police regions, 3 centralists each, postcode areas, participants and a few actions."""
+    settings = context.settings
+    wanted = settings.demo.participants if count is None else count
+    db.upgrade(settings.database_url)
+    rng = np.random.default_rng(settings.demo.seed)
+    with session_scope(context.sessions) as session:
+        demo.seed_regions(session, rng)
+        existing = demo.participant_count(session)
+    if existing:
+        click.echo(f"{existing} participants already present: none added")
+    elif wanted:
+        with (
+            session_scope(context.sessions) as session,
+            click.progressbar(length=wanted, label="participants", file=sys.stderr) as bar,
+        ):
+            demo.seed_participants(session, wanted, rng, progress=bar.update)
+    created = demo.seed_actions(context.actions)
+    context.live.invalidate_actions()
+    click.echo(
+        f"demo data ready: {len(demo.REGIONS)} regions, {wanted if not existing else existing} "
+        f"participants, {created} new actions"
+    )
+
+
+# --- imports -----------------------------------------------------------------------------------
+@main.group("import")
+def import_group() -> None:
+    """Bulk imports (all-or-nothing unless --skip-bad)."""
+
+
+def _report(report: ImportReport, what: str) -> None:
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+    if report.committed:
+        click.echo(
+            f"imported {report.imported} {what}"
+            + (f", updated {report.updated}" if report.updated else "")
+            + (f"; skipped {len(report.errors)} bad" if report.errors else "")
+        )
+    else:
+        click.echo(f"nothing imported: {len(report.errors)} bad row(s); fix them or use --skip-bad", err=True)
+        sys.exit(1)
+
+
+@import_group.command("participants")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows even when some are bad.")
+@pass_context
+def import_participants_cmd(context: Context, path: Path, skip_bad: bool) -> None:
+    """Participants from CSV: phone,postcode[,house_number,email,language,channels,inquiry_opt_in,lat,lon]."""
+    with session_scope(context.sessions) as session:
+        report = import_participants(session, path, skip_bad=skip_bad)
+    _report(report, "participants")
+
+
+@import_group.command("areas")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--skip-bad", is_flag=True, help="Import the good features even when some are bad.")
+@pass_context
+def import_areas_cmd(context: Context, path: Path, skip_bad: bool) -> None:
+    """Regions (properties.region, name) and PC4 postcode areas (properties.postcode) from GeoJSON."""
+    with session_scope(context.sessions) as session:
+        report = import_areas(session, path, skip_bad=skip_bad)
+    if report.committed:
+        context.live.invalidate_actions()
+    _report(report, "areas")
+
+
+# --- actions -----------------------------------------------------------------------------------
+@main.group("action")
+def action_group() -> None:
+    """Burgernet actions: create, start, close, list."""
+
+
+def _area_spec(circle: str | None, polygon: Path | None, postcodes: str | None, national: bool) -> AreaSpec:
+    given = [option for option in (circle, polygon, postcodes) if option] + ([True] if national else [])
+    if len(given) != 1:
+        raise ActionError("give exactly one area: --circle, --polygon, --postcodes or --national")
+    if circle:
+        try:
+            lon, lat, radius = (float(part) for part in circle.split(","))
+        except ValueError:
+            raise ActionError("--circle takes LON,LAT,RADIUS_METRES, e.g. 5.1214,52.0907,2500") from None
+        return AreaSpec(AreaKind.CIRCLE, centre=(lon, lat), radius_m=radius)
+    if polygon:
+        if not polygon.is_file():
+            raise ActionError(f"--polygon {polygon}: no such file")
+        return AreaSpec(AreaKind.POLYGON, geojson=polygon.read_text(encoding="utf-8"))
+    if postcodes:
+        return AreaSpec(AreaKind.POSTCODES, postcodes=tuple(p for p in postcodes.split(",") if p.strip()))
+    return AreaSpec(AreaKind.NATIONAL)
+
+
+@action_group.command("create")
+@click.option("--type", "action_type", type=click.Choice([t.value for t in ActionType]), required=True)
+@click.option("--title", required=True, help="Short description, spoken in the phone menu.")
+@click.option("--description", default="")
+@click.option("--region", required=True, help="Region code, e.g. MN.")
+@click.option("--circle", help="LON,LAT,RADIUS_METRES")
+@click.option("--polygon", type=click.Path(path_type=Path), help="GeoJSON file with a (Multi)Polygon.")
+@click.option("--postcodes", help="Comma-separated PC4/PC6 postcodes.")
+@click.option("--national", is_flag=True, help="National AMBER Alert: everyone.")
+@click.option(
+    "--team", default="", help="Owning centralists' SIP endpoints in ringing order, comma-separated."
+)
+@click.option("--start", "start_now", is_flag=True, help="Start the action right away.")
+@click.option("--actor", default="cli")
+@pass_context
+def action_create(
+    context: Context,
+    action_type: str,
+    title: str,
+    description: str,
+    region: str,
+    circle: str | None,
+    polygon: Path | None,
+    postcodes: str | None,
+    national: bool,
+    team: str,
+    start_now: bool,
+    actor: str,
+) -> None:
+    """Create an action (draft)."""
+    view = context.actions.create(
+        action_type=action_type,
+        title=title,
+        description=description,
+        region_code=region.upper(),
+        area=_area_spec(circle, polygon, postcodes, national),
+        team=[t.strip() for t in team.split(",") if t.strip()],
+        actor=actor,
+    )
+    if start_now:
+        view = context.actions.start(view.id, actor=actor)
+    click.echo(f"action {view.id} {view.status}: {view.title}")
+
+
+@action_group.command("start")
+@click.argument("action_id", type=int)
+@click.option("--actor", default="cli")
+@pass_context
+def action_start(context: Context, action_id: int, actor: str) -> None:
+    """Start an action: the free number routes calls about it from now on."""
+    view = context.actions.start(action_id, actor=actor)
+    click.echo(f"action {view.id} active since {view.started_at:%Y-%m-%d %H:%M:%S}")
+
+
+@action_group.command("close")
+@click.argument("action_id", type=int)
+@click.option("--outcome", required=True, help="E.g. 'found safe'.")
+@click.option("--message", "result_message", default="", help="Result message for everyone alerted.")
+@click.option("--actor", default="cli")
+@pass_context
+def action_close(context: Context, action_id: int, outcome: str, result_message: str, actor: str) -> None:
+    """Close an action with its outcome."""
+    view = context.actions.close(action_id, outcome=outcome, result_message=result_message, actor=actor)
+    click.echo(f"action {view.id} closed: {view.outcome}")
+
+
+@action_group.command("list")
+@click.option("--status", type=click.Choice([s.value for s in ActionStatus]))
+@pass_context
+def action_list(context: Context, status: str | None) -> None:
+    """List actions."""
+    views = context.actions.list(status)
+    for view in views:
+        click.echo(
+            f"{view.id:>5}  {view.status:<7} {view.action_type:<15} {view.region_code:<4} "
+            f"{view.area_kind:<9} {','.join(view.team) or '-':<24} {view.title}"
+        )
+    if not views:
+        click.echo("no actions")
+
+
+def _register_optional_groups() -> None:
+    """Command groups that live in the adapter packages, registered in this one place."""
+    from asterisk_conf.cli import asterisk_group
+    from recordings.cli import recordings_group
+
+    main.add_command(asterisk_group)
+    main.add_command(recordings_group)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

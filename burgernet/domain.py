@@ -1,0 +1,85 @@
+"""Domain vocabulary shared by every part: enums, the action life cycle, priorities.
+
+Pure: no database, no I/O. The ORM models and the routing core both speak these terms.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ActionType(enum.StrEnum):
+    MISSING_PERSON = "missing_person"
+    MISSING_CHILD = "missing_child"
+    AMBER_ALERT = "amber_alert"
+    SUSPECT = "suspect"
+    VEHICLE = "vehicle"
+    INFORMATION = "information"
+
+
+class ActionStatus(enum.StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class AreaKind(enum.StrEnum):
+    CIRCLE = "circle"
+    POLYGON = "polygon"
+    POSTCODES = "postcodes"
+    NATIONAL = "national"  # a national AMBER Alert: everyone
+
+
+class Channel(enum.StrEnum):
+    VOICE = "voice"
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class Language(enum.StrEnum):
+    NL = "nl"
+    EN = "en"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    CENTRALIST = "centralist"
+    VIEWER = "viewer"
+
+
+class InvalidTransition(ValueError):
+    """An action was asked to move to a status its life cycle does not allow."""
+
+
+# draft → active → closed; a draft may also be closed (abandoned before it started).
+ALLOWED_TRANSITIONS: dict[ActionStatus, frozenset[ActionStatus]] = {
+    ActionStatus.DRAFT: frozenset({ActionStatus.ACTIVE, ActionStatus.CLOSED}),
+    ActionStatus.ACTIVE: frozenset({ActionStatus.CLOSED}),
+    ActionStatus.CLOSED: frozenset(),
+}
+
+
+def check_transition(current: ActionStatus, target: ActionStatus) -> None:
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise InvalidTransition(f"an action cannot go from {current.value} to {target.value}")
+
+
+# Higher first: used to order spoken menus and broadcast queues (AMBER above urgent above info).
+ACTION_PRIORITY: dict[ActionType, int] = {
+    ActionType.AMBER_ALERT: 100,
+    ActionType.MISSING_CHILD: 90,
+    ActionType.MISSING_PERSON: 70,
+    ActionType.SUSPECT: 60,
+    ActionType.VEHICLE: 50,
+    ActionType.INFORMATION: 10,
+}
+
+ACTION_TYPE_LABELS: dict[ActionType, dict[Language, str]] = {
+    ActionType.MISSING_PERSON: {Language.NL: "vermiste persoon", Language.EN: "missing person"},
+    ActionType.MISSING_CHILD: {Language.NL: "vermist kind", Language.EN: "missing child"},
+    ActionType.AMBER_ALERT: {Language.NL: "AMBER Alert", Language.EN: "AMBER Alert"},
+    ActionType.SUSPECT: {Language.NL: "verdachte", Language.EN: "suspect"},
+    ActionType.VEHICLE: {Language.NL: "voertuig", Language.EN: "vehicle"},
+    ActionType.INFORMATION: {Language.NL: "informatie", Language.EN: "information"},
+}

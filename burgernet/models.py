@@ -1,0 +1,379 @@
+"""The domain model as SQLAlchemy 2.0 typed ORM classes.
+
+Constraints live in the database as well as in Python, so bad rows are refused whichever
+path writes them (CLI, panel, an operator with psql): unique normalised phone numbers,
+known enum values, coordinates inside the Netherlands' bounding box, and an action's
+status that only moves draft → active → closed (checked in Python by ``Action.move_to`` and
+by the ``status`` validator; timestamps that must go with each status are CHECKed).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from burgernet.domain import (
+    ActionStatus,
+    ActionType,
+    AreaKind,
+    Channel,
+    Language,
+    Role,
+    check_transition,
+)
+
+# Named constraints so Alembic migrations are stable on SQLite and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: list[str]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+# Generous box around the Netherlands (incl. the Wadden islands and south Limburg).
+NL_BOUNDS = (3.0, 50.6, 7.5, 53.8)  # min lon, min lat, max lon, max lat
+_ENDPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+_IN_NL = "lat BETWEEN 50.6 AND 53.8 AND lon BETWEEN 3.0 AND 7.5"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Region(Base):
+    __tablename__ = "regions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    # GeoJSON geometry (Polygon/MultiPolygon, WGS84) of the region's territory.
+    boundary_geojson: Mapped[str | None] = mapped_column(Text)
+
+    centralists: Mapped[list[Centralist]] = relationship(back_populates="region")
+
+
+class Centralist(Base):
+    __tablename__ = "centralists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # PJSIP endpoint name; rendered into pjsip.conf and used in Dial(PJSIP/<endpoint>).
+    sip_endpoint: Mapped[str] = mapped_column(String(40), unique=True)
+    sip_password: Mapped[str | None] = mapped_column(String(80))
+    # Optional fixed contact (sip:user@host:port) for phones that do not REGISTER.
+    sip_contact: Mapped[str | None] = mapped_column(String(200))
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    region: Mapped[Region] = relationship(back_populates="centralists")
+
+    @validates("sip_endpoint")
+    def _validate_endpoint(self, _key: str, value: str) -> str:
+        # The name is pasted into pjsip.conf and Dial(): keep it to a safe alphabet.
+        if not _ENDPOINT_NAME.fullmatch(value):
+            raise ValueError(f"SIP endpoint {value!r}: use 2-40 of a-z, 0-9 and '-'")
+        return value
+
+
+class PostcodeArea(Base):
+    """A four-digit postcode area (PC4): what a caller can key in on the phone."""
+
+    __tablename__ = "postcode_areas"
+
+    pc4: Mapped[str] = mapped_column(String(4), primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    boundary_geojson: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (CheckConstraint(_IN_NL, name="in_nl"),)
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(String(20), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    postcode: Mapped[str] = mapped_column(String(6), index=True)
+    house_number: Mapped[str | None] = mapped_column(String(10))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id", ondelete="SET NULL"), index=True)
+    language: Mapped[str] = mapped_column(String(2), default=Language.NL.value)
+    channel_voice: Mapped[bool] = mapped_column(Boolean, default=True)
+    channel_sms: Mapped[bool] = mapped_column(Boolean, default=True)
+    channel_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    inquiry_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(_in("language", [lang.value for lang in Language]), name="language"),
+        CheckConstraint("phone_e164 LIKE '+%'", name="phone_e164"),
+        CheckConstraint(_IN_NL, name="in_nl"),
+        CheckConstraint("(NOT opted_out) OR (opted_out_at IS NOT NULL)", name="opted_out_at"),
+        # The spatial pre-filter for recipient selection: a bounding-box range scan.
+        Index("ix_participants_lat_lon", "lat", "lon"),
+    )
+
+
+class ActionCentralist(Base):
+    """The centralists owning an action, in the order they are rung."""
+
+    __tablename__ = "action_centralists"
+
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), primary_key=True)
+    centralist_id: Mapped[int] = mapped_column(
+        ForeignKey("centralists.id", ondelete="RESTRICT"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    centralist: Mapped[Centralist] = relationship()
+
+
+class Action(Base):
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_type: Mapped[str] = mapped_column(String(20))
+    # Short description spoken in menus ("missing boy, 8, red coat").
+    title: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    photo_path: Mapped[str | None] = mapped_column(String(300))
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
+    area_kind: Mapped[str] = mapped_column(String(10))
+    # circle: centre + radius; polygon: GeoJSON geometry; postcodes: "1234,1235AB,..."
+    center_lat: Mapped[float | None] = mapped_column(Float)
+    center_lon: Mapped[float | None] = mapped_column(Float)
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    area_geojson: Mapped[str | None] = mapped_column(Text)
+    postcodes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default=ActionStatus.DRAFT.value, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    result_message: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(80))
+
+    region: Mapped[Region] = relationship()
+    team: Mapped[list[ActionCentralist]] = relationship(
+        order_by="ActionCentralist.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        CheckConstraint(_in("action_type", [t.value for t in ActionType]), name="action_type"),
+        CheckConstraint(_in("status", [s.value for s in ActionStatus]), name="status"),
+        CheckConstraint(_in("area_kind", [k.value for k in AreaKind]), name="area_kind"),
+        CheckConstraint(
+            "(area_kind != 'circle') OR (center_lat IS NOT NULL AND center_lon IS NOT NULL AND radius_m > 0)",
+            name="circle_complete",
+        ),
+        CheckConstraint("(area_kind != 'polygon') OR (area_geojson IS NOT NULL)", name="polygon_complete"),
+        CheckConstraint("(area_kind != 'postcodes') OR (postcodes IS NOT NULL)", name="postcodes_complete"),
+        CheckConstraint(
+            "(status = 'draft') OR (started_at IS NOT NULL) OR (closed_at IS NOT NULL)",
+            name="started_when_live",
+        ),
+        CheckConstraint("(status != 'closed') OR (closed_at IS NOT NULL)", name="closed_has_time"),
+    )
+
+    @validates("status")
+    def _validate_status(self, _key: str, value: str) -> str:
+        target = ActionStatus(value)
+        current = self.__dict__.get("status")
+        if current is not None and current != target.value:
+            check_transition(ActionStatus(current), target)
+        return target.value
+
+
+class Broadcast(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="alert")  # alert | update | result
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", ["alert", "update", "result"]), name="kind"),
+        CheckConstraint(_in("status", ["pending", "running", "done", "cancelled"]), name="status"),
+    )
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_ref: Mapped[str | None] = mapped_column(String(80), index=True)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # One delivery per person per channel per broadcast: the idempotency key.
+        UniqueConstraint("broadcast_id", "participant_id", "channel", name="uq_deliveries_once"),
+        CheckConstraint(_in("channel", [c.value for c in Channel]), name="channel"),
+        CheckConstraint(
+            _in(
+                "status",
+                [
+                    "queued",
+                    "sending",
+                    "sent",
+                    "delivered",
+                    "answered",
+                    "busy",
+                    "no_answer",
+                    "failed",
+                    "cancelled",
+                    "undelivered",
+                ],
+            ),
+            name="status",
+        ),
+    )
+
+
+class Call(Base):
+    """One call about an action: inbound to the free number or a key-press transfer."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unique_id: Mapped[str] = mapped_column(String(64), unique=True)  # Asterisk UNIQUEID
+    linked_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="inbound")
+    caller_number: Mapped[str | None] = mapped_column(String(32))
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id", ondelete="SET NULL"))
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"), index=True)
+    centralist_id: Mapped[int | None] = mapped_column(ForeignKey("centralists.id", ondelete="SET NULL"))
+    region_code: Mapped[str | None] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(12))
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    route_reason: Mapped[str | None] = mapped_column(String(200))
+    recording_path: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", ["inbound", "transfer"]), name="kind"),
+        CheckConstraint(
+            "outcome IS NULL OR "
+            + _in("outcome", ["connected", "overflowed", "tip_left", "abandoned", "failed", "no_action"]),
+            name="outcome",
+        ),
+    )
+
+
+class Tip(Base):
+    """A spoken tip left when nobody could answer, with the call-back request it creates."""
+
+    __tablename__ = "tips"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), unique=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"), index=True)
+    recording_path: Mapped[str] = mapped_column(String(300))
+    callback_number: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    callback_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Inquiry(Base):
+    """A neighbourhood inquiry (online buurtonderzoek) for an incident in an area."""
+
+    __tablename__ = "inquiries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text)
+    area_geojson: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InquiryLink(Base):
+    __tablename__ = "inquiry_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inquiry_id: Mapped[int] = mapped_column(ForeignKey("inquiries.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("inquiry_id", "participant_id", name="uq_inquiry_links_once"),)
+
+
+class Statement(Base):
+    __tablename__ = "statements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inquiry_id: Mapped[int] = mapped_column(ForeignKey("inquiries.id", ondelete="CASCADE"), index=True)
+    # One statement per personal link.
+    link_id: Mapped[int] = mapped_column(ForeignKey("inquiry_links.id", ondelete="CASCADE"), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    photo_path: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(12))
+    centralist_id: Mapped[int | None] = mapped_column(ForeignKey("centralists.id", ondelete="SET NULL"))
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (CheckConstraint(_in("role", [r.value for r in Role]), name="role"),)
+
+
+class AuditEvent(Base):
+    """Who changed what, when and from where. Append-only."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    verb: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(80))  # cli, web 1.2.3.4, api, ivr

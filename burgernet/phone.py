@@ -1,0 +1,53 @@
+"""Phone numbers: E.164 normalisation with ``phonenumbers`` and caller-ID classification."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+DEFAULT_REGION = "NL"
+# What Asterisk and carriers put in CALLERID(num) for a withheld number.
+_ANONYMOUS_MARKERS = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable", "0"})
+_CALLER_ID_CHARS = re.compile(r"[^0-9+]")
+
+
+class InvalidPhoneNumber(ValueError):
+    pass
+
+
+def normalise(raw: str, region: str = DEFAULT_REGION) -> str:
+    """Return ``raw`` in E.164 (``+31612345678``) or raise :class:`InvalidPhoneNumber`."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhoneNumber("empty phone number")
+    if len(text) > 32:
+        raise InvalidPhoneNumber("phone number too long")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(f"not a phone number: {raw!r} ({exc})") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidPhoneNumber(f"not a valid phone number: {raw!r}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def caller_id_to_e164(caller_id: str | None, region: str = DEFAULT_REGION) -> str | None:
+    """Map whatever a trunk puts in the caller ID to E.164, or ``None`` for anonymous/odd values.
+
+    Never raises: a caller must be routed whatever their caller ID looks like.
+    """
+    if caller_id is None:
+        return None
+    stripped = caller_id.strip().strip('"').lower()
+    if stripped in _ANONYMOUS_MARKERS:
+        return None
+    digits = _CALLER_ID_CHARS.sub("", stripped)
+    if len(digits) < 6 or len(digits) > 20:
+        return None
+    try:
+        return normalise(digits, region)
+    except InvalidPhoneNumber:
+        return None

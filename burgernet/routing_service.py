@@ -1,0 +1,139 @@
+"""The routing decision for one call, assembled from the database, Redis and the pure core.
+
+This is the hot path of the free number. Per call it does: one indexed participant look-up
+(in a worker thread, the database driver being synchronous), one pipelined Redis round trip
+(snapshot version, presence, who alerted this number) and an in-memory decision against an
+:class:`~routing.AreaIndex` that is rebuilt only when the snapshot version changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from burgernet import repositories
+from burgernet.db import session_scope
+from burgernet.live import AsyncLiveState, RoutingSnapshot
+from burgernet.phone import caller_id_to_e164
+from burgernet.postcode import InvalidPostcode, is_pc4, normalise_postcode
+from routing import AreaIndex, Caller, CallerKind, Decision, Roster, RoutingPolicy, RoutingRequest, decide
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoutedCall:
+    caller: Caller
+    decision: Decision
+
+
+class RoutingService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        live: AsyncLiveState,
+        policy: RoutingPolicy,
+        default_region: str,
+        alerted_window_seconds: int,
+        snapshot_ttl_seconds: int = 300,
+    ) -> None:
+        self._sessions = sessions
+        self._live = live
+        self._policy = policy
+        self._default_region = default_region
+        self._alerted_window = alerted_window_seconds
+        self._snapshot_ttl = snapshot_ttl_seconds
+        self._index: tuple[int, AreaIndex, tuple] | None = None  # (version, index, centralists)
+        self._rebuild_lock = asyncio.Lock()
+
+    async def identify(self, caller_id: str | None) -> Caller:
+        """Caller ID → a participant with a location, or an unknown/anonymous caller."""
+        number = caller_id_to_e164(caller_id)
+        if number is None:
+            return Caller(kind=CallerKind.ANONYMOUS)
+        participant = await asyncio.to_thread(self._participant, number)
+        if participant is None:
+            return Caller(kind=CallerKind.UNKNOWN, number=number)
+        return participant.as_caller()
+
+    async def place_by_postcode(self, caller: Caller, keyed: str) -> Caller | None:
+        """The caller keyed in a postcode: their location is its PC4 centre; None when unknown."""
+        try:
+            code = normalise_postcode(keyed)
+        except InvalidPostcode:
+            return None
+        pc4 = code[:4] if not is_pc4(code) else code
+        place = await asyncio.to_thread(self._postcode, pc4)
+        if place is None:
+            return None
+        return Caller(
+            kind=caller.kind,
+            number=caller.number,
+            participant_id=caller.participant_id,
+            location=place.location,
+            postcode=code,
+            region_code=place.region_code,
+            language=caller.language,
+            opted_out=caller.opted_out,
+        )
+
+    async def decide(
+        self,
+        caller: Caller,
+        *,
+        chosen_action_id: int | None = None,
+        postcode_given_up: bool = False,
+    ) -> Decision:
+        since = time.time() - self._alerted_window
+        context = await self._live.call_context(caller.number, since)
+        index, roster_source = await self._current_index(context.actions_version)
+        roster = Roster(roster_source, context.presence)
+        request = RoutingRequest(
+            caller=caller,
+            alerted_by=context.alerted_by,
+            chosen_action_id=chosen_action_id,
+            postcode_given_up=postcode_given_up,
+        )
+        return decide(request, index, roster, self._policy, self._default_region)
+
+    async def route(self, caller_id: str | None) -> RoutedCall:
+        caller = await self.identify(caller_id)
+        return RoutedCall(caller, await self.decide(caller))
+
+    # -- snapshot / index ----------------------------------------------------------------------
+    async def _current_index(self, version: int) -> tuple[AreaIndex, tuple]:
+        current = self._index
+        if current is not None and current[0] == version:
+            return current[1], current[2]
+        async with self._rebuild_lock:
+            current = self._index
+            if current is not None and current[0] == version:
+                return current[1], current[2]
+            snapshot = await self._live.cached_snapshot()
+            if snapshot is None or snapshot.version != version:
+                snapshot = await asyncio.to_thread(self._load_snapshot, version)
+                await self._live.store_snapshot(snapshot, self._snapshot_ttl)
+            index = AreaIndex(snapshot.actions)
+            self._index = (version, index, snapshot.centralists)
+            log.info("routing index rebuilt: version %s, %s active actions", version, len(index))
+            return index, snapshot.centralists
+
+    def _load_snapshot(self, version: int) -> RoutingSnapshot:
+        with session_scope(self._sessions) as session:
+            return RoutingSnapshot(
+                version,
+                tuple(repositories.active_actions(session)),
+                tuple(repositories.centralists(session)),
+            )
+
+    def _participant(self, number: str) -> repositories.ParticipantInfo | None:
+        with session_scope(self._sessions) as session:
+            return repositories.participant_by_phone(session, number)
+
+    def _postcode(self, pc4: str) -> repositories.PostcodePlace | None:
+        with session_scope(self._sessions) as session:
+            return repositories.postcode_place(session, pc4)

@@ -1,0 +1,50 @@
+"""Who handles a call: the pure routing core (no sockets, database, Redis or clock inside)."""
+
+from routing.areas import AreaIndex, covering_by_scan, distance_m
+from routing.decide import Roster, decide
+from routing.model import (
+    ActiveAction,
+    Area,
+    Caller,
+    CallerKind,
+    Centralist,
+    CircleArea,
+    Decision,
+    DecisionKind,
+    Location,
+    MenuOption,
+    NationalArea,
+    PolygonArea,
+    PostcodeArea,
+    Presence,
+    RingStep,
+    RoutingPolicy,
+    RoutingRequest,
+    StepRole,
+)
+
+__all__ = [
+    "ActiveAction",
+    "Area",
+    "AreaIndex",
+    "Caller",
+    "CallerKind",
+    "Centralist",
+    "CircleArea",
+    "Decision",
+    "DecisionKind",
+    "Location",
+    "MenuOption",
+    "NationalArea",
+    "PolygonArea",
+    "PostcodeArea",
+    "Presence",
+    "RingStep",
+    "Roster",
+    "RoutingPolicy",
+    "RoutingRequest",
+    "StepRole",
+    "covering_by_scan",
+    "decide",
+    "distance_m",
+]
