@@ -92,7 +92,7 @@ def demo_seed(context: Context, count: int | None) -> None:
     created = demo.seed_actions(context.actions)
     context.live.invalidate_actions()
     click.echo(
-        f"demo data ready: {len(demo.REGIONS)} regions, {wanted if not existing else existing} "
+        f"demo data ready: {len(demo.REGIONS)} regions, {existing or wanted} "
         f"participants, {created} new actions"
     )
 

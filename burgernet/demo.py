@@ -164,9 +164,16 @@ def seed_regions(session: Session, rng: np.random.Generator) -> dict[str, int]:
 def participant_rows(
     count: int, postcodes: list[tuple[str, int, float, float]], rng: np.random.Generator, now: datetime
 ) -> Iterator[dict[str, object]]:
-    """Synthetic participants: valid Dutch mobile numbers (+316 + 8 digits), near a PC4 centre."""
+    """Synthetic participants: valid Dutch mobile numbers, near a PC4 centre.
+
+    Mobile numbers are +316 and 8 digits; only 061-065 and 068 are mobile ranges (066 is for
+    pagers; 060, 067 and 069 are not issued), so the 8 digits are drawn from 10,000,000-59,999,999
+    and 80,000,000-89,999,999.
+    """
     py_rng = random.Random(int(rng.integers(1 << 31)))
-    numbers = py_rng.sample(range(10_000_000, 100_000_000), count)
+    numbers = [
+        n + 10_000_000 if n < 50_000_000 else n + 30_000_000 for n in py_rng.sample(range(60_000_000), count)
+    ]
     picks = rng.integers(0, len(postcodes), count)
     jitter = rng.normal(0.0, 0.004, (count, 2))
     languages = rng.random(count)

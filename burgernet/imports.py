@@ -196,8 +196,7 @@ def _features(data: object, path: Path) -> Iterable[tuple[int, dict[str, object]
     features = data.get("features")
     if not isinstance(features, list):
         raise ImportFileError(f"{path}: 'features' must be a list")
-    for number, feature in enumerate(features, start=1):
-        yield number, feature
+    yield from enumerate(features, start=1)
 
 
 def import_areas(session: Session, path: Path, *, skip_bad: bool = False, actor: str = "cli") -> ImportReport:

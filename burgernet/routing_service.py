@@ -11,16 +11,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet import repositories
 from burgernet.db import session_scope
-from burgernet.live import AsyncLiveState, RoutingSnapshot
+from burgernet.live import AsyncLiveState, CallContext, RoutingSnapshot
 from burgernet.phone import caller_id_to_e164
 from burgernet.postcode import InvalidPostcode, is_pc4, normalise_postcode
-from routing import AreaIndex, Caller, CallerKind, Decision, Roster, RoutingPolicy, RoutingRequest, decide
+from routing import (
+    ActiveAction,
+    AreaIndex,
+    Caller,
+    CallerKind,
+    Centralist,
+    CoveringIndex,
+    Decision,
+    Roster,
+    RoutingPolicy,
+    RoutingRequest,
+    decide,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,7 @@ class RoutingService:
         default_region: str,
         alerted_window_seconds: int,
         snapshot_ttl_seconds: int = 300,
+        index_factory: Callable[[Iterable[ActiveAction]], CoveringIndex] = AreaIndex,
     ) -> None:
         self._sessions = sessions
         self._live = live
@@ -47,7 +61,8 @@ class RoutingService:
         self._default_region = default_region
         self._alerted_window = alerted_window_seconds
         self._snapshot_ttl = snapshot_ttl_seconds
-        self._index: tuple[int, AreaIndex, tuple] | None = None  # (version, index, centralists)
+        self._index_factory = index_factory
+        self._index: tuple[int, CoveringIndex, tuple[Centralist, ...]] | None = None
         self._rebuild_lock = asyncio.Lock()
 
     async def identify(self, caller_id: str | None) -> Caller:
@@ -55,7 +70,10 @@ class RoutingService:
         number = caller_id_to_e164(caller_id)
         if number is None:
             return Caller(kind=CallerKind.ANONYMOUS)
-        participant = await asyncio.to_thread(self._participant, number)
+        return self._caller(number, await asyncio.to_thread(self._participant, number))
+
+    @staticmethod
+    def _caller(number: str, participant: repositories.ParticipantInfo | None) -> Caller:
         if participant is None:
             return Caller(kind=CallerKind.UNKNOWN, number=number)
         return participant.as_caller()
@@ -88,8 +106,29 @@ class RoutingService:
         chosen_action_id: int | None = None,
         postcode_given_up: bool = False,
     ) -> Decision:
-        since = time.time() - self._alerted_window
-        context = await self._live.call_context(caller.number, since)
+        context = await self._live.call_context(caller.number, self._alerted_since())
+        return await self._decide(caller, context, chosen_action_id, postcode_given_up)
+
+    async def route(self, caller_id: str | None) -> RoutedCall:
+        """Identify the caller and decide, the database and Redis asked at the same time."""
+        number = caller_id_to_e164(caller_id)
+        if number is None:
+            caller = Caller(kind=CallerKind.ANONYMOUS)
+            context = await self._live.call_context(None, self._alerted_since())
+        else:
+            participant, context = await asyncio.gather(
+                asyncio.to_thread(self._participant, number),
+                self._live.call_context(number, self._alerted_since()),
+            )
+            caller = self._caller(number, participant)
+        return RoutedCall(caller, await self._decide(caller, context, None, False))
+
+    def _alerted_since(self) -> float:
+        return time.time() - self._alerted_window
+
+    async def _decide(
+        self, caller: Caller, context: CallContext, chosen_action_id: int | None, postcode_given_up: bool
+    ) -> Decision:
         index, roster_source = await self._current_index(context.actions_version)
         roster = Roster(roster_source, context.presence)
         request = RoutingRequest(
@@ -100,12 +139,8 @@ class RoutingService:
         )
         return decide(request, index, roster, self._policy, self._default_region)
 
-    async def route(self, caller_id: str | None) -> RoutedCall:
-        caller = await self.identify(caller_id)
-        return RoutedCall(caller, await self.decide(caller))
-
     # -- snapshot / index ----------------------------------------------------------------------
-    async def _current_index(self, version: int) -> tuple[AreaIndex, tuple]:
+    async def _current_index(self, version: int) -> tuple[CoveringIndex, tuple[Centralist, ...]]:
         current = self._index
         if current is not None and current[0] == version:
             return current[1], current[2]
@@ -117,9 +152,9 @@ class RoutingService:
             if snapshot is None or snapshot.version != version:
                 snapshot = await asyncio.to_thread(self._load_snapshot, version)
                 await self._live.store_snapshot(snapshot, self._snapshot_ttl)
-            index = AreaIndex(snapshot.actions)
+            index = self._index_factory(snapshot.actions)
             self._index = (version, index, snapshot.centralists)
-            log.info("routing index rebuilt: version %s, %s active actions", version, len(index))
+            log.info("routing index rebuilt: version %s, %s active actions", version, len(index.actions))
             return index, snapshot.centralists
 
     def _load_snapshot(self, version: int) -> RoutingSnapshot:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,7 +32,12 @@ class SettingsError(ValueError):
     """The configuration cannot be used; the message names every bad key."""
 
 
-class DatabaseSettings(BaseModel):
+class _Section(BaseModel):
+    # A misspelt key in the file or the environment is an error, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
     # Empty means "SQLite file inside data_dir" (resolved in Settings below).
     url: str = ""
     echo: bool = False
@@ -45,7 +50,7 @@ class DatabaseSettings(BaseModel):
         return value
 
 
-class RedisSettings(BaseModel):
+class RedisSettings(_Section):
     url: str = "redis://127.0.0.1:6379/0"
     # Where `burgernet run` / the test fixtures start their own redis-server.
     managed_port: int = Field(default=6379, ge=1, le=65535)
@@ -61,7 +66,7 @@ class RedisSettings(BaseModel):
         return value
 
 
-class AsteriskSettings(BaseModel):
+class AsteriskSettings(_Section):
     # The debootstrap chroot with Asterisk from Debian sid; cached between runs.
     sandbox_root: Path = Path("/var/cache/burgernet/asterisk-sid")
     # Prefer an Asterisk installed on the host when one is found.
@@ -105,14 +110,14 @@ class AsteriskSettings(BaseModel):
         return self
 
 
-class RoutingSettings(BaseModel):
+class RoutingSettings(_Section):
     max_menu_items: int = Field(default=5, ge=2, le=9)
     postcode_attempts: int = Field(default=3, ge=1, le=9)
     # An alert counts as "recent" for routing for this long.
     alerted_window_seconds: int = Field(default=6 * 3600, ge=60)
 
 
-class AudioSettings(BaseModel):
+class AudioSettings(_Section):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_seconds: float = Field(default=120.0, gt=0)
     tts_voice_nl: str = "nl"
@@ -120,7 +125,7 @@ class AudioSettings(BaseModel):
     recording_retention_days: int = Field(default=90, ge=1)
 
 
-class BroadcastSettings(BaseModel):
+class BroadcastSettings(_Section):
     sms_per_second: float = Field(default=10.0, gt=0)
     voice_calls_per_second: float = Field(default=1.0, gt=0)
     email_per_second: float = Field(default=20.0, gt=0)
@@ -128,14 +133,14 @@ class BroadcastSettings(BaseModel):
     retry_base_seconds: float = Field(default=30.0, gt=0)
 
 
-class WebSettings(BaseModel):
+class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: str = Field(default="dev-only-change-me-please", min_length=16)
     public_base_url: str = "http://127.0.0.1:8080"
 
 
-class DemoSettings(BaseModel):
+class DemoSettings(_Section):
     participants: int = Field(default=100_000, ge=0)
     seed: int = 20261128
 

@@ -1,6 +1,6 @@
 """Who handles a call: the pure routing core (no sockets, database, Redis or clock inside)."""
 
-from routing.areas import AreaIndex, covering_by_scan, distance_m
+from routing.areas import AreaIndex, CoveringIndex, LinearScanIndex, covering_by_scan, distance_m
 from routing.decide import Roster, decide
 from routing.model import (
     ActiveAction,
@@ -31,8 +31,10 @@ __all__ = [
     "CallerKind",
     "Centralist",
     "CircleArea",
+    "CoveringIndex",
     "Decision",
     "DecisionKind",
+    "LinearScanIndex",
     "Location",
     "MenuOption",
     "NationalArea",

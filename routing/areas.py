@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Protocol
 
 import shapely
 from shapely import STRtree
@@ -107,8 +108,28 @@ class AreaIndex:
         return hits
 
 
+class LinearScanIndex:
+    """The same answers as :class:`AreaIndex` by testing every area: the naive baseline."""
+
+    def __init__(self, actions: Iterable[ActiveAction]) -> None:
+        self.actions = {action.action_id: action for action in actions}
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def covering(self, caller: Caller) -> list[ActiveAction]:
+        return covering_by_scan(self.actions.values(), caller)
+
+
+class CoveringIndex(Protocol):
+    """What the decision needs of an index: the active actions and those covering a caller."""
+
+    actions: dict[int, ActiveAction]
+
+    def covering(self, caller: Caller) -> list[ActiveAction]: ...
+
+
 def covering_by_scan(actions: Iterable[ActiveAction], caller: Caller) -> list[ActiveAction]:
-    """The same answer as :meth:`AreaIndex.covering` by testing every area: the benchmark's baseline."""
     hits = []
     for action in actions:
         area = action.area

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from routing.areas import AreaIndex
+from routing.areas import CoveringIndex
 from routing.model import (
     ActiveAction,
     Centralist,
@@ -64,7 +64,7 @@ class Roster:
 
 def decide(
     request: RoutingRequest,
-    index: AreaIndex,
+    index: CoveringIndex,
     roster: Roster,
     policy: RoutingPolicy,
     default_region: str,

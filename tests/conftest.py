@@ -1,0 +1,71 @@
+"""Shared fixtures: a real redis-server, a real SQLite database with the demo regions, settings."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from burgernet import db, demo
+from burgernet.context import Context
+from burgernet.db import session_scope
+from burgernet.redis_server import ManagedRedis
+from burgernet.settings import Settings, get_settings, load_settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedRedis]:
+    server = ManagedRedis(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seeded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file with the 10 regions, centralists and PC4 areas (no participants)."""
+    path = tmp_path_factory.mktemp("seed") / "template.db"
+    url = f"sqlite:///{path}"
+    db.upgrade(url)
+    context = Context(load_settings(database={"url": url}))
+    with session_scope(context.sessions) as session:
+        demo.seed_regions(session, np.random.default_rng(7))
+    context.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def bn_settings(tmp_path: Path, redis_server: ManagedRedis, seeded_database: Path) -> Settings:
+    database = tmp_path / "burgernet.db"
+    shutil.copyfile(seeded_database, database)
+    return load_settings(
+        data_dir=tmp_path,
+        database={"url": f"sqlite:///{database}"},
+        # A key prefix per test keeps tests apart on the one shared redis-server.
+        redis={"url": redis_server.url, "key_prefix": f"test-{uuid.uuid4().hex[:8]}:"},
+    )
+
+
+@pytest.fixture
+def bn_context(bn_settings: Settings) -> Iterator[Context]:
+    context = Context(bn_settings)
+    yield context
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings_cache() -> Iterator[None]:
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from burgernet.settings import SettingsError, load_settings
+
+
+def test_defaults_are_usable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.asterisk.free_number == "08000011"
+    assert settings.asterisk.ami_host == "127.0.0.1"
+    assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("burgernet.db")
+
+
+def test_file_then_environment_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text('log_level = "debug"\n[asterisk]\nfree_number = "08001234"\nsip_port = 5099\n')
+    monkeypatch.setenv("BURGERNET_CONFIG", str(config))
+    monkeypatch.setenv("BURGERNET_ASTERISK__SIP_PORT", "5123")
+    settings = load_settings()
+    assert settings.log_level == "DEBUG"
+    assert settings.asterisk.free_number == "08001234"  # from the file
+    assert settings.asterisk.sip_port == 5123  # the environment beats the file
+
+
+def test_bad_values_name_the_key_in_both_spellings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BURGERNET_ASTERISK__SIP_PORT", "70000")
+    monkeypatch.setenv("BURGERNET_REDIS__URL", "http://nope")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "asterisk.sip_port (env BURGERNET_ASTERISK__SIP_PORT)" in message
+    assert "redis.url (env BURGERNET_REDIS__URL)" in message
+
+
+def test_unknown_key_in_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text("[asterisk]\nfree_numbr = '0800'\n")
+    monkeypatch.setenv("BURGERNET_CONFIG", str(config))
+    with pytest.raises(SettingsError, match=r"asterisk\.free_numbr"):
+        load_settings()
+
+
+def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BURGERNET_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(SettingsError, match="no such file"):
+        load_settings()
+
+
+def test_cross_field_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="rtp_end must be above rtp_start"):
+        load_settings(asterisk={"rtp_start": 20000, "rtp_end": 10000})
