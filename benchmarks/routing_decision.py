@@ -54,7 +54,8 @@ def store_actions(context: Context, count: int, rng: random.Random) -> None:
         for cid, rid in session.execute(select(Centralist.id, Centralist.region_id)):
             team_by_region.setdefault(rid, []).append(cid)
         pc4s = list(session.scalars(select(PostcodeArea.pc4)))
-        rows, teams = [], []
+        rows: list[dict[str, object]] = []
+        teams: list[dict[str, int]] = []
         region_ids = list(regions.values())
         for n in range(count):
             lon, lat = rng.uniform(3.6, 7.0), rng.uniform(51.0, 53.3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -99,7 +100,7 @@ class ActionService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        on_change: Callable[[int], None] = lambda _action_id: None,
+        on_change: Callable[[int], object] = lambda _action_id: None,
     ) -> None:
         self._sessions = sessions
         self._on_change = on_change
@@ -181,7 +182,7 @@ class ActionService:
             result_message=result_message.strip(),
         )
 
-    def list(self, status: str | None = None) -> list[ActionView]:
+    def list_actions(self, status: str | None = None) -> list[ActionView]:
         with session_scope(self._sessions) as session:
             query = select(Action).options(*self._eager()).order_by(Action.id)
             if status:
@@ -248,14 +249,14 @@ class ActionService:
         return [found[endpoint] for endpoint in endpoints]
 
     @staticmethod
-    def _eager() -> tuple[object, ...]:
+    def _eager() -> tuple[Any, ...]:
         return (
             selectinload(Action.region),
             selectinload(Action.team).selectinload(ActionCentralist.centralist),
         )
 
     def _load_view(self, session: Session, action_id: int) -> ActionView:
-        action = session.scalar(select(Action).where(Action.id == action_id).options(*self._eager()))  # type: ignore[arg-type]
+        action = session.scalar(select(Action).where(Action.id == action_id).options(*self._eager()))
         if action is None:
             raise ActionError(f"no action {action_id}")
         return _view(action)

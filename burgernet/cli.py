@@ -237,7 +237,7 @@ def action_close(context: Context, action_id: int, outcome: str, result_message:
 @pass_context
 def action_list(context: Context, status: str | None) -> None:
     """List actions."""
-    views = context.actions.list(status)
+    views = context.actions.list_actions(status)
     for view in views:
         click.echo(
             f"{view.id:>5}  {view.status:<7} {view.action_type:<15} {view.region_code:<4} "

@@ -247,7 +247,7 @@ AMSTERDAM_CENTRE = {
 
 def seed_actions(actions: ActionService) -> int:
     """A few actions to call about; returns how many were created (0 when any exist)."""
-    if actions.list():
+    if actions.list_actions():
         return 0
     plans = [
         (

@@ -176,11 +176,11 @@ class LiveState:
             pipe.execute()
 
     def incr(self, name: str, amount: int = 1) -> int:
-        return int(self.client.incrby(self.keys.counter(name), amount))  # type: ignore[arg-type]
+        return int(self.client.incrby(self.keys.counter(name), amount))
 
     def counter(self, name: str) -> int:
         value = self.client.get(self.keys.counter(name))
-        return int(value) if value is not None else 0  # type: ignore[arg-type]
+        return int(value) if value is not None else 0
 
     def publish(self, event: dict[str, Any]) -> None:
         self.client.publish(self.keys.events, json.dumps(event, default=str))
@@ -226,7 +226,7 @@ class AsyncLiveState:
         await self.client.set(self.keys.actions_cache, encode_snapshot(snapshot), ex=ttl_seconds)
 
     async def set_presence(self, endpoint: str, presence: rm.Presence) -> None:
-        await self.client.hset(self.keys.presence, endpoint, presence.value)  # type: ignore[misc]
+        await self.client.hset(self.keys.presence, endpoint, presence.value)
 
     async def incr(self, name: str, amount: int = 1) -> int:
         return int(await self.client.incrby(self.keys.counter(name), amount))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import shapely
 from shapely.geometry import shape
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from burgernet.domain import ACTION_PRIORITY, ActionStatus, ActionType, AreaKind
@@ -59,21 +59,26 @@ class PostcodePlace:
 
 
 def participant_by_phone(session: Session, phone_e164: str) -> ParticipantInfo | None:
-    row = session.execute(
-        select(
-            Participant.id,
-            Participant.phone_e164,
-            Participant.postcode,
-            Participant.lat,
-            Participant.lon,
-            Region.code,
-            Participant.language,
-            Participant.opted_out,
-        )
-        .outerjoin(Region, Region.id == Participant.region_id)
-        .where(Participant.phone_e164 == phone_e164)
-    ).first()
+    row = session.execute(_participant_query().where(Participant.phone_e164 == phone_e164)).first()
     return ParticipantInfo(*row) if row else None
+
+
+def participant_by_id(session: Session, participant_id: int) -> ParticipantInfo | None:
+    row = session.execute(_participant_query().where(Participant.id == participant_id)).first()
+    return ParticipantInfo(*row) if row else None
+
+
+def _participant_query() -> Select[tuple[int, str, str, float, float, str, str, bool]]:
+    return select(
+        Participant.id,
+        Participant.phone_e164,
+        Participant.postcode,
+        Participant.lat,
+        Participant.lon,
+        Region.code,
+        Participant.language,
+        Participant.opted_out,
+    ).outerjoin(Region, Region.id == Participant.region_id)
 
 
 def postcode_place(session: Session, pc4: str) -> PostcodePlace | None:

@@ -72,6 +72,11 @@ class RoutingService:
             return Caller(kind=CallerKind.ANONYMOUS)
         return self._caller(number, await asyncio.to_thread(self._participant, number))
 
+    async def caller_for_participant(self, participant_id: int) -> Caller | None:
+        """The participant an alert call reached (the callee of an outbound call)."""
+        participant = await asyncio.to_thread(self._participant_by_id, participant_id)
+        return participant.as_caller() if participant else None
+
     @staticmethod
     def _caller(number: str, participant: repositories.ParticipantInfo | None) -> Caller:
         if participant is None:
@@ -168,6 +173,10 @@ class RoutingService:
     def _participant(self, number: str) -> repositories.ParticipantInfo | None:
         with session_scope(self._sessions) as session:
             return repositories.participant_by_phone(session, number)
+
+    def _participant_by_id(self, participant_id: int) -> repositories.ParticipantInfo | None:
+        with session_scope(self._sessions) as session:
+            return repositories.participant_by_id(session, participant_id)
 
     def _postcode(self, pc4: str) -> repositories.PostcodePlace | None:
         with session_scope(self._sessions) as session:

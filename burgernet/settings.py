@@ -212,7 +212,7 @@ def _config_file() -> Path | None:
     return default if default.is_file() else None
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     dotted = ".".join(str(part) for part in error["loc"])
     env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
     return f"  {dotted} (env {env_name}): {error['msg']}"

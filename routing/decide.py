@@ -92,7 +92,10 @@ def decide(
                 DecisionKind.TIP, reason=f"no postcode and region {region} pool busy", region_code=region
             )
         return Decision(
-            DecisionKind.ROUTE, reason=f"no postcode: region {region} pool", region_code=region, steps=steps
+            DecisionKind.ROUTE,
+            reason=f"no postcode: region {region} pool",
+            region_code=region,
+            steps=tuple(steps),
         )
     if not matches:
         return Decision(

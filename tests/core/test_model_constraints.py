@@ -143,4 +143,4 @@ def test_bad_actions_are_refused_and_nothing_is_written(
     request.update(kwargs)
     with pytest.raises(ActionError, match=message):
         bn_context.actions.create(**request)  # type: ignore[arg-type]
-    assert bn_context.actions.list() == []
+    assert bn_context.actions.list_actions() == []

@@ -1,0 +1,164 @@
+"""Follow calls and centralist phones through AMI events; write the callback log and presence.
+
+:func:`interpret` is pure: one AMI event (a mapping as panoramisk parses it) in, a list of
+updates out. :class:`CallTracker` applies them: the call log in the database, presence and
+the live feed in Redis. Only channels the dialplan marked with BN_CALL_KIND (our inbound
+calls and transfers) are logged; every PJSIP device state feeds presence.
+
+Which events (Asterisk 22, ``manager.conf`` read = call,system):
+
+* ``DialEnd`` with ``DialStatus: ANSWER`` — a centralist answered (``DestChannel`` names them);
+* ``Hangup`` of our channel — the call ended: outcome from ``BN_OUTCOME``, cause from ``Cause``;
+* ``DeviceStateChange`` of ``PJSIP/<endpoint>`` — available, ringing/in use, unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from burgernet import channel_vars as cv
+from burgernet.calls import CallLog
+from burgernet.live import AsyncLiveState
+from routing import Presence
+
+log = logging.getLogger(__name__)
+
+# "PJSIP/c-mn-1-0000002a" → "c-mn-1": the channel name is the endpoint plus a counter.
+_PJSIP_CHANNEL = re.compile(r"^PJSIP/(?P<endpoint>.+)-[0-9a-f]{8}$")
+
+DEVICE_PRESENCE = {
+    "NOT_INUSE": Presence.AVAILABLE,
+    "INUSE": Presence.BUSY,
+    "BUSY": Presence.BUSY,
+    "RINGING": Presence.BUSY,
+    "RINGINUSE": Presence.BUSY,
+    "ONHOLD": Presence.BUSY,
+    "UNAVAILABLE": Presence.OFFLINE,
+    "INVALID": Presence.OFFLINE,
+    "UNKNOWN": Presence.UNKNOWN,
+}
+
+
+@dataclass(frozen=True)
+class Answered:
+    unique_id: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    unique_id: str
+    outcome: str | None
+    cause: int | None
+
+
+@dataclass(frozen=True)
+class PresenceChanged:
+    endpoint: str
+    presence: Presence
+
+
+Update = Answered | Ended | PresenceChanged
+
+
+def channel_variables(event: Mapping[str, Any], header: str = "ChanVariable") -> dict[str, str]:
+    """``ChanVariable: NAME=value`` lines (one → a string, several → a list) as a dict."""
+    raw = event.get(header)
+    if raw is None:
+        return {}
+    items = raw if isinstance(raw, list) else [raw]
+    variables: dict[str, str] = {}
+    for item in items:
+        name, _, value = str(item).partition("=")
+        variables[name.strip()] = value
+    return variables
+
+
+def endpoint_of(channel: str) -> str | None:
+    match = _PJSIP_CHANNEL.match(channel or "")
+    return match.group("endpoint") if match else None
+
+
+def interpret(event: Mapping[str, Any]) -> list[Update]:
+    name = event.get("Event")
+    if name == "DeviceStateChange":
+        device = str(event.get("Device", ""))
+        if device.startswith("PJSIP/"):
+            return [
+                PresenceChanged(
+                    device[len("PJSIP/") :], DEVICE_PRESENCE.get(str(event.get("State")), Presence.UNKNOWN)
+                )
+            ]
+        return []
+    variables = channel_variables(event)
+    if variables.get(cv.VAR_CALL_KIND) not in (cv.CALL_KIND_INBOUND, cv.CALL_KIND_TRANSFER):
+        return []
+    unique_id = str(event.get("Uniqueid", ""))
+    if not unique_id:
+        return []
+    if name == "DialEnd" and event.get("DialStatus") == "ANSWER":
+        endpoint = endpoint_of(str(event.get("DestChannel", "")))
+        return [Answered(unique_id, endpoint)] if endpoint else []
+    if name == "Hangup":
+        cause_text = str(event.get("Cause", ""))
+        return [
+            Ended(
+                unique_id,
+                variables.get(cv.VAR_OUTCOME) or None,
+                int(cause_text) if cause_text.isdigit() else None,
+            )
+        ]
+    return []
+
+
+class CallTracker:
+    """Applies interpreted AMI events; subscribe :meth:`on_event` to the AMI client."""
+
+    EVENTS = ("DialEnd", "Hangup", "DeviceStateChange")
+
+    def __init__(self, calls: CallLog, live: AsyncLiveState) -> None:
+        self._calls = calls
+        self._live = live
+
+    async def on_event(self, event: Mapping[str, Any]) -> None:
+        for update in interpret(event):
+            await self.apply(update)
+
+    async def apply(self, update: Update) -> None:
+        if isinstance(update, PresenceChanged):
+            await self._live.set_presence(update.endpoint, update.presence)
+            await self._live.publish(
+                {"type": "presence", "endpoint": update.endpoint, "presence": update.presence.value}
+            )
+        elif isinstance(update, Answered):
+            outcome = await asyncio.to_thread(self._calls.answered, update.unique_id, update.endpoint)
+            await self._live.publish(
+                {
+                    "type": "call_answered",
+                    "call": update.unique_id,
+                    "centralist": update.endpoint,
+                    "outcome": outcome,
+                }
+            )
+        else:
+            outcome = update.outcome if update.outcome in _KNOWN_OUTCOMES else None
+            await asyncio.to_thread(
+                self._calls.ended, update.unique_id, outcome=outcome, hangup_cause=update.cause
+            )
+            view = await asyncio.to_thread(self._calls.get, update.unique_id)
+            await self._live.publish(
+                {
+                    "type": "call_ended",
+                    "call": update.unique_id,
+                    "action_id": view.action_id if view else None,
+                    "outcome": view.outcome if view else outcome,
+                }
+            )
+
+
+_KNOWN_OUTCOMES = frozenset(cv.OUTCOMES)

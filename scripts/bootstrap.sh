@@ -1,0 +1,63 @@
+# Shared by scripts/run and scripts/test: install what Burgernet needs on Debian 12, once.
+# Sourced, not executed. Idempotent: a second run does nothing but check stamps.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STAMP_DIR="$ROOT/var/.bootstrap"
+
+# Debian packages: services the project starts itself (redis, postgresql for tests), the
+# Asterisk sandbox builder (debootstrap), SIPp for call tests, audio tools for prompts.
+APT_PACKAGES=(
+  python3 python3-venv python3-dev build-essential
+  redis-server postgresql debootstrap sip-tester
+  espeak-ng ffmpeg sox
+)
+
+log() { printf '\033[1m[burgernet]\033[0m %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    log "run this as root (it installs Debian packages and provisions the Asterisk sandbox)"
+    exit 1
+  fi
+}
+
+install_debian_packages() {
+  local missing=()
+  for package in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return
+  fi
+  need_root
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # No daemons are started by the packages' scripts in containers without an init system;
+  # the project starts its own redis-server and PostgreSQL where it needs them.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python_packages() {
+  mkdir -p "$STAMP_DIR"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating the virtualenv in .venv"
+    python3 -m venv "$VENV"
+  fi
+  local wanted
+  wanted="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+  if [ "$(cat "$STAMP_DIR/python" 2>/dev/null)" != "$wanted" ]; then
+    log "installing Python packages (pip install -e .[test])"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    echo "$wanted" > "$STAMP_DIR/python"
+  fi
+}
+
+bootstrap() {
+  install_debian_packages
+  install_python_packages
+  export PATH="$VENV/bin:$PATH"
+}
