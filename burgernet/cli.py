@@ -247,13 +247,40 @@ def action_list(context: Context, status: str | None) -> None:
         click.echo("no actions")
 
 
-def _register_optional_groups() -> None:
-    """Command groups that live in the adapter packages, registered in this one place."""
-    from asterisk_conf.cli import asterisk_group
-    from recordings.cli import recordings_group
+# --- running ------------------------------------------------------------------------------------
+@main.command("serve")
+@pass_context
+def serve_cmd(context: Context) -> None:
+    """FastAGI + AMI in one asyncio process (what Asterisk talks to)."""
+    import asyncio
 
-    main.add_command(asterisk_group)
-    main.add_command(recordings_group)
+    from ivr.app import serve
+
+    asyncio.run(serve(context.settings))
+
+
+@main.command("run")
+@click.option(
+    "--participants",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Demo participants to seed into an empty database (default: settings demo.participants).",
+)
+@pass_context
+def run_cmd(context: Context, participants: int | None) -> None:
+    """The whole system in the foreground: Redis, database, prompts, Asterisk, FastAGI/AMI."""
+    from burgernet.runner import Supervisor
+
+    supervisor = Supervisor(
+        context, context.settings.demo.participants if participants is None else participants
+    )
+    try:
+        code = supervisor.start_everything()
+        if code == 0:
+            code = supervisor.wait()
+    finally:
+        supervisor.stop_all()
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

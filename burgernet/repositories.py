@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import shapely
 from shapely.geometry import shape
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from burgernet.domain import ACTION_PRIORITY, ActionStatus, ActionType, AreaKind
@@ -68,7 +69,7 @@ def participant_by_id(session: Session, participant_id: int) -> ParticipantInfo 
     return ParticipantInfo(*row) if row else None
 
 
-def _participant_query() -> Select[tuple[int, str, str, float, float, str, str, bool]]:
+def _participant_query() -> Any:  # a Select of the ParticipantInfo columns, in order
     return select(
         Participant.id,
         Participant.phone_e164,

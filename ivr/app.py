@@ -23,9 +23,20 @@ from ivr.call_tracker import CallTracker
 from ivr.routes import build_routes
 from ivr.server import FastAgiServer
 from ivr.services import IvrServices, Prompts
+from recordings.catalogue import menu_item_prompt
 from routing import RoutingPolicy
 
 log = logging.getLogger(__name__)
+
+
+class CataloguePrompts:
+    """Prompts from :mod:`recordings.catalogue` (text-to-speech, cached by text and voice)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def menu_item(self, language: str, digit: str, title: str) -> str:
+        return menu_item_prompt(language, int(digit), title, settings=self.settings)
 
 
 def build_services(context: Context, prompts: Prompts) -> IvrServices:
@@ -55,9 +66,9 @@ def build_services(context: Context, prompts: Prompts) -> IvrServices:
     )
 
 
-async def serve(settings: Settings, prompts: Prompts, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, stop: asyncio.Event | None = None, prompts: Prompts | None = None) -> None:
     context = Context(settings)
-    services = build_services(context, prompts)
+    services = build_services(context, prompts or CataloguePrompts(settings))
     server = FastAgiServer(build_routes(services), host=settings.asterisk.agi_host, port=settings.asterisk.agi_port,
                            failure_context=cv.CTX_FAILURE)
     tracker = CallTracker(services.calls, services.live)

@@ -146,17 +146,15 @@ class CallTracker:
                 }
             )
         else:
-            outcome = update.outcome if update.outcome in _KNOWN_OUTCOMES else None
-            await asyncio.to_thread(
-                self._calls.ended, update.unique_id, outcome=outcome, hangup_cause=update.cause
-            )
+            known = update.outcome if update.outcome in _KNOWN_OUTCOMES else None
+            await asyncio.to_thread(self._calls.ended, update.unique_id, outcome=known, hangup_cause=update.cause)
             view = await asyncio.to_thread(self._calls.get, update.unique_id)
             await self._live.publish(
                 {
                     "type": "call_ended",
                     "call": update.unique_id,
                     "action_id": view.action_id if view else None,
-                    "outcome": view.outcome if view else outcome,
+                    "outcome": view.outcome if view else known,
                 }
             )
 

@@ -9,6 +9,7 @@ before the first ring, so a restart of this service never drops a call in progre
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from burgernet import channel_vars as cv
@@ -68,7 +69,8 @@ async def choose_from_menu(
         for option in decision.menu:
             if pressed:
                 break
-            sound = services.prompts.menu_item(caller.language, option.digit, option.title)
+            # Synthesised once per action title and language, then served from the TTS cache.
+            sound = await asyncio.to_thread(services.prompts.menu_item, caller.language, option.digit, option.title)
             pressed = await session.stream_file(sound, escape)
         if not pressed:
             pressed = await session.wait_for_digit(MENU_TIMEOUT_MS)

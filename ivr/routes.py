@@ -6,7 +6,6 @@ name in ``ivr/``; the names live in :mod:`burgernet.channel_vars`.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 
 from burgernet import channel_vars as cv
@@ -26,4 +25,12 @@ ENTRY_POINTS: dict[str, Flow] = {
 
 def build_routes(services: IvrServices) -> dict[str, Handler]:
     assert set(ENTRY_POINTS) == set(cv.AGI_SCRIPTS), "every AGI script named in channel_vars has a flow"
-    return {name: functools.partial(flow, services=services) for name, flow in ENTRY_POINTS.items()}
+    return {name: _bind(flow, services) for name, flow in ENTRY_POINTS.items()}
+
+
+def _bind(flow: Flow, services: IvrServices) -> Handler:
+    async def handler(session: AgiSession) -> None:
+        await flow(session, services)
+
+    handler.__name__ = getattr(flow, "__module__", "flow")
+    return handler

@@ -11,6 +11,7 @@ from shapely.geometry import Polygon, box
 
 from routing import (
     ActiveAction,
+    Area,
     AreaIndex,
     Caller,
     CallerKind,
@@ -89,10 +90,15 @@ def north_of(origin: Location, metres: float) -> Location:
     return Location(origin.lon, origin.lat + math.degrees(metres / 6_371_008.8))
 
 
-def known(at: Location, **extra: object) -> Caller:
+def known(at: Location, opted_out: bool = False) -> Caller:
     return Caller(
-        kind=CallerKind.KNOWN, number="+31612345678", participant_id=7, location=at, region_code="MN", **extra
-    )  # type: ignore[arg-type]
+        kind=CallerKind.KNOWN,
+        number="+31612345678",
+        participant_id=7,
+        location=at,
+        region_code="MN",
+        opted_out=opted_out,
+    )
 
 
 @dataclass(frozen=True)
@@ -335,6 +341,7 @@ def test_spatial_index_agrees_with_a_linear_scan() -> None:
     actions = []
     for action_id in range(1, 301):
         lon, lat = rng.uniform(3.5, 7.0), rng.uniform(50.8, 53.4)
+        area: Area
         if action_id % 3:
             area = CircleArea(Location(lon, lat), rng.uniform(200, 20_000))
         else:
