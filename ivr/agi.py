@@ -1,0 +1,229 @@
+"""One FastAGI session: the environment Asterisk sends, and the commands a call flow uses.
+
+The wire protocol (Asterisk's res_agi): on connect Asterisk sends ``agi_<name>: <value>``
+lines ended by a blank line; then the script writes one command line at a time and reads
+one answer per command: ``200 result=<n> [(<data>)] [endpos=..]`` on success, ``510`` for an
+invalid command, ``511`` when the channel is dead, ``520`` with a usage text. When the
+caller hangs up, FastAGI sends a bare ``HANGUP`` line (once) before the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class AgiError(Exception):
+    """Base for everything that ends a session early."""
+
+
+class ChannelHungUp(AgiError):
+    """The caller hung up (or Asterisk closed the connection): stop quietly."""
+
+
+class AgiProtocolError(AgiError):
+    """Asterisk (or something pretending to be it) sent what the protocol does not allow."""
+
+
+class AgiCommandError(AgiError):
+    """Asterisk refused a command (510 / 520): a bug on our side."""
+
+
+MAX_LINE_BYTES = 8192
+_VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_()\-.,]+$")
+# "200 result=49 (data) endpos=1234": panoramisk.utils.parse_agi_result turns result=-1 into an
+# error without a status and raises on lines it does not know, so the answer is parsed here.
+_ANSWER = re.compile(r"^(?P<code>\d{3})(?:[ -](?P<rest>.*))?$")
+_RESULT = re.compile(r"result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?")
+
+
+@dataclass(frozen=True)
+class AgiEnvironment:
+    """The ``agi_*`` header lines, the ones the flows use by name, the rest in ``raw``."""
+
+    script: str
+    unique_id: str
+    linked_id: str
+    channel: str
+    caller_id: str | None
+    caller_id_name: str | None
+    extension: str
+    context: str
+    language: str
+    arguments: tuple[str, ...]
+    raw: Mapping[str, str]
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> AgiEnvironment:
+        def value(name: str) -> str:
+            return headers.get(f"agi_{name}", "").strip()
+
+        script = value("network_script") or value("request").rsplit("/", 1)[-1]
+        # Arguments arrive as agi_arg_1..n; stop at the first gap.
+        arguments = []
+        for number in range(1, 32):
+            name = f"agi_arg_{number}"
+            if name not in headers:
+                break
+            arguments.append(headers[name])
+        caller_id = value("callerid")
+        return cls(
+            script=script.split("?", 1)[0].strip("/"),
+            unique_id=value("uniqueid") or "unknown",
+            linked_id=value("linkedid") or value("uniqueid"),
+            channel=value("channel"),
+            caller_id=None if caller_id in ("", "unknown") else caller_id,
+            caller_id_name=value("calleridname") or None,
+            extension=value("extension"),
+            context=value("context"),
+            language=value("language") or "en",
+            arguments=tuple(arguments),
+            raw=dict(headers),
+        )
+
+
+@dataclass(frozen=True)
+class AgiResult:
+    code: int
+    result: str
+    data: str
+
+    @property
+    def digit(self) -> str | None:
+        """For STREAM FILE / WAIT FOR DIGIT: the key pressed, as a character, or None."""
+        try:
+            value = int(self.result)
+        except ValueError:
+            return None
+        return chr(value) if value > 0 else None
+
+
+def quote(value: str) -> str:
+    """An AGI argument: double-quoted, backslash and quote escaped, no line breaks allowed."""
+    if "\n" in value or "\r" in value:
+        raise ValueError("AGI arguments cannot contain line breaks")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class AgiSession:
+    """Commands for one call. One command is in flight at a time (a lock makes sure)."""
+
+    def __init__(
+        self,
+        env: AgiEnvironment,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self.env = env
+        self._reader = reader
+        self._writer = writer
+        self._command_timeout = command_timeout
+        self._lock = asyncio.Lock()
+        self.hung_up = False
+
+    # -- the protocol ----------------------------------------------------------------------------
+    async def command(self, line: str, timeout: float | None = None) -> AgiResult:
+        if "\n" in line or "\r" in line:
+            raise ValueError("one AGI command per line")
+        async with self._lock:
+            if self._writer.is_closing():
+                raise ChannelHungUp("connection closed")
+            self._writer.write(line.encode() + b"\n")
+            try:
+                await self._writer.drain()
+                return await asyncio.wait_for(self._read_result(), timeout or self._command_timeout)
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                raise ChannelHungUp(str(exc) or "connection lost") from None
+            except TimeoutError:
+                raise AgiProtocolError(f"no answer to {line.split(' ', 1)[0]} in time") from None
+
+    async def _read_line(self) -> str:
+        raw = await self._reader.readline()
+        if not raw:
+            raise ChannelHungUp("Asterisk closed the connection")
+        if len(raw) > MAX_LINE_BYTES:
+            raise AgiProtocolError("answer line too long")
+        return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    async def _read_result(self) -> AgiResult:
+        while True:
+            line = await self._read_line()
+            if line == "HANGUP":  # the caller left; the answer to our command still follows
+                self.hung_up = True
+                continue
+            if not line:
+                continue
+            answer = _ANSWER.match(line)
+            if answer is None:
+                raise AgiProtocolError(f"unexpected answer {line[:80]!r}")
+            status = int(answer.group("code"))
+            if status == 100:  # "100 result=0 Trying..." precedes the real answer
+                continue
+            if status == 200:
+                found = _RESULT.search(answer.group("rest") or "")
+                if found is None:
+                    raise AgiProtocolError(f"200 without result: {line[:80]!r}")
+                return AgiResult(200, found.group("result"), found.group("data") or "")
+            if status == 511:
+                self.hung_up = True
+                raise ChannelHungUp("the channel is dead")
+            if status in (510, 520):
+                if status == 520:  # a usage text follows, up to "520 End of proper usage."
+                    for _ in range(64):
+                        if (await self._read_line()).startswith("520"):
+                            break
+                raise AgiCommandError(line)
+            raise AgiProtocolError(f"unexpected answer {line[:80]!r}")
+
+    # -- commands the flows use --------------------------------------------------------------------
+    async def answer(self) -> None:
+        await self.command("ANSWER")
+
+    async def get_variable(self, name: str) -> str | None:
+        result = await self.command(f"GET VARIABLE {_checked(name)}")
+        return result.data if result.result == "1" else None
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command(f"SET VARIABLE {_checked(name)} {quote(value)}")
+
+    async def stream_file(self, sound: str, escape_digits: str = "") -> str | None:
+        """Play a sound; returns the key that interrupted it, if any."""
+        result = await self.command(f"STREAM FILE {quote(sound)} {quote(escape_digits)}", timeout=300)
+        if result.result == "-1":
+            raise ChannelHungUp("hung up during playback")
+        return result.digit
+
+    async def get_data(self, sound: str, timeout_ms: int, max_digits: int) -> str | None:
+        """Play a sound and collect up to ``max_digits`` keys; None when nothing was keyed."""
+        result = await self.command(
+            f"GET DATA {quote(sound)} {int(timeout_ms)} {int(max_digits)}",
+            timeout=timeout_ms / 1000 * (max_digits + 1) + 120,
+        )
+        if result.result == "-1":
+            raise ChannelHungUp("hung up while keying digits")
+        digits = "".join(ch for ch in result.result if ch in "0123456789*#")
+        return digits or None
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        result = await self.command(f"WAIT FOR DIGIT {int(timeout_ms)}", timeout=timeout_ms / 1000 + 30)
+        if result.result == "-1":
+            raise ChannelHungUp("hung up while waiting for a key")
+        return result.digit
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command(f"VERBOSE {quote(message)} {int(level)}")
+
+    async def goto(self, context: str, extension: str = "s", priority: int = 1) -> None:
+        """Continue in the dialplan at context,extension,priority once this script returns."""
+        await self.command(f"SET CONTEXT {_checked(context)}")
+        await self.command(f"SET EXTENSION {_checked(extension)}")
+        await self.command(f"SET PRIORITY {int(priority)}")
+
+
+def _checked(name: str) -> str:
+    if not _VARIABLE_NAME.match(name):
+        raise ValueError(f"unsafe dialplan name {name!r}")
+    return name

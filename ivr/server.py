@@ -1,0 +1,177 @@
+"""The FastAGI server: asyncio streams, bounded header reading, one error path for every flow.
+
+Why not panoramisk's ``fast_agi.Application`` as it is: its ``add_route`` calls
+``asyncio.coroutine`` (gone in Python 3.11) for plain functions, its header loop
+``while b'\\n\\n' not in buffer`` spins forever on an early EOF and has no size limit, and
+its handler swallows every exception without telling Asterisk anything. This server keeps
+its model (a table of script name → coroutine) and fixes those:
+
+* headers are read line by line with a size cap, a line cap and a deadline;
+* a flow that raises, times out or names an unknown script sends the channel to the
+  failure context (``SET CONTEXT/EXTENSION/PRIORITY`` + ``BN_ROUTE=failure``), logged with
+  the call's unique id — the dialplan then rings the fallback pool: no dead end;
+* beyond ``max_sessions`` concurrent calls, a new call is sent to the failure context at
+  once rather than queued, so a flood never leaves callers in silence;
+* every connection task is kept in a set until it finishes; ``close()`` lets in-flight
+  calls finish for a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from burgernet import channel_vars as cv
+from ivr.agi import AgiEnvironment, AgiError, AgiSession, ChannelHungUp
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AgiSession], Awaitable[None]]
+
+
+class HeaderError(Exception):
+    pass
+
+
+@dataclass
+class ServerCounters:
+    sessions: int = 0
+    completed: int = 0
+    hung_up: int = 0
+    failed: int = 0  # flows that raised or timed out: sent to the failure context
+    rejected: int = 0  # over capacity or unknown script: sent to the failure context
+    malformed: int = 0  # connections that never sent a usable AGI header
+
+
+class FastAgiServer:
+    def __init__(
+        self,
+        routes: Mapping[str, Handler],
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        failure_context: str = cv.CTX_FAILURE,
+        *,
+        max_sessions: int = 500,
+        header_timeout: float = 5.0,
+        max_header_bytes: int = 16 * 1024,
+        max_header_lines: int = 200,
+        flow_timeout: float = 120.0,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self.routes = dict(routes)
+        self.host = host
+        self.port = port
+        self.failure_context = failure_context
+        self.max_sessions = max_sessions
+        self.header_timeout = header_timeout
+        self.max_header_bytes = max_header_bytes
+        self.max_header_lines = max_header_lines
+        self.flow_timeout = flow_timeout
+        self.command_timeout = command_timeout
+        self.counters = ServerCounters()
+        self._active = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None and self._server.sockets
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.port, limit=self.max_header_bytes
+        )
+
+    async def close(self, grace: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._tasks:
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_headers(self, reader: asyncio.StreamReader) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        total = 0
+        for _ in range(self.max_header_lines):
+            try:
+                raw = await reader.readline()
+            except (asyncio.LimitOverrunError, ValueError):
+                raise HeaderError("header line too long") from None
+            if not raw:
+                raise HeaderError("connection closed before the end of the AGI header")
+            total += len(raw)
+            if total > self.max_header_bytes:
+                raise HeaderError("AGI header too large")
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not line:
+                if not headers:
+                    raise HeaderError("empty AGI header")
+                return headers
+            name, separator, value = line.partition(":")
+            if not separator or not name.startswith("agi_"):
+                raise HeaderError(f"not an AGI header line: {line[:60]!r}")
+            headers[name.strip()] = value.strip()
+        raise HeaderError("too many AGI header lines")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.counters.sessions += 1
+        try:
+            try:
+                headers = await asyncio.wait_for(self._read_headers(reader), self.header_timeout)
+            except (HeaderError, TimeoutError, ConnectionError) as exc:
+                self.counters.malformed += 1
+                log.warning("FastAGI connection dropped: %s", exc or "header timeout")
+                return
+            env = AgiEnvironment.from_headers(headers)
+            session = AgiSession(env, reader, writer, command_timeout=self.command_timeout)
+            handler = self.routes.get(env.script)
+            if handler is None:
+                self.counters.rejected += 1
+                log.error("call %s: unknown AGI script %r", env.unique_id, env.script)
+                await self._send_to_failure(session, "unknown script")
+                return
+            if self._active >= self.max_sessions:
+                self.counters.rejected += 1
+                log.error("call %s: %s calls in progress, over capacity", env.unique_id, self._active)
+                await self._send_to_failure(session, "over capacity")
+                return
+            self._active += 1
+            try:
+                await asyncio.wait_for(handler(session), self.flow_timeout)
+                self.counters.completed += 1
+            except ChannelHungUp:
+                self.counters.hung_up += 1
+                log.info("call %s: caller hung up during %s", env.unique_id, env.script)
+            except Exception as exc:  # the one error path: log with the call's id, then fail over
+                self.counters.failed += 1
+                log.exception("call %s: %s failed: %s", env.unique_id, env.script, exc or type(exc).__name__)
+                await self._send_to_failure(session, type(exc).__name__)
+            finally:
+                self._active -= 1
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def _send_to_failure(self, session: AgiSession, why: str) -> None:
+        """Leave the channel in the failure context; the dialplan takes it from there."""
+        try:
+            await session.set_variable(cv.VAR_REASON, f"fastagi: {why}")
+            await session.set_variable(cv.VAR_ROUTE, cv.ROUTE_FAILURE)
+            await session.goto(self.failure_context, "s", 1)
+        except (AgiError, ConnectionError, TimeoutError) as exc:
+            # Could not even say so; the dialplan treats an empty or failed AGI the same way.
+            log.warning("call %s: could not send to %s: %s", session.env.unique_id, self.failure_context, exc)
