@@ -19,6 +19,7 @@ its model (a table of script name → coroutine) and fixes those:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -161,10 +162,8 @@ class FastAgiServer:
                 self._active -= 1
         finally:
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
 
     async def _send_to_failure(self, session: AgiSession, why: str) -> None:
         """Leave the channel in the failure context; the dialplan takes it from there."""
