@@ -23,7 +23,6 @@ CTX_ALERT: Final = "burgernet-alert"  # an answered outbound alert call (AMI Ori
 CTX_FAILURE: Final = "burgernet-failure"  # FastAGI down or failed: the region pool, then a tip
 CTX_NO_ACTION: Final = "burgernet-no-action"  # no action in the caller's area: spoken message
 CTX_CENTRALISTS: Final = "burgernet-centralists"  # what centralist phones may dial
-CTX_TRUNK_OUT: Final = "burgernet-trunk-out"  # Local channel target for alert calls
 CONTEXTS: Final = (
     CTX_FREEPHONE,
     CTX_ROUTE,
@@ -32,7 +31,6 @@ CONTEXTS: Final = (
     CTX_FAILURE,
     CTX_NO_ACTION,
     CTX_CENTRALISTS,
-    CTX_TRUNK_OUT,
 )
 
 # --- Channel variables set by FastAGI, read by the dialplan -------------------------------
@@ -82,12 +80,14 @@ GLOBAL_FALLBACK_POOL: Final = "BN_FALLBACK_POOL"  # dial string of the fallback 
 GLOBAL_FALLBACK_TIMEOUT: Final = "BN_FALLBACK_TIMEOUT"
 GLOBAL_TIP_DIR: Final = "BN_TIP_DIR"  # where Record() writes tips when FastAGI is down
 GLOBAL_FREE_NUMBER: Final = "BN_FREE_NUMBER"
+GLOBAL_SOUNDS: Final = "BN_SOUNDS"  # absolute folder of the prompts: <BN_SOUNDS>/<lang>/burgernet/
 GLOBALS: Final = (
     GLOBAL_AGI_URL,
     GLOBAL_FALLBACK_POOL,
     GLOBAL_FALLBACK_TIMEOUT,
     GLOBAL_TIP_DIR,
     GLOBAL_FREE_NUMBER,
+    GLOBAL_SOUNDS,
 )
 
 # Outcomes of a call about an action (the callback log).

@@ -283,5 +283,17 @@ def run_cmd(context: Context, participants: int | None) -> None:
     sys.exit(code)
 
 
+
+
+def _register_adapter_groups() -> None:
+    """Command groups that live in the adapter packages, registered in this one place."""
+    from asterisk_conf.cli import asterisk_group
+
+    main.add_command(asterisk_group)
+
+
+_register_adapter_groups()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

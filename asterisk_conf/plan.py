@@ -1,0 +1,39 @@
+"""The Asterisk plan from the database: every centralist endpoint, and the fallback pool."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from asterisk_conf.render import AsteriskPlan, CentralistEndpoint
+from burgernet.models import Centralist, Region
+from burgernet.settings import Settings
+
+
+def plan_from_database(session: Session, settings: Settings) -> AsteriskPlan:
+    rows = session.execute(
+        select(
+            Centralist.sip_endpoint,
+            Centralist.sip_password,
+            Region.code,
+            Centralist.name,
+            Centralist.on_duty,
+            Centralist.sip_contact,
+        )
+        .join(Region, Region.id == Centralist.region_id)
+        .order_by(Centralist.sip_endpoint)
+    )
+    return AsteriskPlan(
+        tuple(
+            CentralistEndpoint(
+                endpoint,
+                password or settings.asterisk.centralist_default_password,
+                region,
+                name,
+                bool(on_duty),
+                contact,
+            )
+            for endpoint, password, region, name, on_duty, contact in rows
+        ),
+        settings.asterisk.fallback_region,
+    )
