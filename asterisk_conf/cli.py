@@ -9,13 +9,13 @@ import click
 
 from asterisk_conf.instance import check, prepare
 from asterisk_conf.plan import plan_from_database
-from asterisk_conf.render import render
+from asterisk_conf.render import AsteriskPlan, render
 from asterisk_conf.sandbox import SandboxError, provision
 from burgernet.context import Context
 from burgernet.db import session_scope
 
 
-def _plan(context: Context):  # type: ignore[no-untyped-def]
+def _plan(context: Context) -> AsteriskPlan:
     with session_scope(context.sessions) as session:
         return plan_from_database(session, context.settings)
 

@@ -54,7 +54,9 @@ def seed(url: str, count: int, workdir: Path) -> Context:
 def radius_for_share(context: Context, share: float) -> float:
     """The circle radius around Utrecht that holds ``share`` of all participants."""
     with session_scope(context.sessions) as session:
-        points = session.execute(select(Participant.lon, Participant.lat).where(Participant.id % 50 == 0)).all()
+        points = session.execute(
+            select(Participant.lon, Participant.lat).where(Participant.id % 50 == 0)
+        ).all()
     distances = sorted(distance_m(UTRECHT, Location(lon, lat)) for lon, lat in points)
     return distances[int(share * len(distances))]
 
@@ -63,7 +65,11 @@ def baseline(context: Context, area: CircleArea) -> int:
     """Every participant read and tested in Python: what the index and vectorised test replace."""
     with session_scope(context.sessions) as session:
         rows = session.execute(select(Participant.lon, Participant.lat, Participant.opted_out)).all()
-    return sum(1 for lon, lat, out in rows if not out and distance_m(area.centre, Location(lon, lat)) <= area.radius_m)
+    return sum(
+        1
+        for lon, lat, out in rows
+        if not out and distance_m(area.centre, Location(lon, lat)) <= area.radius_m
+    )
 
 
 def measure(context: Context, area: CircleArea, runs: int) -> dict[str, float | int]:
@@ -78,14 +84,19 @@ def measure(context: Context, area: CircleArea, runs: int) -> dict[str, float | 
         start = time.perf_counter()
         counted = baseline(context, area)
         base.append(time.perf_counter() - start)
-    return {"recipients": people, "baseline_count_not_opted_out": counted,
-            "select_median_s": round(statistics.median(timings), 3),
-            "baseline_median_s": round(statistics.median(base), 3),
-            "speedup": round(statistics.median(base) / statistics.median(timings), 2)}
+    return {
+        "recipients": people,
+        "baseline_count_not_opted_out": counted,
+        "select_median_s": round(statistics.median(timings), 3),
+        "baseline_median_s": round(statistics.median(base), 3),
+        "speedup": round(statistics.median(base) / statistics.median(timings), 2),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--participants", type=int)
     parser.add_argument("--skip-postgres", action="store_true")
@@ -104,9 +115,8 @@ def main() -> None:
         sqlite.close()
         if not args.skip_postgres:
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-            from tests.support.postgres import ManagedPostgres
-
             from tests.conftest import free_port
+            from tests.support.postgres import ManagedPostgres
 
             pg_dir = Path(tempfile.mkdtemp(prefix="bn-bench-pg-"))
             server = ManagedPostgres(pg_dir, free_port())

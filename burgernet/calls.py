@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from burgernet import channel_vars as cv
 from burgernet.db import session_scope
 from burgernet.models import ActionCentralist, Call, Centralist, Participant, Tip
+from burgernet.repositories import record_audit
+from recordings.retention import StoredRecording
 
 # Later outcomes win over earlier ones; equal rank keeps the first.
 OUTCOME_RANK = {
@@ -116,11 +119,14 @@ class CallLog:
             call.region_code = region_code or call.region_code
             call.route_reason = reason[:200]
 
-    def answered(self, unique_id: str, endpoint: str, at: datetime | None = None) -> str:
+    def answered(
+        self, unique_id: str, endpoint: str, at: datetime | None = None, caller_number: str | None = None
+    ) -> str:
         """A centralist picked up. ``connected`` when they own the action (or the call had no
         action), ``overflowed`` when the owners did not answer and the region pool did."""
         with session_scope(self._sessions) as session:
             call = self._row(session, unique_id)
+            call.caller_number = call.caller_number or caller_number
             centralist_id = session.scalar(select(Centralist.id).where(Centralist.sip_endpoint == endpoint))
             call.centralist_id = centralist_id
             call.answered_at = call.answered_at or at or _now()
@@ -133,10 +139,17 @@ class CallLog:
             return str(call.outcome)
 
     def ended(
-        self, unique_id: str, *, outcome: str | None, hangup_cause: int | None, at: datetime | None = None
+        self,
+        unique_id: str,
+        *,
+        outcome: str | None,
+        hangup_cause: int | None,
+        at: datetime | None = None,
+        caller_number: str | None = None,
     ) -> None:
         with session_scope(self._sessions) as session:
             call = self._row(session, unique_id)
+            call.caller_number = call.caller_number or caller_number
             call.ended_at = call.ended_at or at or _now()
             call.hangup_cause = hangup_cause if hangup_cause is not None else call.hangup_cause
             self._advance(call, outcome or cv.OUTCOME_ABANDONED)
@@ -228,3 +241,41 @@ def _view(call: Call, endpoint: str | None) -> CallView:
         route_reason=call.route_reason,
         recording_path=call.recording_path,
     )
+
+
+class TipRecordings:
+    """The tip recordings as :mod:`recordings.retention` sees them (its ``RecordingRepository``)."""
+
+    def __init__(self, sessions: sessionmaker[Session], actor: str = "retention") -> None:
+        self._sessions = sessions
+        self._actor = actor
+
+    def list_expired(self, cutoff: datetime) -> list[StoredRecording]:
+        with session_scope(self._sessions) as session:
+            rows = session.execute(
+                select(Tip.id, Tip.recording_path, Tip.created_at)
+                .where(Tip.created_at < cutoff)
+                .order_by(Tip.id)
+            ).all()
+        return [StoredRecording(tip_id, Path(path), created) for tip_id, path, created in rows]
+
+    def delete(self, recording_id: int) -> None:
+        """Delete the tip and unlink the recording from its call, audited, in one transaction."""
+        with session_scope(self._sessions) as session:
+            tip = session.get(Tip, recording_id)
+            if tip is None:
+                return
+            if tip.call_id is not None:
+                call = session.get(Call, tip.call_id)
+                if call is not None:
+                    call.recording_path = None
+            session.delete(tip)
+            record_audit(
+                session,
+                actor=self._actor,
+                verb="purge",
+                entity="tip",
+                entity_id=recording_id,
+                detail={"action_id": tip.action_id},
+                source="retention",
+            )

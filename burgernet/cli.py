@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -11,6 +13,7 @@ import numpy as np
 
 from burgernet import db, demo
 from burgernet.actions import ActionError, AreaSpec
+from burgernet.calls import TipRecordings
 from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
@@ -283,13 +286,21 @@ def run_cmd(context: Context, participants: int | None) -> None:
     sys.exit(code)
 
 
+@contextmanager
+def _tip_recordings(context: Context) -> Iterator[TipRecordings]:
+    yield TipRecordings(context.sessions)
 
 
 def _register_adapter_groups() -> None:
     """Command groups that live in the adapter packages, registered in this one place."""
     from asterisk_conf.cli import asterisk_group
+    from callback_api.cli import web
+    from recordings.cli import recordings, register_repository_factory
 
+    register_repository_factory(_tip_recordings)
     main.add_command(asterisk_group)
+    main.add_command(recordings)
+    main.add_command(web)
 
 
 _register_adapter_groups()

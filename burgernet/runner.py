@@ -10,6 +10,7 @@ supervisor says which and stops the rest rather than leave a half-working system
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,11 +24,14 @@ from urllib.parse import urlparse
 import click
 import numpy as np
 import redis
+from sqlalchemy import select
 
-from burgernet import db, demo
+from burgernet import db, demo, repositories
 from burgernet.context import Context
 from burgernet.db import session_scope
+from burgernet.models import Participant
 from burgernet.redis_server import ManagedRedis
+from routing import Caller, CallerKind
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,104 @@ class Supervisor:
             f"FastAGI: agi://{self.settings.asterisk.agi_host}:{self.settings.asterisk.agi_port}/ "
             f"(log: {self.settings.data_dir / 'logs' / 'serve.log'})"
         )
+
+    def build_prompts(self) -> None:
+        from recordings.catalogue import build_catalogue
+
+        built = build_catalogue(settings=self.settings)
+        written = sum(prompt.written for prompt in built)
+        self.notes.append(f"Prompts: {len(built)} in {self.settings.sounds_dir} ({written} (re)made)")
+
+    def start_asterisk(self) -> None:
+        from asterisk_conf.instance import prepare
+        from asterisk_conf.plan import plan_from_database
+
+        with session_scope(self.context.sessions) as session:
+            plan = plan_from_database(session, self.settings)
+        configured = prepare(self.settings, plan, log=lambda line: click.echo(line, err=True))
+        configured.instance.start()
+        self.children.append(Child("asterisk", configured.instance.process, configured.instance.stop))
+        a = self.settings.asterisk
+        self.notes.append(
+            f"Asterisk: {configured.install.version}, SIP on {a.sip_bind}:{a.sip_port}, "
+            f"config in {configured.config_dir}"
+        )
+
+    def start_panel(self) -> None:
+        from burgernet.models import User
+        from callback_api.services.users import create_user
+
+        with session_scope(self.context.sessions) as session:
+            has_users = session.scalar(select(User.id).limit(1)) is not None
+        if not has_users:
+            password = secrets.token_urlsafe(12)
+            create_user(
+                self.context.sessions,
+                username="admin",
+                role="admin",
+                password=password,
+                actor="burgernet run",
+                source="cli",
+            )
+            self.notes.append(f"Panel login created: admin / {password} (shown once; change it)")
+        self.start_child(
+            "control panel",
+            [sys.executable, "-m", "burgernet.cli", "web", "serve"],
+            self.settings.data_dir / "logs" / "web.log",
+        )
+        self.notes.append(f"Panel: http://{self.settings.web.host}:{self.settings.web.port}/")
+
+    def start_everything(self) -> int:
+        self.ensure_redis()
+        self.ensure_database()
+        self.build_prompts()
+        self.start_asterisk()
+        self.start_serve()
+        self.start_panel()
+        self.print_summary()
+        return 0
+
+    def print_summary(self) -> None:
+        a = self.settings.asterisk
+        click.echo("\nBurgernet is running. Ctrl-C stops everything.\n")
+        for note in self.notes:
+            click.echo(f"  {note}")
+        click.echo(f"\n  Call the free number {a.free_number} as the SIP trunk would (from {a.trunk_host}):")
+        click.echo(f"    sipp {a.sip_bind}:{a.sip_port} -sn uac -s {a.free_number} -i {a.trunk_host} -m 1")
+        click.echo(
+            f"  or register a softphone as centralist c-mn-1 (password {a.centralist_default_password!r}) "
+            f"at {a.sip_bind}:{a.sip_port}."
+        )
+        numbers = self.demo_callers()
+        if numbers:
+            click.echo(
+                "  Demo participants inside an active action (use one as the caller ID, e.g. sipp -s ... "
+                "with a scenario whose From user is the number):"
+            )
+            for number, title in numbers:
+                click.echo(f"    {number}  ({title})")
+        click.echo("")
+
+    def demo_callers(self) -> list[tuple[str, str]]:
+        """A few participants whose call would be routed to an active action right now."""
+        from routing import AreaIndex, Location
+
+        with session_scope(self.context.sessions) as session:
+            index = AreaIndex(repositories.active_actions(session))
+            found: list[tuple[str, str]] = []
+            rows = session.execute(
+                select(Participant.phone_e164, Participant.lon, Participant.lat, Participant.postcode).limit(
+                    20_000
+                )
+            )
+            for phone, lon, lat, postcode in rows:
+                caller = Caller(kind=CallerKind.KNOWN, location=Location(lon, lat), postcode=postcode)
+                covering = index.covering(caller)
+                if len(covering) == 1:
+                    found.append(("0" + phone[3:], covering[0].title))
+                if len(found) >= 3:
+                    break
+        return found
 
     # -- life cycle -----------------------------------------------------------------------------
     def wait(self) -> int:

@@ -37,11 +37,12 @@ class AmiNotConnected(AmiError):
     pass
 
 
-class _Manager(Manager):  # type: ignore[misc]
+class _Manager(Manager):
     """panoramisk's Manager with reconnection handed to :class:`AmiClient`."""
 
     def __init__(self, on_lost: Callable[[Exception | None], None], **config: Any) -> None:
         super().__init__(**config)
+        self.pinger: asyncio.TimerHandle | None = None
         self._on_lost = on_lost
 
     def connection_lost(self, exc: Exception | None) -> None:

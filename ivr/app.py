@@ -41,19 +41,27 @@ class CataloguePrompts:
 
 def build_services(context: Context, prompts: Prompts) -> IvrServices:
     settings = context.settings
-    live = AsyncLiveState.from_url(settings.redis.url, settings.redis.key_prefix,
-                                   settings.redis.alerted_caller_ttl_seconds)
+    live = AsyncLiveState.from_url(
+        settings.redis.url, settings.redis.key_prefix, settings.redis.alerted_caller_ttl_seconds
+    )
     policy = RoutingPolicy(
         owner_ring_seconds=settings.asterisk.owner_ring_seconds,
         pool_ring_seconds=settings.asterisk.pool_ring_seconds,
         max_menu_items=settings.routing.max_menu_items,
     )
-    routing = RoutingService(context.sessions, live, policy, settings.default_region,
-                             settings.routing.alerted_window_seconds, settings.redis.active_actions_ttl_seconds)
+    routing = RoutingService(
+        context.sessions,
+        live,
+        policy,
+        settings.default_region,
+        settings.routing.alerted_window_seconds,
+        settings.redis.active_actions_ttl_seconds,
+    )
 
     async def opt_out(participant_id: int) -> bool:
-        return await asyncio.to_thread(set_opted_out, context.sessions, participant_id=participant_id,
-                                       source="ivr")
+        return await asyncio.to_thread(
+            set_opted_out, context.sessions, participant_id=participant_id, source="ivr"
+        )
 
     return IvrServices(
         settings=settings,
@@ -66,29 +74,45 @@ def build_services(context: Context, prompts: Prompts) -> IvrServices:
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None, prompts: Prompts | None = None) -> None:
-    context = Context(settings)
-    services = build_services(context, prompts or CataloguePrompts(settings))
-    server = FastAgiServer(build_routes(services), host=settings.asterisk.agi_host, port=settings.asterisk.agi_port,
-                           failure_context=cv.CTX_FAILURE)
-    tracker = CallTracker(services.calls, services.live)
-    ami = AmiClient(host=settings.asterisk.ami_host, port=settings.asterisk.ami_port,
-                    username=settings.asterisk.ami_username, secret=settings.asterisk.ami_secret)
-    for event in CallTracker.EVENTS:
-        ami.on(event, tracker.on_event)
+class TelephonyService:
+    """The FastAGI server and the AMI call tracker, started and stopped together (or apart)."""
+
+    def __init__(self, settings: Settings, prompts: Prompts | None = None) -> None:
+        self.settings = settings
+        self.context = Context(settings)
+        self.services = build_services(self.context, prompts or CataloguePrompts(settings))
+        a = settings.asterisk
+        self.agi = FastAgiServer(
+            build_routes(self.services), host=a.agi_host, port=a.agi_port, failure_context=cv.CTX_FAILURE
+        )
+        self.tracker = CallTracker(self.services.calls, self.services.live, self.services.call_log_writer)
+        self.ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
+        for event in CallTracker.EVENTS:
+            self.ami.on(event, self.tracker.on_event)
+
+    async def start(self) -> None:
+        await self.agi.start()
+        await self.ami.connect()
+        a = self.settings.asterisk
+        log.info("serving FastAGI on %s:%s, AMI to %s:%s", a.agi_host, a.agi_port, a.ami_host, a.ami_port)
+
+    async def stop(self) -> None:
+        await self.agi.close()
+        await self.ami.close()
+        await self.services.drain()
+        await self.services.live.close()
+        self.context.close()
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (``burgernet serve``)."""
+    service = TelephonyService(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await server.start()
-    await ami.connect()
-    log.info("serving FastAGI on %s:%s, AMI to %s:%s", settings.asterisk.agi_host, settings.asterisk.agi_port,
-             settings.asterisk.ami_host, settings.asterisk.ami_port)
+    await service.start()
     try:
         await stop.wait()
     finally:
-        await server.close()
-        await ami.close()
-        await services.drain()
-        await services.live.close()
-        context.close()
+        await service.stop()

@@ -17,16 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from burgernet import channel_vars as cv
 from burgernet.calls import CallLog
 from burgernet.live import AsyncLiveState
+from burgernet.phone import caller_id_to_e164
 from routing import Presence
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # "PJSIP/c-mn-1-0000002a" → "c-mn-1": the channel name is the endpoint plus a counter.
 _PJSIP_CHANNEL = re.compile(r"^PJSIP/(?P<endpoint>.+)-[0-9a-f]{8}$")
@@ -48,6 +51,7 @@ DEVICE_PRESENCE = {
 class Answered:
     unique_id: str
     endpoint: str
+    caller: str | None = None  # E.164 from the event's CallerIDNum (FastAGI may never have run)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Ended:
     unique_id: str
     outcome: str | None
     cause: int | None
+    caller: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,9 +106,10 @@ def interpret(event: Mapping[str, Any]) -> list[Update]:
     unique_id = str(event.get("Uniqueid", ""))
     if not unique_id:
         return []
+    caller = caller_id_to_e164(str(event.get("CallerIDNum", "")))
     if name == "DialEnd" and event.get("DialStatus") == "ANSWER":
         endpoint = endpoint_of(str(event.get("DestChannel", "")))
-        return [Answered(unique_id, endpoint)] if endpoint else []
+        return [Answered(unique_id, endpoint, caller)] if endpoint else []
     if name == "Hangup":
         cause_text = str(event.get("Cause", ""))
         return [
@@ -111,6 +117,7 @@ def interpret(event: Mapping[str, Any]) -> list[Update]:
                 unique_id,
                 variables.get(cv.VAR_OUTCOME) or None,
                 int(cause_text) if cause_text.isdigit() else None,
+                caller,
             )
         ]
     return []
@@ -121,9 +128,14 @@ class CallTracker:
 
     EVENTS = ("DialEnd", "Hangup", "DeviceStateChange")
 
-    def __init__(self, calls: CallLog, live: AsyncLiveState) -> None:
+    def __init__(self, calls: CallLog, live: AsyncLiveState, writer: Executor | None = None) -> None:
         self._calls = calls
         self._live = live
+        # The same single writer thread as the FastAGI flows (see IvrServices.call_log_writer).
+        self._writer = writer
+
+    async def _write(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, work)
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         for update in interpret(event):
@@ -136,7 +148,9 @@ class CallTracker:
                 {"type": "presence", "endpoint": update.endpoint, "presence": update.presence.value}
             )
         elif isinstance(update, Answered):
-            outcome = await asyncio.to_thread(self._calls.answered, update.unique_id, update.endpoint)
+            outcome = await self._write(
+                lambda: self._calls.answered(update.unique_id, update.endpoint, caller_number=update.caller)
+            )
             await self._live.publish(
                 {
                     "type": "call_answered",
@@ -147,8 +161,12 @@ class CallTracker:
             )
         else:
             known = update.outcome if update.outcome in _KNOWN_OUTCOMES else None
-            await asyncio.to_thread(self._calls.ended, update.unique_id, outcome=known, hangup_cause=update.cause)
-            view = await asyncio.to_thread(self._calls.get, update.unique_id)
+            await self._write(
+                lambda: self._calls.ended(
+                    update.unique_id, outcome=known, hangup_cause=update.cause, caller_number=update.caller
+                )
+            )
+            view = await self._write(lambda: self._calls.get(update.unique_id))
             await self._live.publish(
                 {
                     "type": "call_ended",

@@ -31,6 +31,18 @@ async def handle(session: AgiSession, services: IvrServices) -> None:
     unique_id = session.env.unique_id
     routed = await services.routing.route(session.env.caller_id)
     caller, decision = routed.caller, routed.decision
+    # Logged at once, so a caller who hangs up in the postcode prompt or the menu is on record.
+    services.in_background(
+        "log caller",
+        unique_id,
+        lambda: services.calls.open_call(
+            unique_id,
+            kind=cv.CALL_KIND_INBOUND,
+            linked_id=session.env.linked_id,
+            caller_number=caller.number,
+            participant_id=caller.participant_id,
+        ),
+    )
     await session.set_variable("CHANNEL(language)", caller.language)
     await session.set_variable(cv.VAR_CALL_KIND, cv.CALL_KIND_INBOUND)
 
@@ -45,7 +57,9 @@ async def ask_postcode(session: AgiSession, services: IvrServices, caller: Calle
     """Up to N tries to key in the four digits of a postcode; then the region pool."""
     attempts = services.settings.routing.postcode_attempts
     for attempt in range(1, attempts + 1):
-        digits = await session.get_data("burgernet/enter-postcode", POSTCODE_TIMEOUT_MS, POSTCODE_DIGITS)
+        digits = await session.get_data(
+            services.sound(caller.language, "enter-postcode"), POSTCODE_TIMEOUT_MS, POSTCODE_DIGITS
+        )
         if digits and is_pc4(digits):
             placed = await services.routing.place_by_postcode(caller, digits)
             if placed is not None:
@@ -54,7 +68,7 @@ async def ask_postcode(session: AgiSession, services: IvrServices, caller: Calle
             "call %s: postcode attempt %s/%s unusable: %r", session.env.unique_id, attempt, attempts, digits
         )
         if attempt < attempts:
-            await session.stream_file("burgernet/invalid-postcode")
+            await session.stream_file(services.sound(caller.language, "invalid-postcode"))
     return caller, await services.routing.decide(caller, postcode_given_up=True)
 
 
@@ -65,12 +79,14 @@ async def choose_from_menu(
     options = {option.digit: option for option in decision.menu}
     escape = "".join(options)
     for _round in range(MENU_ROUNDS):
-        pressed = await session.stream_file("burgernet/menu-intro", escape)
+        pressed = await session.stream_file(services.sound(caller.language, "menu-intro"), escape)
         for option in decision.menu:
             if pressed:
                 break
             # Synthesised once per action title and language, then served from the TTS cache.
-            sound = await asyncio.to_thread(services.prompts.menu_item, caller.language, option.digit, option.title)
+            sound = await asyncio.to_thread(
+                services.prompts.menu_item, caller.language, option.digit, option.title
+            )
             pressed = await session.stream_file(sound, escape)
         if not pressed:
             pressed = await session.wait_for_digit(MENU_TIMEOUT_MS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,13 +39,22 @@ class IvrServices:
     tips_dir: Path
     # Background writes (call log) that must not hold up the caller; kept so none is lost.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # One writer thread for the callback log: FastAGI and AMI write the same rows, and in
+    # this order they never race (SQLite would refuse a stale writer; order matters anyway).
+    call_log_writer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="call-log")
+    )
+
+    def sound(self, language: str, name: str) -> str:
+        """A catalogue prompt as Asterisk plays it: absolute, no extension (BN_SOUNDS in the dialplan)."""
+        return str(self.settings.sounds_dir.resolve() / language / "burgernet" / name)
 
     def in_background(self, what: str, unique_id: str, work: Callable[[], Any]) -> None:
         """Run a blocking write off the event loop without making the caller wait for it."""
 
         async def run() -> None:
             try:
-                await asyncio.to_thread(work)
+                await asyncio.get_running_loop().run_in_executor(self.call_log_writer, work)
             except Exception:
                 log.exception("call %s: %s failed", unique_id, what)
 
@@ -55,3 +65,4 @@ class IvrServices:
     async def drain(self) -> None:
         if self.background:
             await asyncio.gather(*list(self.background), return_exceptions=True)
+        self.call_log_writer.shutdown(wait=True)

@@ -29,12 +29,11 @@ async def handle(session: AgiSession, services: IvrServices) -> None:
         log.info("call %s: no tip recorded (%s)", unique_id, recording)
         return
     number = caller_id_to_e164(session.env.caller_id)
-    tip_id = await asyncio.to_thread(
-        services.calls.register_tip,
-        unique_id,
-        action_id=action_id,
-        recording_path=str(recording),
-        callback_number=number,
+    tip_id = await asyncio.get_running_loop().run_in_executor(
+        services.call_log_writer,
+        lambda: services.calls.register_tip(
+            unique_id, action_id=action_id, recording_path=str(recording), callback_number=number
+        ),
     )
     await session.set_variable(cv.VAR_OUTCOME, cv.OUTCOME_TIP_LEFT)
     await services.live.publish({"type": "tip", "tip_id": tip_id, "action_id": action_id, "call": unique_id})

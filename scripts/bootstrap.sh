@@ -40,6 +40,22 @@ install_debian_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+install_node_packages() {
+  # Front-end assets (Leaflet) come from npm and are served by the panel: no CDN at run time.
+  if ! command -v npm >/dev/null 2>&1; then
+    need_root
+    log "installing Debian packages: nodejs npm"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  local wanted
+  wanted="$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)"
+  if [ "$(cat "$STAMP_DIR/node" 2>/dev/null)" != "$wanted" ] || [ ! -d "$ROOT/node_modules" ]; then
+    log "installing front-end packages (npm ci)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$wanted" > "$STAMP_DIR/node"
+  fi
+}
+
 install_python_packages() {
   mkdir -p "$STAMP_DIR"
   if [ ! -x "$VENV/bin/python" ]; then
@@ -59,5 +75,6 @@ install_python_packages() {
 bootstrap() {
   install_debian_packages
   install_python_packages
+  install_node_packages
   export PATH="$VENV/bin:$PATH"
 }

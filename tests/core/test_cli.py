@@ -59,7 +59,8 @@ def test_demo_seed_gives_valid_participants_inside_their_regions(
         assert phonenumbers.is_valid_number(parsed)
         assert phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
     inside = sum(
-        bool(shapely.intersects_xy(regions[rid or 0][1].buffer(0.02), lon, lat)) for _, lon, lat, rid in people
+        bool(shapely.intersects_xy(regions[rid or 0][1].buffer(0.02), lon, lat))
+        for _, lon, lat, rid in people
     )
     assert inside / len(people) > 0.97  # jitter near a border may cross it a little
 

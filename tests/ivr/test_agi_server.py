@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -85,7 +86,7 @@ FAILOVER = [
 
 
 async def test_a_flow_runs_with_the_parsed_environment(make_server: Callable[..., FastAgiServer]) -> None:
-    seen = {}
+    seen: dict[str, Any] = {}
 
     async def flow(session: AgiSession) -> None:
         seen["env"] = session.env

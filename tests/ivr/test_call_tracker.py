@@ -70,6 +70,17 @@ OURS = [
             {"Event": "Hangup", "Uniqueid": "1700.1", "Cause": "", "ChanVariable": "BN_CALL_KIND=transfer"},
             [Ended("1700.1", None, None)],
         ),
+        # FastAGI may never have run (the failure path): the caller comes from the event itself.
+        (
+            {
+                "Event": "Hangup",
+                "Uniqueid": "1700.4",
+                "Cause": "16",
+                "CallerIDNum": "0612345678",
+                "ChanVariable": ["BN_CALL_KIND=inbound"],
+            },
+            [Ended("1700.4", None, 16, "+31612345678")],
+        ),
         # Channels the dialplan did not mark (centralist legs, alert calls) are not logged.
         ({"Event": "Hangup", "Uniqueid": "1700.2", "Cause": "16", "ChanVariable": ["BN_CALL_KIND="]}, []),
         ({"Event": "Hangup", "Uniqueid": "1700.3", "Cause": "16"}, []),

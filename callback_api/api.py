@@ -1,0 +1,184 @@
+"""REST API ``/api/v1``: actions and their callbacks, for control-room systems.
+
+Authentication is a bearer token per user (``Authorization: Bearer <token>``; the database
+keeps only its SHA-256), so the API is exempt from CSRF: a browser never sends the token by
+itself. Roles are those of the panel. Every error is JSON with an ``error_id`` that is also
+logged, so a caller's report can be found in the logs (see ``app.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from burgernet.actions import ActionError, ActionView
+from burgernet.calls import CallLog
+from burgernet.domain import ActionStatus, Role
+from callback_api.openapi import openapi_document
+from callback_api.security import ACTION_ROLES, ALL_ROLES
+from callback_api.services import users
+from callback_api.services.areas import AreaInputError, area_from_fields
+from callback_api.state import panel
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_json(item) for item in value]
+    return value
+
+
+def _view(view: Any) -> dict[str, Any]:
+    return {key: _json(value) for key, value in dataclasses.asdict(view).items()}
+
+
+def _require(roles: frozenset[Role]) -> users.UserInfo:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
+    info = users.by_token(panel().context.sessions, token.strip())
+    if info is None:
+        raise ApiError(401, "invalid or revoked token")
+    if info.role not in roles:
+        raise ApiError(403, f"role {info.role.value} may not do this")
+    g.api_user = info
+    return info
+
+
+def _source() -> str:
+    return f"api {request.remote_addr or 'unknown'}"[:80]
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
+    return data
+
+
+def _existing(action_id: int) -> ActionView:
+    try:
+        return panel().context.actions.get(action_id)
+    except ActionError:
+        raise ApiError(404, f"no action {action_id}") from None
+
+
+@bp.route("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+@bp.route("/actions", methods=["GET"])
+def list_actions() -> Response:
+    _require(ALL_ROLES)
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in ActionStatus}:
+        raise ApiError(400, f"status must be one of {', '.join(s.value for s in ActionStatus)}")
+    return jsonify({"actions": [_view(v) for v in panel().context.actions.list_actions(status)]})
+
+
+@bp.route("/actions", methods=["POST"])
+def create_action() -> tuple[Response, int]:
+    info = _require(ACTION_ROLES)
+    body = _body()
+    area = body.get("area")
+    if not isinstance(area, dict):
+        raise ApiError(422, "area must be an object with a kind (circle, polygon, postcodes, national)")
+    team = body.get("team", [])
+    if not isinstance(team, list) or not all(isinstance(member, str) for member in team):
+        raise ApiError(422, "team must be a list of centralist endpoints")
+    try:
+        spec = area_from_fields(str(area.get("kind", "")), area)
+        view = panel().context.actions.create(
+            action_type=str(body.get("type", "")),
+            title=str(body.get("title", "")),
+            description=str(body.get("description", "")),
+            region_code=str(body.get("region", "")),
+            area=spec,
+            team=team,
+            actor=info.username,
+            source=_source(),
+        )
+    except (AreaInputError, ActionError) as exc:
+        raise ApiError(422, str(exc)) from None
+    if body.get("start"):
+        try:
+            view = panel().context.actions.start(view.id, actor=info.username, source=_source())
+        except ActionError as exc:
+            raise ApiError(409, str(exc)) from None
+    return jsonify(_view(view)), 201
+
+
+@bp.route("/actions/<int:action_id>", methods=["GET"])
+def get_action(action_id: int) -> Response:
+    _require(ALL_ROLES)
+    return jsonify(_view(_existing(action_id)))
+
+
+@bp.route("/actions/<int:action_id>/start", methods=["POST"])
+def start_action(action_id: int) -> Response:
+    info = _require(ACTION_ROLES)
+    _existing(action_id)
+    try:
+        return jsonify(_view(panel().context.actions.start(action_id, actor=info.username, source=_source())))
+    except ActionError as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+@bp.route("/actions/<int:action_id>/close", methods=["POST"])
+def close_action(action_id: int) -> Response:
+    info = _require(ACTION_ROLES)
+    _existing(action_id)
+    body = _body()
+    outcome = body.get("outcome")
+    if not isinstance(outcome, str) or not outcome.strip():
+        raise ApiError(422, "outcome is required")
+    try:
+        view = panel().context.actions.close(
+            action_id,
+            outcome=outcome,
+            result_message=str(body.get("result_message", "")),
+            actor=info.username,
+            source=_source(),
+        )
+    except ActionError as exc:
+        raise ApiError(409, str(exc)) from None
+    return jsonify(_view(view))
+
+
+@bp.route("/actions/<int:action_id>/callbacks", methods=["GET"])
+def callbacks(action_id: int) -> Response:
+    """Calls about the action and the tips left (caller numbers: not for viewers)."""
+    _require(ACTION_ROLES)
+    _existing(action_id)
+    log = CallLog(panel().context.sessions)
+    tips = []
+    for tip in log.tips(action_id):
+        item = _view(tip)
+        item.pop("recording_path", None)  # a server path; the audio is served by the panel
+        item["audio_url"] = f"/tips/{tip.id}/audio"
+        tips.append(item)
+    calls = []
+    for call in log.for_action(action_id):
+        item = _view(call)
+        item.pop("recording_path", None)
+        calls.append(item)
+    return jsonify({"action_id": action_id, "calls": calls, "tips": tips})
+
+
+def error_body(status: int, message: str, error_id: str) -> dict[str, Any]:
+    return {"status": status, "error_id": error_id, "message": message}

@@ -1,0 +1,181 @@
+"""The Flask application: control panel, REST API and public AMBER Alert feeds.
+
+``create_app()`` wires the core services (``burgernet.context.Context``) into Flask once; the
+views call those services and never hold ORM objects after a request. Security defaults:
+Flask-Login sessions in HttpOnly, SameSite=Lax cookies (Secure when the public URL is https),
+CSRF tokens on every panel form, role checks on every route, a Redis-backed login throttle,
+and an audit event for every change.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, abort, jsonify, render_template, request, send_from_directory
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from werkzeug.exceptions import HTTPException
+
+from burgernet.context import Context
+from burgernet.domain import Role
+from burgernet.settings import Settings, get_settings
+from callback_api import api
+from callback_api.i18n import LANGUAGES, current_language, translate
+from callback_api.security import ACTION_ROLES, ALL_ROLES, PEOPLE_ROLES, LoginThrottle, PanelUser, can
+from callback_api.services import users
+from callback_api.state import PanelState, panel
+from callback_api.views import actions, auth, dashboard, feeds, people
+
+log = logging.getLogger(__name__)
+
+# Front-end libraries installed by npm (package.json at the repository root), served by the app
+# itself: the panel works in a control room without internet access to a CDN.
+NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+VENDOR_DIRS = {
+    "leaflet": NODE_MODULES / "leaflet" / "dist",
+    "leaflet-draw": NODE_MODULES / "leaflet-draw" / "dist",
+}
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+csrf = CSRFProtect()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    context: Context | None = None,
+    config: dict[str, Any] | None = None,
+) -> Flask:
+    settings = settings or get_settings()
+    context = context or Context(settings)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.web.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Behind https the cookie must never travel in clear; plain http only for local use.
+        SESSION_COOKIE_SECURE=settings.web.public_base_url.startswith("https://"),
+        SESSION_COOKIE_NAME="burgernet_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.web.public_base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=12 * 3600,  # one control-room shift
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        MAX_CONTENT_LENGTH=256 * 1024 * 1024,  # participant CSVs of a few million rows
+        MAP_TILE_URL=DEFAULT_TILE_URL,
+    )
+    if config:
+        app.config.update(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documents in the order written
+    app.extensions["burgernet"] = PanelState(settings, context, LoginThrottle(context.live))
+
+    csrf.init_app(app)
+    login_manager = LoginManager(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = ""
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> PanelUser | None:
+        if not user_id.isdigit():
+            return None
+        info = users.by_id(panel().context.sessions, int(user_id))
+        return PanelUser(info) if info else None
+
+    for blueprint in (auth.bp, dashboard.bp, actions.bp, people.bp, feeds.bp, api.bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api.bp)  # token-authenticated, never cookie-authenticated
+
+    @app.route("/vendor/<package>/<path:filename>")
+    def vendor(package: str, filename: str) -> Response:
+        folder = VENDOR_DIRS.get(package)
+        if folder is None:
+            abort(404)
+        return send_from_directory(folder, filename, max_age=86400)
+
+    @app.context_processor
+    def template_globals() -> dict[str, Any]:
+        return {
+            "_": translate,
+            "lang": current_language(),
+            "languages": LANGUAGES,
+            "can": can,
+            "ALL_ROLES": ALL_ROLES,
+            "ACTION_ROLES": ACTION_ROLES,
+            "PEOPLE_ROLES": PEOPLE_ROLES,
+            "Role": Role,
+            "csrf_token": generate_csrf,
+            "current_user": current_user,
+            "tile_url": app.config["MAP_TILE_URL"],
+        }
+
+    _register_error_handlers(app)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        tiles = app.config["MAP_TILE_URL"].split("/{", 1)[0] if app.config["MAP_TILE_URL"] else ""
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob: {tiles}; connect-src 'self'; object-src 'none'; "
+            "base-uri 'self'; form-action 'self'"
+            + ("" if response.headers.get("X-Burgernet-Frameable") else "; frame-ancestors 'none'"),
+        )
+        if not response.headers.pop("X-Burgernet-Frameable", None):
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path.startswith("/api/") or current_user.is_authenticated:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(api.ApiError)
+    def api_error(error: api.ApiError) -> tuple[Response, int]:
+        error_id = str(uuid.uuid4())
+        log.info(
+            "api error %s: %s %s → %s %s", error_id, request.method, request.path, error.status, error.message
+        )
+        return jsonify(api.error_body(error.status, error.message, error_id)), error.status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        message = translate("The form expired or was not sent from this site. Please try again.")
+        return render_template("error.html", status=400, message=message, error_id=None), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        if _wants_json():
+            error_id = str(uuid.uuid4())
+            log.info("api error %s: %s %s → %s", error_id, request.method, request.path, status)
+            return jsonify(api.error_body(status, error.description or error.name, error_id)), status
+        messages = {403: translate("You are not allowed to do this."), 404: translate("Page not found.")}
+        message = messages.get(status, error.description or error.name)
+        response = error.get_response()
+        html = render_template("error.html", status=status, message=message, error_id=None)
+        return Response(
+            html,
+            status=status,
+            headers={"Allow": response.headers.get("Allow", "")} if status == 405 else None,
+            mimetype="text/html",
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[Any, int]:
+        error_id = str(uuid.uuid4())
+        log.exception("unexpected error %s on %s %s", error_id, request.method, request.path)
+        if _wants_json():
+            return jsonify(api.error_body(500, "internal error; quote the error_id", error_id)), 500
+        message = translate("Something went wrong. Error reference: %(ref)s", ref=error_id)
+        return render_template("error.html", status=500, message=message, error_id=error_id), 500

@@ -1,0 +1,145 @@
+"""The panel's two languages. English text is the key; Dutch is looked up.
+
+A dictionary rather than gettext catalogues: the panel's vocabulary is small, and there is no
+compile step to forget in CI. The choice is stored in the session (``lang``); without one,
+the browser's Accept-Language decides, Dutch first.
+"""
+
+# ruff: noqa: E501  (a table of sentences: one translation per line reads best)
+from __future__ import annotations
+
+from flask import request, session
+
+LANGUAGES = ("nl", "en")
+
+DUTCH: dict[str, str] = {
+    "Dashboard": "Overzicht",
+    "Actions": "Acties",
+    "Action": "Actie",
+    "People": "Deelnemers",
+    "Feeds": "Feeds",
+    "Log in": "Inloggen",
+    "Log out": "Uitloggen",
+    "Username": "Gebruikersnaam",
+    "Password": "Wachtwoord",
+    "Language": "Taal",
+    "Skip to content": "Naar de inhoud",
+    "Signed in as %(user)s (%(role)s)": "Ingelogd als %(user)s (%(role)s)",
+    "Wrong username or password.": "Onjuiste gebruikersnaam of wachtwoord.",
+    "Too many attempts. Try again in %(minutes)s minutes.": "Te veel pogingen. Probeer het over %(minutes)s minuten opnieuw.",
+    "You are not allowed to do this.": "U mag dit niet doen.",
+    "Page not found.": "Pagina niet gevonden.",
+    "Something went wrong. Error reference: %(ref)s": "Er ging iets mis. Foutreferentie: %(ref)s",
+    "The form expired or was not sent from this site. Please try again.": "Het formulier is verlopen of kwam niet van deze site. Probeer het opnieuw.",
+    "Active actions": "Actieve acties",
+    "Centralists": "Centralisten",
+    "Live calls": "Live gesprekken",
+    "Waiting for calls…": "Wachten op gesprekken…",
+    "New action": "Nieuwe actie",
+    "Create action": "Actie aanmaken",
+    "Type": "Soort",
+    "Title": "Titel",
+    "Description": "Omschrijving",
+    "Region": "Regio",
+    "Area": "Gebied",
+    "Circle": "Cirkel",
+    "Polygon (GeoJSON)": "Polygoon (GeoJSON)",
+    "Postcodes": "Postcodes",
+    "Nationwide (AMBER Alert only)": "Landelijk (alleen AMBER Alert)",
+    "Longitude": "Lengtegraad",
+    "Latitude": "Breedtegraad",
+    "Radius (metres)": "Straal (meter)",
+    "GeoJSON polygon: paste it, or draw it on the map": "GeoJSON-polygoon: plak hem, of teken hem op de kaart",
+    "Postcodes, separated by commas": "Postcodes, gescheiden door komma's",
+    "Team: centralist endpoints in ringing order": "Team: centralisten in belvolgorde",
+    "Photo (JPEG, PNG or WebP)": "Foto (JPEG, PNG of WebP)",
+    "Start at once": "Direct starten",
+    "Status": "Status",
+    "Created": "Aangemaakt",
+    "Started": "Gestart",
+    "Closed": "Gesloten",
+    "Start": "Starten",
+    "Close": "Sluiten",
+    "Close action": "Actie sluiten",
+    "Outcome": "Afloop",
+    "Result message to everyone alerted": "Resultaatbericht aan iedereen die gealarmeerd is",
+    "Timeline": "Tijdlijn",
+    "Calls": "Gesprekken",
+    "Tips": "Tips",
+    "Caller": "Beller",
+    "Centralist": "Centralist",
+    "Answered": "Opgenomen",
+    "Ended": "Beëindigd",
+    "Route": "Route",
+    "Recording": "Opname",
+    "Call back": "Terugbellen",
+    "No calls yet.": "Nog geen gesprekken.",
+    "No tips.": "Geen tips.",
+    "Recipients": "Ontvangers",
+    "Participants inside the area (not opted out): %(count)s": "Deelnemers in het gebied (niet afgemeld): %(count)s",
+    "Count recipients": "Ontvangers tellen",
+    "Action %(id)s created.": "Actie %(id)s aangemaakt.",
+    "Action %(id)s started.": "Actie %(id)s gestart.",
+    "Action %(id)s closed.": "Actie %(id)s gesloten.",
+    "Search by phone number or postcode": "Zoeken op telefoonnummer of postcode",
+    "Search": "Zoeken",
+    "Phone": "Telefoon",
+    "Postcode": "Postcode",
+    "House number": "Huisnummer",
+    "E-mail": "E-mail",
+    "Channels": "Kanalen",
+    "Voice call": "Spraakoproep",
+    "Inquiry opt-in": "Doet mee aan buurtonderzoek",
+    "Opted out": "Afgemeld",
+    "Opt out": "Afmelden",
+    "Opt back in": "Weer aanmelden",
+    "Save": "Opslaan",
+    "Saved.": "Opgeslagen.",
+    "Erase on request": "Wissen op verzoek",
+    "Erase this participant? This cannot be undone.": "Deze deelnemer wissen? Dit kan niet ongedaan worden gemaakt.",
+    "Erased participant %(id)s.": "Deelnemer %(id)s gewist.",
+    "What was deleted": "Wat is verwijderd",
+    "Deliveries deleted": "Verzendingen verwijderd",
+    "Inquiry links deleted": "Buurtonderzoek-links verwijderd",
+    "Calls kept as police records, unlinked": "Gesprekken bewaard als politiegegevens, ontkoppeld",
+    "Tips kept as police records": "Tips bewaard als politiegegevens",
+    "Recent-alert markers deleted": "Recente-alarmmarkeringen verwijderd",
+    "Import participants (CSV)": "Deelnemers importeren (CSV)",
+    "CSV file": "CSV-bestand",
+    "Import the good rows even when some are bad": "Goede regels importeren, ook als er foute zijn",
+    "Import": "Importeren",
+    "Imported %(count)s participants.": "%(count)s deelnemers geïmporteerd.",
+    "Nothing imported: %(count)s bad lines. Fix them or import the good rows only.": "Niets geïmporteerd: %(count)s foute regels. Verbeter ze of importeer alleen de goede regels.",
+    "Export CSV": "CSV exporteren",
+    "No participants found.": "Geen deelnemers gevonden.",
+    "Available": "Beschikbaar",
+    "Busy": "In gesprek",
+    "Offline": "Offline",
+    "Unknown": "Onbekend",
+    "On duty": "In dienst",
+    "Off duty": "Niet in dienst",
+    "Nationwide": "Landelijk",
+    "Call %(number)s free of charge if you see this child.": "Ziet u dit kind? Bel gratis %(number)s.",
+    "No AMBER Alert at the moment.": "Op dit moment geen AMBER Alert.",
+    "AMBER Alert ended": "AMBER Alert beëindigd",
+    "Photo": "Foto",
+    "Edit participant": "Deelnemer bewerken",
+    "Team": "Team",
+    "Details": "Details",
+    "Map": "Kaart",
+    "yes": "ja",
+    "no": "nee",
+}
+
+
+def current_language() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    best = request.accept_languages.best_match(LANGUAGES) if request else None
+    return best or "nl"
+
+
+def translate(text: str, **values: object) -> str:
+    translated = DUTCH.get(text, text) if current_language() == "nl" else text
+    return translated % values if values else translated

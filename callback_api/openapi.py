@@ -1,0 +1,204 @@
+"""The OpenAPI 3 description of ``/api/v1`` (served at ``/api/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from burgernet.domain import ActionStatus, ActionType, AreaKind
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+ERRORS = {
+    "401": _error("missing or invalid bearer token"),
+    "403": _error("the token's role may not do this"),
+}
+ACTION_ID = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Burgernet API",
+            "version": "1",
+            "description": "Actions and their callbacks. Every error is JSON: status, error_id (quote it "
+            "when reporting a problem) and message.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/actions": {
+                "get": {
+                    "summary": "List actions",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "enum": [s.value for s in ActionStatus]},
+                        }
+                    ],
+                    "responses": {"200": _ok("ActionList"), "400": _error("unknown status"), **ERRORS},
+                },
+                "post": {
+                    "summary": "Create an action (draft, or started at once with start: true)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/NewAction"}}
+                        },
+                    },
+                    "responses": {
+                        "201": _ok("Action", "created"),
+                        "400": _error("not a JSON object"),
+                        "422": _error("invalid action"),
+                        **ERRORS,
+                    },
+                },
+            },
+            "/actions/{action_id}": {
+                "get": {
+                    "summary": "One action",
+                    "parameters": [ACTION_ID],
+                    "responses": {"200": _ok("Action"), "404": _error("no such action"), **ERRORS},
+                },
+            },
+            "/actions/{action_id}/start": {
+                "post": {
+                    "summary": "Start a draft action",
+                    "parameters": [ACTION_ID],
+                    "responses": {
+                        "200": _ok("Action"),
+                        "404": _error("no such action"),
+                        "409": _error("not a draft"),
+                        **ERRORS,
+                    },
+                },
+            },
+            "/actions/{action_id}/close": {
+                "post": {
+                    "summary": "Close an action with an outcome and a result message",
+                    "parameters": [ACTION_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["outcome"],
+                                    "properties": {
+                                        "outcome": {"type": "string", "maxLength": 200},
+                                        "result_message": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _ok("Action"),
+                        "404": _error("no such action"),
+                        "409": _error("already closed"),
+                        "422": _error("no outcome"),
+                        **ERRORS,
+                    },
+                },
+            },
+            "/actions/{action_id}/callbacks": {
+                "get": {
+                    "summary": "Calls about the action and tips left (not for viewers)",
+                    "parameters": [ACTION_ID],
+                    "responses": {"200": _ok("Callbacks"), "404": _error("no such action"), **ERRORS},
+                },
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["status", "error_id", "message"],
+                    "properties": {
+                        "status": {"type": "integer"},
+                        "error_id": {"type": "string", "format": "uuid"},
+                        "message": {"type": "string"},
+                    },
+                },
+                "Action": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "action_type": {"type": "string", "enum": [t.value for t in ActionType]},
+                        "title": {"type": "string"},
+                        "status": {"type": "string", "enum": [s.value for s in ActionStatus]},
+                        "region_code": {"type": "string"},
+                        "area_kind": {"type": "string", "enum": [k.value for k in AreaKind]},
+                        "team": {"type": "array", "items": {"type": "string"}},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "started_at": {"type": "string", "format": "date-time", "nullable": True},
+                        "closed_at": {"type": "string", "format": "date-time", "nullable": True},
+                        "outcome": {"type": "string", "nullable": True},
+                        "result_message": {"type": "string", "nullable": True},
+                    },
+                },
+                "ActionList": {
+                    "type": "object",
+                    "properties": {
+                        "actions": {"type": "array", "items": {"$ref": "#/components/schemas/Action"}}
+                    },
+                },
+                "Area": {
+                    "type": "object",
+                    "required": ["kind"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": [k.value for k in AreaKind]},
+                        "lon": {"type": "number"},
+                        "lat": {"type": "number"},
+                        "radius_m": {"type": "number"},
+                        "geojson": {
+                            "type": "object",
+                            "description": "GeoJSON Polygon or MultiPolygon, WGS84",
+                        },
+                        "postcodes": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "NewAction": {
+                    "type": "object",
+                    "required": ["type", "title", "region", "area"],
+                    "properties": {
+                        "type": {"type": "string", "enum": [t.value for t in ActionType]},
+                        "title": {"type": "string", "maxLength": 120},
+                        "description": {"type": "string"},
+                        "region": {"type": "string", "example": "MN"},
+                        "area": {"$ref": "#/components/schemas/Area"},
+                        "team": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "example": ["c-mn-1", "c-mn-2"],
+                        },
+                        "start": {"type": "boolean", "default": False},
+                    },
+                },
+                "Callbacks": {
+                    "type": "object",
+                    "properties": {
+                        "action_id": {"type": "integer"},
+                        "calls": {"type": "array", "items": {"type": "object"}},
+                        "tips": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+        },
+    }

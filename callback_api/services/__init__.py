@@ -1,0 +1,1 @@
+"""Services the panel needs that the core package does not (yet) offer: participants, users, areas, photos."""

@@ -1,0 +1,116 @@
+"""Panel users: create, authenticate by password or API token (only hashes are stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from burgernet.db import session_scope
+from burgernet.domain import Role
+from burgernet.models import User
+from burgernet.repositories import record_audit
+
+MIN_PASSWORD_LENGTH = 12
+# Computed once so that a login for an unknown user costs as much as one for a known user
+# (no timing oracle for valid usernames).
+_DUMMY_HASH = generate_password_hash("burgernet-timing-equaliser")
+
+
+class UserError(ValueError):
+    """The user cannot be created or changed; the message says why."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    username: str
+    role: Role
+    centralist_id: int | None
+    active: bool
+
+
+def _info(user: User) -> UserInfo:
+    return UserInfo(user.id, user.username, Role(user.role), user.centralist_id, user.active)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(
+    sessions: sessionmaker[Session], *, username: str, role: str, password: str, actor: str, source: str
+) -> UserInfo:
+    username = username.strip()
+    if not username or len(username) > 80:
+        raise UserError("a username of 1 to 80 characters is required")
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise UserError(f"unknown role {role!r} (one of {', '.join(r.value for r in Role)})") from None
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    with session_scope(sessions) as session:
+        if session.scalar(select(User.id).where(User.username == username)) is not None:
+            raise UserError(f"user {username!r} already exists")
+        user = User(
+            username=username,
+            password_hash=generate_password_hash(password),
+            role=role_value.value,
+            active=True,
+        )
+        session.add(user)
+        session.flush()
+        record_audit(
+            session,
+            actor=actor,
+            verb="create",
+            entity="user",
+            entity_id=user.id,
+            detail={"username": username, "role": role_value.value},
+            source=source,
+        )
+        return _info(user)
+
+
+def issue_token(sessions: sessionmaker[Session], username: str, *, actor: str, source: str) -> str:
+    """A new API token for ``username`` (replacing any old one); only its SHA-256 is stored."""
+    token = secrets.token_urlsafe(32)
+    with session_scope(sessions) as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise UserError(f"no user {username!r}")
+        user.api_token_hash = token_hash(token)
+        record_audit(
+            session, actor=actor, verb="issue-token", entity="user", entity_id=user.id, source=source
+        )
+    return token
+
+
+def authenticate(sessions: sessionmaker[Session], username: str, password: str) -> UserInfo | None:
+    with session_scope(sessions) as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        if not check_password_hash(user.password_hash, password) or not user.active:
+            return None
+        return _info(user)
+
+
+def by_id(sessions: sessionmaker[Session], user_id: int) -> UserInfo | None:
+    with session_scope(sessions) as session:
+        user = session.get(User, user_id)
+        return _info(user) if user is not None and user.active else None
+
+
+def by_token(sessions: sessionmaker[Session], token: str) -> UserInfo | None:
+    if not token:
+        return None
+    with session_scope(sessions) as session:
+        user = session.scalar(select(User).where(User.api_token_hash == token_hash(token)))
+        return _info(user) if user is not None and user.active else None

@@ -1,0 +1,304 @@
+"""Actions: list, create, start, close; the detail page with timeline, calls, tips and the map."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+
+from broadcasting.recipients import count_inside
+from burgernet.actions import ActionError, ActionView
+from burgernet.calls import CallLog, CallView, TipView
+from burgernet.db import session_scope
+from burgernet.domain import ActionStatus, Role
+from burgernet.models import Action, ActionCentralist, AuditEvent, Centralist, Region, Tip
+from burgernet.repositories import action_area
+from callback_api.forms import ActionForm, CloseForm, ConfirmForm
+from callback_api.i18n import current_language, translate
+from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, roles_required, user
+from callback_api.services.areas import (
+    AreaInputError,
+    action_feature,
+    area_from_fields,
+    routing_area,
+    split_list,
+)
+from callback_api.services.photos import PhotoError, check_photo, photo_file, store_photo
+from callback_api.state import panel
+
+bp = Blueprint("actions", __name__)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: Any
+    actor: str
+    verb: str
+    detail: dict[str, Any]
+    source: str | None
+
+
+def mask_number(number: str | None) -> str:
+    """Viewers see that someone called, not who: ``+3161234****``."""
+    if not number:
+        return ""
+    return number[:-4] + "****" if len(number) > 6 else "****"
+
+
+def _regions() -> list[tuple[str, str]]:
+    with session_scope(panel().context.sessions) as session:
+        return [
+            (code, f"{code} — {name}")
+            for code, name in session.execute(select(Region.code, Region.name).order_by(Region.code))
+        ]
+
+
+def _centralists() -> list[tuple[str, str, str]]:
+    with session_scope(panel().context.sessions) as session:
+        rows = session.execute(
+            select(Centralist.sip_endpoint, Centralist.name, Region.code)
+            .join(Region, Region.id == Centralist.region_id)
+            .order_by(Region.code, Centralist.sip_endpoint)
+        )
+        return [(endpoint, name, code) for endpoint, name, code in rows]
+
+
+def _action_or_404(action_id: int) -> ActionView:
+    try:
+        return panel().context.actions.get(action_id)
+    except ActionError:
+        abort(404)
+
+
+@bp.route("/actions")
+@roles_required(ALL_ROLES)
+def index() -> str:
+    status = request.args.get("status") or None
+    if status not in {None, *(s.value for s in ActionStatus)}:
+        abort(400, "unknown status")
+    actions = panel().context.actions.list_actions(status)
+    return render_template("actions/index.html", actions=list(reversed(actions)), status=status)
+
+
+@bp.route("/actions/new", methods=["GET", "POST"])
+@roles_required(ACTION_ROLES)
+def new() -> str | Response | tuple[str, int]:
+    form = ActionForm()
+    form.fill_choices(_regions(), current_language())
+    if request.method == "GET":
+        return render_template("actions/new.html", form=form, centralists=_centralists(), errors=[])
+    errors: list[str] = []
+    if not form.validate_on_submit():
+        errors = [f"{form[name].label.text}: {', '.join(msgs)}" for name, msgs in form.errors.items()]
+        return render_template("actions/new.html", form=form, centralists=_centralists(), errors=errors), 400
+    state = panel()
+    photo = None
+    upload: Any = form.photo.data  # a werkzeug FileStorage, or None
+    try:
+        area = area_from_fields(
+            form.area_kind.data or "",
+            {
+                "lon": form.lon.data,
+                "lat": form.lat.data,
+                "radius_m": form.radius_m.data,
+                "geojson": form.geojson.data,
+                "postcodes": form.postcodes.data,
+            },
+        )
+        if upload is not None and upload.filename:
+            photo = check_photo(upload.read())  # before anything is created: a bad photo loses nothing
+        view = state.context.actions.create(
+            action_type=form.action_type.data or "",
+            title=form.title.data or "",
+            description=form.description.data or "",
+            region_code=form.region.data or "",
+            area=area,
+            team=split_list(form.team.data or ""),
+            actor=user().username,
+            source=audit_source(),
+        )
+    except (AreaInputError, PhotoError, ActionError) as exc:
+        errors.append(str(exc))
+        return render_template("actions/new.html", form=form, centralists=_centralists(), errors=errors), 400
+    if photo is not None:
+        store_photo(
+            state.settings,
+            state.context.sessions,
+            view.id,
+            photo,
+            actor=user().username,
+            source=audit_source(),
+        )
+    flash(translate("Action %(id)s created.", id=view.id), "success")
+    if form.start_now.data:
+        try:
+            state.context.actions.start(view.id, actor=user().username, source=audit_source())
+            flash(translate("Action %(id)s started.", id=view.id), "success")
+        except ActionError as exc:
+            flash(str(exc), "error")
+    return redirect(url_for("actions.detail", action_id=view.id))
+
+
+def _timeline(action_id: int) -> list[TimelineEntry]:
+    with session_scope(panel().context.sessions) as session:
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity == "action", AuditEvent.entity_id == str(action_id))
+            .order_by(AuditEvent.at, AuditEvent.id)
+        )
+        return [
+            TimelineEntry(e.at, e.actor, e.verb, json.loads(e.detail) if e.detail else {}, e.source)
+            for e in rows
+        ]
+
+
+def _details(action_id: int) -> dict[str, Any]:
+    with session_scope(panel().context.sessions) as session:
+        action = session.scalar(
+            select(Action)
+            .where(Action.id == action_id)
+            .options(
+                selectinload(Action.region),
+                selectinload(Action.team).selectinload(ActionCentralist.centralist),
+            )
+        )
+        if action is None:
+            abort(404)
+        return {
+            "description": action.description,
+            "region_name": action.region.name,
+            "has_photo": bool(action.photo_path),
+            "team": [(m.centralist.sip_endpoint, m.centralist.name) for m in action.team],
+            "area": {
+                "postcodes": action.postcodes,
+                "radius_m": action.radius_m,
+                "center": (action.center_lon, action.center_lat),
+            },
+        }
+
+
+@bp.route("/actions/<int:action_id>")
+@roles_required(ALL_ROLES)
+def detail(action_id: int) -> str:
+    view = _action_or_404(action_id)
+    calls: list[CallView] = CallLog(panel().context.sessions).for_action(action_id)
+    tips: list[TipView] = CallLog(panel().context.sessions).tips(action_id) if can(ACTION_ROLES) else []
+    return render_template(
+        "actions/detail.html",
+        action=view,
+        details=_details(action_id),
+        timeline=_timeline(action_id),
+        calls=calls,
+        tips=tips,
+        mask=user().role is Role.VIEWER,
+        mask_number=mask_number,
+        confirm=ConfirmForm(),
+        close_form=CloseForm(),
+    )
+
+
+@bp.route("/actions/<int:action_id>/start", methods=["POST"])
+@roles_required(ACTION_ROLES)
+def start(action_id: int) -> Response:
+    _action_or_404(action_id)
+    try:
+        panel().context.actions.start(action_id, actor=user().username, source=audit_source())
+        flash(translate("Action %(id)s started.", id=action_id), "success")
+    except ActionError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("actions.detail", action_id=action_id))
+
+
+@bp.route("/actions/<int:action_id>/close", methods=["POST"])
+@roles_required(ACTION_ROLES)
+def close(action_id: int) -> Response:
+    _action_or_404(action_id)
+    form = CloseForm()
+    if not form.validate_on_submit():
+        flash(
+            translate("Outcome") + ": " + "; ".join(m for msgs in form.errors.values() for m in msgs), "error"
+        )
+        return redirect(url_for("actions.detail", action_id=action_id))
+    try:
+        panel().context.actions.close(
+            action_id,
+            outcome=form.outcome.data or "",
+            result_message=form.result_message.data or "",
+            actor=user().username,
+            source=audit_source(),
+        )
+        flash(translate("Action %(id)s closed.", id=action_id), "success")
+    except ActionError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("actions.detail", action_id=action_id))
+
+
+@bp.route("/actions/<int:action_id>/area.json")
+@roles_required(ALL_ROLES)
+def area(action_id: int) -> Response:
+    with session_scope(panel().context.sessions) as session:
+        action = session.get(Action, action_id)
+        if action is None:
+            abort(404)
+        return jsonify(action_feature(session, action))
+
+
+@bp.route("/actions/<int:action_id>/recipients.json")
+@roles_required(ALL_ROLES)
+def recipients(action_id: int) -> Response:
+    with session_scope(panel().context.sessions) as session:
+        action = session.get(Action, action_id)
+        if action is None:
+            abort(404)
+        return jsonify({"action_id": action_id, "recipients": count_inside(session, action_area(action))})
+
+
+@bp.route("/actions/recipients-preview", methods=["POST"])
+@roles_required(ACTION_ROLES)
+def recipients_preview() -> Response | tuple[Response, int]:
+    """The live count while an area is being drawn (form fields; CSRF token in X-CSRFToken)."""
+    try:
+        spec = area_from_fields(request.form.get("area_kind", ""), request.form)
+        target = routing_area(spec)
+    except AreaInputError as exc:
+        return jsonify({"error": str(exc)}), 400
+    with session_scope(panel().context.sessions) as session:
+        return jsonify({"recipients": count_inside(session, target)})
+
+
+@bp.route("/actions/<int:action_id>/photo")
+@roles_required(ALL_ROLES)
+def photo(action_id: int) -> Response:
+    with session_scope(panel().context.sessions) as session:
+        stored = session.scalar(select(Action.photo_path).where(Action.id == action_id))
+    path = photo_file(panel().settings, stored)
+    if path is None:
+        abort(404)
+    return send_file(path, max_age=0)
+
+
+def tip_audio_file(recording_path: str) -> Path | None:
+    """The tip's WAV, only inside the recordings folder (the path comes from the database)."""
+    root = panel().settings.recordings_dir.resolve()
+    path = Path(recording_path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
+@bp.route("/tips/<int:tip_id>/audio")
+@roles_required(ACTION_ROLES)
+def tip_audio(tip_id: int) -> Response:
+    with session_scope(panel().context.sessions) as session:
+        recording = session.scalar(select(Tip.recording_path).where(Tip.id == tip_id))
+    path = tip_audio_file(recording) if recording else None
+    if path is None:
+        abort(404)
+    # conditional=True: byte ranges, so the browser's player can seek.
+    return send_file(path, mimetype="audio/wav", conditional=True, max_age=0)

@@ -1,0 +1,111 @@
+"""``burgernet recordings ...``: build the prompt catalogue, convert a sound, purge old tips.
+
+Registered by ``burgernet/cli.py`` (``main.add_command(recordings)``). The commands take
+their settings from the parent's context object when it has a ``settings`` attribute
+(the lead's ``Context``), else from :func:`burgernet.settings.get_settings`.
+
+``purge`` needs the database, which this package does not know: the application
+registers a factory with :func:`register_repository_factory` that turns the click
+context object into a context manager yielding a :class:`RecordingRepository`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from burgernet.settings import Settings, get_settings
+from recordings.catalogue import build_catalogue
+from recordings.convert import AudioError, AudioLimits, convert_file
+from recordings.paths import LANGUAGES
+from recordings.retention import RecordingRepository, purge_expired
+
+RepositoryFactory = Callable[[Any], AbstractContextManager[RecordingRepository]]
+_repository_factory: RepositoryFactory | None = None
+
+
+def register_repository_factory(factory: RepositoryFactory) -> None:
+    """Tell ``recordings purge`` how to reach the tip recordings in the database."""
+    global _repository_factory
+    _repository_factory = factory
+
+
+def _settings(ctx: click.Context) -> Settings:
+    found = getattr(ctx.obj, "settings", None)
+    return found if isinstance(found, Settings) else get_settings()
+
+
+@click.group("recordings")
+def recordings() -> None:
+    """Audio: IVR prompts, sound conversion, tip recording retention."""
+
+
+@recordings.command("prompts")
+@click.option(
+    "--lang",
+    "langs",
+    type=click.Choice(LANGUAGES),
+    multiple=True,
+    help="Only this language (repeatable; default: all).",
+)
+@click.option("--force", is_flag=True, help="Synthesise again instead of using the TTS cache.")
+@click.pass_context
+def prompts_command(ctx: click.Context, langs: tuple[str, ...], force: bool) -> None:
+    """Build every IVR and alert-call prompt into <sounds_dir>/<lang>/burgernet/."""
+    settings = _settings(ctx)
+    try:
+        built = build_catalogue(settings=settings, langs=langs or LANGUAGES, force=force)
+    except AudioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    written = sum(prompt.written for prompt in built)
+    click.echo(
+        f"{len(built)} prompts in {settings.sounds_dir} ({written} written, {len(built) - written} unchanged)"
+    )
+
+
+@recordings.command("convert")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-trim", is_flag=True, help="Keep leading and trailing silence.")
+@click.pass_context
+def convert_command(ctx: click.Context, source: Path, target: Path, no_trim: bool) -> None:
+    """Convert SOURCE (wav, mp3, ogg, m4a, ...) to TARGET (.wav or .sln, 8 kHz mono 16-bit)."""
+    limits = AudioLimits.from_settings(_settings(ctx))
+    try:
+        result = convert_file(source, target, limits=limits, trim_silence=not no_trim)
+    except AudioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{result.path}: {result.duration_seconds:.2f} s, {result.dbfs:.1f} dBFS")
+
+
+@recordings.command("purge")
+@click.option("--days", type=click.IntRange(min=1), default=None, help="Retention (default: settings).")
+@click.pass_context
+def purge_command(ctx: click.Context, days: int | None) -> None:
+    """Delete tip recordings older than the retention period: file and database row together."""
+    if _repository_factory is None:
+        raise click.ClickException("no recording repository registered (register_repository_factory)")
+    settings = _settings(ctx)
+    retention = days or settings.audio.recording_retention_days
+    with _repository_factory(ctx.obj) as repository:
+        report = purge_expired(datetime.now(UTC), retention, repository, root=settings.recordings_dir)
+    click.echo(
+        json.dumps(
+            {
+                "cutoff": report.cutoff.isoformat(),
+                "deleted": len(report.deleted),
+                "file_was_missing": len(report.file_was_missing),
+                "failed": [{"id": rid, "reason": why} for rid, why in report.failed],
+                "trash_left": [str(path) for path in report.trash_left],
+            }
+        )
+    )
+    if not report.ok:
+        sys.exit(1)

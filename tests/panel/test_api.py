@@ -1,0 +1,167 @@
+"""REST API: bearer tokens, roles, JSON errors with an error_id, the OpenAPI document."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Flask
+
+from burgernet.context import Context
+from tests.panel.conftest import UTRECHT, World, audit_count
+
+
+def _auth(world: World, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens[role]}"}
+
+
+def _is_error(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["status"] == status and body["message"]
+    uuid.UUID(body["error_id"])
+    return dict(body)
+
+
+def test_errors_are_json_with_an_error_id(world: World, app: Flask) -> None:
+    client = app.test_client()
+    _is_error(client.get("/api/v1/actions"), 401)
+    _is_error(client.get("/api/v1/actions", headers={"Authorization": "Bearer nope"}), 401)
+    _is_error(client.get("/api/v1/actions", headers={"Authorization": "Basic abc"}), 401)
+    _is_error(client.get("/api/v1/no-such-thing", headers=_auth(world, "admin")), 404)
+    _is_error(client.get("/api/v1/actions/999999", headers=_auth(world, "admin")), 404)
+    _is_error(client.delete("/api/v1/actions", headers=_auth(world, "admin")), 405)
+    _is_error(client.get("/api/v1/actions?status=nonsense", headers=_auth(world, "admin")), 400)
+    _is_error(client.post("/api/v1/actions", headers=_auth(world, "admin"), data="not json"), 400)
+
+
+def test_unexpected_failure_is_a_json_500(world: World, app: Flask) -> None:
+    def boom() -> str:
+        raise RuntimeError("kaput")
+
+    app.add_url_rule("/api/v1/boom", view_func=boom)
+    body = _is_error(app.test_client().get("/api/v1/boom"), 500)
+    assert "kaput" not in body["message"]  # internals stay in the log
+
+
+def test_create_start_close_and_callbacks(world: World, bn_context: Context, app: Flask) -> None:
+    client = app.test_client()
+    created = client.post(
+        "/api/v1/actions",
+        headers=_auth(world, "centralist"),
+        json={
+            "type": "vehicle",
+            "title": "Gestolen rode auto",
+            "region": "MN",
+            "area": {"kind": "circle", "lon": UTRECHT[0], "lat": UTRECHT[1], "radius_m": 1500},
+            "team": ["c-mn-3"],
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    action = created.get_json()
+    assert (action["status"], action["team"]) == ("draft", ["c-mn-3"])
+    started = client.post(f"/api/v1/actions/{action['id']}/start", headers=_auth(world, "centralist"))
+    assert started.get_json()["status"] == "active"
+    _is_error(client.post(f"/api/v1/actions/{action['id']}/start", headers=_auth(world, "centralist")), 409)
+    _is_error(
+        client.post(
+            f"/api/v1/actions/{action['id']}/close", headers=_auth(world, "centralist"), json={"outcome": " "}
+        ),
+        422,
+    )
+    closed = client.post(
+        f"/api/v1/actions/{action['id']}/close",
+        headers=_auth(world, "centralist"),
+        json={"outcome": "auto gevonden", "result_message": "Dank!"},
+    )
+    assert closed.get_json()["status"] == "closed"
+    assert (
+        audit_count(bn_context, entity_id=str(action["id"]), actor="centralist", source="api 127.0.0.1") == 3
+    )
+    listed = client.get("/api/v1/actions?status=closed", headers=_auth(world, "viewer")).get_json()
+    assert [a["id"] for a in listed["actions"]] == [action["id"]]
+
+    callbacks = client.get(f"/api/v1/actions/{world.active_id}/callbacks", headers=_auth(world, "operator"))
+    body = callbacks.get_json()
+    assert [c["caller_number"] for c in body["calls"]] == ["+31612345678"]
+    assert body["tips"][0]["audio_url"] == f"/tips/{world.tip_id}/audio"
+    assert "recording_path" not in body["tips"][0]
+
+
+def test_invalid_actions_are_422_with_the_reason(world: World, bn_context: Context, app: Flask) -> None:
+    client = app.test_client()
+    before = len(bn_context.actions.list_actions())
+    cases = [
+        (
+            {
+                "type": "vehicle",
+                "title": "x",
+                "region": "MN",
+                "area": {"kind": "polygon", "geojson": {"type": "Point", "coordinates": [5, 52]}},
+            },
+            "Polygon",
+        ),
+        (
+            {"type": "vehicle", "title": "x", "region": "MN", "area": {"kind": "national"}},
+            "only an AMBER Alert",
+        ),
+        ({"type": "ufo", "title": "x", "region": "MN", "area": {"kind": "national"}}, "unknown action type"),
+        (
+            {
+                "type": "vehicle",
+                "title": "x",
+                "region": "XX",
+                "area": {"kind": "circle", "lon": 5.1, "lat": 52.1, "radius_m": 10},
+            },
+            "unknown region",
+        ),
+        ({"type": "vehicle", "title": "x", "region": "MN", "area": "here"}, "area must be an object"),
+        (
+            {
+                "type": "vehicle",
+                "title": "x",
+                "region": "MN",
+                "area": {"kind": "circle", "lon": 5.1, "lat": 52.1, "radius_m": 10},
+                "team": ["nobody"],
+            },
+            "unknown centralist",
+        ),
+    ]
+    for body, message in cases:
+        response = client.post("/api/v1/actions", headers=_auth(world, "operator"), json=body)
+        assert message in _is_error(response, 422)["message"], body
+    assert len(bn_context.actions.list_actions()) == before
+
+
+def test_roles_on_the_api(world: World, bn_context: Context, app: Flask) -> None:
+    client = app.test_client()
+    assert client.get("/api/v1/actions", headers=_auth(world, "viewer")).status_code == 200
+    _is_error(client.post(f"/api/v1/actions/{world.draft_id}/start", headers=_auth(world, "viewer")), 403)
+    _is_error(client.get(f"/api/v1/actions/{world.active_id}/callbacks", headers=_auth(world, "viewer")), 403)
+    assert bn_context.actions.get(world.draft_id).status == "draft"
+
+
+def test_api_needs_no_csrf_token_but_panel_cookies_do_not_work_on_it(world: World, app: Flask) -> None:
+    from tests.panel.conftest import login
+
+    client = app.test_client()
+    assert login(client, "admin") == 302
+    # A logged-in browser session is not an API credential (so the CSRF exemption is safe).
+    _is_error(client.post(f"/api/v1/actions/{world.draft_id}/start"), 401)
+
+
+def test_openapi_document(world: World, app: Flask) -> None:
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/actions",
+        "/actions/{action_id}",
+        "/actions/{action_id}/start",
+        "/actions/{action_id}/close",
+        "/actions/{action_id}/callbacks",
+    }
+    # Every documented path exists in the app.
+    rules = {str(rule) for rule in app.url_map.iter_rules()}
+    for path in document["paths"]:
+        assert "/api/v1" + path.replace("{action_id}", "<int:action_id>") in rules
