@@ -64,6 +64,7 @@ MODULES = (
     "func_channel",
     "func_logic",
     "func_global",
+    "func_env",
     "func_hangupcause",
     "bridge_simple",
     "bridge_native_rtp",

@@ -87,6 +87,7 @@ def provision(root: Path, prefer_system: bool = True, log: Callable[[str], None]
         return AsteriskInstall(None, _version([]))
     stamp = root / STAMP
     if stamp.is_file():
+        _copy_host_names(root)  # the cache may outlive a change of the host's name or resolver
         return AsteriskInstall(root, stamp.read_text().strip())
     if os.geteuid() != 0:
         raise SandboxError("building the Asterisk sandbox needs root (debootstrap and chroot)")
@@ -109,10 +110,7 @@ def provision(root: Path, prefer_system: bool = True, log: Callable[[str], None]
         shutil.rmtree(building, ignore_errors=True)
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise SandboxError(f"debootstrap failed (is {mirror} reachable?):\n{tail}")
-    # Without the host's names every call stalls on hostname look-ups inside Asterisk.
-    for name in ("hosts", "resolv.conf"):
-        if Path("/etc", name).is_file():
-            shutil.copyfile(Path("/etc", name), building / "etc" / name)
+    _copy_host_names(building)
     version = _version(["chroot", str(building)])
     (building / STAMP).write_text(version + "\n")
     if root.exists():  # another run finished first; keep theirs
@@ -121,6 +119,15 @@ def provision(root: Path, prefer_system: bool = True, log: Callable[[str], None]
         building.rename(root)
     log(f"Asterisk sandbox ready in {time.monotonic() - started:.0f} s: {version}")
     return AsteriskInstall(root, (root / STAMP).read_text().strip())
+
+
+def _copy_host_names(root: Path) -> None:
+    # Without the host's names every call stalls on hostname look-ups inside Asterisk.
+    for name in ("hosts", "resolv.conf"):
+        source, target = Path("/etc", name), root / "etc" / name
+        if source.is_file() and (not target.is_file() or target.read_bytes() != source.read_bytes()):
+            target.unlink(missing_ok=True)  # resolv.conf may be a dangling symlink in the chroot
+            shutil.copyfile(source, target)
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,10 @@ class AsteriskInstance:
         self._mounted: list[Path] = []
 
     def host(self, path: Path) -> Path:
+        """The host path of a file Asterisk sees at ``path`` (e.g. a recording it wrote)."""
         return self.install.inside(path)
+
+    host_path = host
 
     @property
     def config_file(self) -> Path:
@@ -256,6 +266,18 @@ class AsteriskInstance:
                 self.process.wait()
         self.process = None
         self._unmount_shared()
+
+    def remove(self) -> None:
+        """Stop and delete this instance's own folders (config, logs, spool, database)."""
+        self.stop()
+        base = self.host(self.layout.base)
+        mounts = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
+        if f" {base}/" in mounts:  # never delete through a bind mount into the host's data
+            raise SandboxError(f"{base} still has something mounted below it; not deleting it")
+        for directory in self.layout.all():
+            shutil.rmtree(self.host(directory), ignore_errors=True)
+        if base.is_dir() and not any(base.iterdir()):
+            base.rmdir()
 
     def log_text(self, name: str = "messages.log") -> str:
         path = self.host(self.layout.log) / name

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asterisk_conf.sandbox import AsteriskInstall, provision
 from burgernet import db, demo
 from burgernet.context import Context
 from burgernet.db import session_scope
@@ -43,6 +44,15 @@ def seeded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         demo.seed_regions(session, np.random.default_rng(7))
     context.engine.dispose()
     return path
+
+
+@pytest.fixture(scope="session")
+def asterisk_install() -> AsteriskInstall:
+    """Asterisk 22: the system's, or the cached Debian sid sandbox (built on first use).
+
+    A failure to provision is a test failure with the reason, never a skip.
+    """
+    return provision(load_settings().asterisk.sandbox_root, prefer_system=True)
 
 
 @pytest.fixture

@@ -189,6 +189,7 @@ class Sipp:
     asterisk_port: int
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bn-sipp-")))
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _phones: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def _write(self, name: str, text: str) -> Path:
         path = self.workdir / name
@@ -196,13 +197,26 @@ class Sipp:
         return path
 
     def phone(
-        self, endpoint: str, port: int, media_port: int, behaviour: str = "answer", ring_ms: int = 300
+        self,
+        endpoint: str,
+        port: int,
+        media_port: int,
+        behaviour: str = "answer",
+        ring_ms: int = 300,
+        calls: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        """A centralist's phone on 127.0.0.1:port, answering every call the same way."""
+        """A centralist's phone on 127.0.0.1:port, answering every call the same way.
+
+        ``behaviour``: ``answer`` (180, then 200 after ``ring_ms``, until the BYE), ``busy``
+        (486) or ``no-answer`` (180 until CANCEL). With ``calls`` the phone exits after that
+        many calls, and :meth:`phone_result` tells how they went.
+        """
         scenario = self._write(f"uas-{endpoint}-{behaviour}.xml", _uas(behaviour, ring_ms))
+        limit = ["-m", str(calls), "-trace_stat", "-stf", str(self._phone_stats(endpoint))] if calls else []
         process = subprocess.Popen(
             [
                 SIPP,
+                *limit,
                 "-sf",
                 str(scenario),
                 "-i",
@@ -221,7 +235,23 @@ class Sipp:
             cwd=self.workdir,
         )
         self.processes.append(process)
+        self._phones[endpoint] = process
         return process
+
+    def _phone_stats(self, endpoint: str) -> Path:
+        return self.workdir / f"uas-{endpoint}.csv"
+
+    def phone_result(self, endpoint: str, timeout_s: float = 30) -> SippResult:
+        """Wait for a phone started with ``calls=`` to finish; its call counts and exit code."""
+        process = self._phones[endpoint]
+        try:
+            returncode = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            returncode = process.wait()
+        successful, failed = _counts(self._phone_stats(endpoint))
+        errors = self.workdir / f"uas-{endpoint}.err"
+        return SippResult(returncode, successful, failed, errors.read_text() if errors.is_file() else "")
 
     def call(
         self,

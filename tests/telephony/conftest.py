@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from asterisk_conf.instance import ConfiguredAsterisk, prepare
 from asterisk_conf.plan import plan_from_database
-from asterisk_conf.sandbox import AsteriskInstall, provision
+from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.actions import AreaSpec
 from burgernet.calls import CallView
 from burgernet.context import Context
@@ -32,12 +32,6 @@ from tests.conftest import free_port
 from tests.support.sipp import Sipp, SippResult
 
 PHONES = ("c-mn-1", "c-mn-2", "c-mn-3", "c-am-1", "c-am-2", "c-am-3")
-
-
-@pytest.fixture(scope="session")
-def asterisk_install() -> AsteriskInstall:
-    # Real provisioning (cached after the first run); a failure here is a failure, not a skip.
-    return provision(load_settings().asterisk.sandbox_root, prefer_system=True)
 
 
 class ServiceThread:

@@ -35,6 +35,11 @@ def test_known_caller_reaches_the_owning_centralist(phones: PhoneSystem) -> None
     call = phones.logged_call(e164(caller))
     assert (call.action_id, call.centralist, call.outcome) == (action, "c-mn-1", cv.OUTCOME_CONNECTED)
     assert call.answered_at is not None and call.kind == cv.CALL_KIND_INBOUND
+    # Our generated prompt really played through Asterisk, and no prompt was missing.
+    console = phones.asterisk.instance.log_text("console.log")
+    sounds = phones.settings.sounds_dir.resolve()
+    assert f"Playing '{sounds}/nl/burgernet/connecting" in console
+    assert "Unable to open" not in console and "File does not exist" not in console
 
 
 def test_busy_owner_passes_the_call_to_the_second(phones: PhoneSystem) -> None:

@@ -1,0 +1,73 @@
+"""A real Asterisk for the tests in this folder: the project's sandbox, provisioned once.
+
+Provisioning is real (debootstrap of Debian sid the first time, the cached chroot after
+that). When it cannot be had the tests fail with the sandbox's message: no skips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from asterisk_conf.instance import ConfiguredAsterisk, free_udp_and_tcp_port, prepare
+from asterisk_conf.render import AsteriskPlan, CentralistEndpoint
+from asterisk_conf.sandbox import AsteriskInstall, provision
+from burgernet.settings import Settings, load_settings
+
+_instances = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def asterisk_install() -> AsteriskInstall:
+    settings = load_settings().asterisk
+    return provision(settings.sandbox_root, settings.prefer_system_asterisk)
+
+
+def centralist(
+    endpoint: str, region: str = "MN", port: int | None = None, on_duty: bool = True
+) -> CentralistEndpoint:
+    contact = f"sip:{endpoint}@127.0.0.1:{port}" if port else None
+    return CentralistEndpoint(endpoint, f"secret-{endpoint}", region, endpoint.upper(), on_duty, contact)
+
+
+def asterisk_settings(data_dir: Path, install: AsteriskInstall, **asterisk: object) -> Settings:
+    """Settings for one test instance: its own folders and spare ports, FastAGI on a dead port."""
+    values: dict[str, object] = {
+        "sandbox_root": str(install.root or "/var/cache/burgernet/asterisk-sid"),
+        "instance_name": f"t{os.getpid()}-{next(_instances)}",
+        "sip_port": free_udp_and_tcp_port(),
+        "ami_port": free_udp_and_tcp_port(),
+        # Nothing listens here unless a test starts something: FastAGI is "down".
+        "agi_port": free_udp_and_tcp_port(),
+        "trunk_port": free_udp_and_tcp_port(),
+        "pool_ring_seconds": 4,
+        "owner_ring_seconds": 3,
+        "fallback_region": "MN",
+    }
+    values.update(asterisk)
+    return load_settings(data_dir=data_dir, asterisk=values)
+
+
+StartAsterisk = Callable[..., ConfiguredAsterisk]
+
+
+@pytest.fixture
+def start_asterisk(tmp_path: Path, asterisk_install: AsteriskInstall) -> Iterator[StartAsterisk]:
+    """Render a plan and boot an instance; every instance is stopped and deleted afterwards."""
+    started: list[ConfiguredAsterisk] = []
+
+    def start(plan: AsteriskPlan, **asterisk: object) -> ConfiguredAsterisk:
+        data_dir = tmp_path / f"data-{len(started)}"
+        settings = asterisk_settings(data_dir, asterisk_install, **asterisk)
+        configured = prepare(settings, plan, log=lambda _line: None)
+        started.append(configured)
+        configured.instance.start()
+        return configured
+
+    yield start
+    for configured in started:
+        configured.instance.remove()

@@ -1,0 +1,120 @@
+"""The dialplans and burgernet/channel_vars.py name the same things, letter for letter.
+
+A typo in a variable, context, AGI script, route value or prompt name would not stop
+Asterisk from loading the dialplan: the call would silently take a wrong turn. These tests
+read dialplans/*.conf the way a reviewer would and compare with the Python contract.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from asterisk_conf.render import dialplan_files
+from burgernet import channel_vars as cv
+from recordings.catalogue import prompt_names
+
+DIALPLAN_TEXT = {path.name: path.read_text() for path in dialplan_files()}
+
+
+def _code(text: str) -> str:
+    """The dialplan without comments (a ';' outside of an expression starts one)."""
+    return "\n".join(line.split(";", 1)[0] for line in text.splitlines())
+
+
+CODE = "\n".join(_code(text) for text in DIALPLAN_TEXT.values())
+
+PYTHON_VARIABLES = {
+    value
+    for name, value in vars(cv).items()
+    if name.startswith(("VAR_", "GLOBAL_")) and isinstance(value, str) and not name.endswith("_PREFIX")
+}
+PREFIXES = (cv.VAR_TARGET_PREFIX, cv.VAR_TIMEOUT_PREFIX)
+
+
+def test_there_are_dialplans_to_check() -> None:
+    assert {"freephone.conf", "failure.conf", "tip.conf", "alert.conf"} <= set(DIALPLAN_TEXT)
+
+
+def test_every_bn_variable_in_the_dialplans_is_named_in_channel_vars() -> None:
+    used = set(re.findall(r"\bBN_[A-Z_]*[A-Z]", CODE))
+    unknown = {name for name in used - PYTHON_VARIABLES if f"{name}_" not in PREFIXES}
+    assert not unknown, f"dialplans use BN_ names that channel_vars.py does not define: {sorted(unknown)}"
+    # The numbered ring steps are built from the prefixes: BN_TARGET_${STEP}.
+    assert "${BN_TARGET_${STEP}}" in CODE and "${BN_TIMEOUT_${STEP}}" in CODE
+
+
+def test_contexts_match_both_ways() -> None:
+    defined = re.findall(r"^\[([a-z0-9-]+)\]", CODE, flags=re.MULTILINE)
+    assert len(defined) == len(set(defined)), f"a context is defined twice: {defined}"
+    assert set(defined) == set(cv.CONTEXTS)
+
+
+def test_every_jump_lands_in_a_known_context() -> None:
+    targets = set(re.findall(r"\b(burgernet-[a-z-]+),[a-z0-9_${}()]+,", CODE))
+    assert targets, "no Goto/GotoIf into a burgernet context found"
+    assert targets <= set(cv.CONTEXTS), sorted(targets - set(cv.CONTEXTS))
+
+
+def test_agi_scripts_match_both_ways() -> None:
+    called = set(re.findall(r"AGI\(\$\{" + cv.GLOBAL_AGI_URL + r"\}/([a-z_]+)", CODE))
+    assert called == set(cv.AGI_SCRIPTS)
+
+
+@pytest.mark.parametrize(
+    ("variable", "allowed"),
+    [
+        (cv.VAR_ROUTE, set(cv.ROUTES)),
+        (cv.VAR_OUTCOME, set(cv.OUTCOMES)),
+        (cv.VAR_CALL_KIND, {cv.CALL_KIND_INBOUND, cv.CALL_KIND_TRANSFER, cv.CALL_KIND_ALERT}),
+    ],
+)
+def test_values_compared_or_set_are_the_contracts_values(variable: str, allowed: set[str]) -> None:
+    compared = set(re.findall(r'"\$\{' + variable + r'\}" !?= "([^"]*)"', CODE))
+    assigned = set(re.findall(r"Set\(" + variable + r"=([^)]*)\)", CODE))
+    values = (compared | assigned) - {""}
+    assert values, f"{variable} is never compared or set in the dialplans"
+    assert values <= allowed, sorted(values - allowed)
+
+
+def test_dialplan_routes_cover_every_decision_the_ivr_makes() -> None:
+    # An unhandled BN_ROUTE would fall through to the failure path: that must be deliberate.
+    compared = set(re.findall(r'"\$\{BN_ROUTE\}" = "([^"]*)"', CODE))
+    assert {cv.ROUTE_DIAL, cv.ROUTE_TIP, cv.ROUTE_NO_ACTION, cv.ROUTE_REPEAT, cv.ROUTE_OPTED_OUT} <= compared
+
+
+def test_every_prompt_the_dialplans_play_is_in_the_catalogue() -> None:
+    played = set(re.findall(r"/burgernet/([a-z0-9-]+)", CODE))
+    assert played, "the dialplans play no burgernet prompts"
+    assert played <= set(prompt_names()), sorted(played - set(prompt_names()))
+
+
+def test_caller_supplied_values_are_filtered() -> None:
+    # PRODUCT.md: wrap CALLERID(num) and EXTEN in FILTER() before using them.
+    for raw in re.finditer(r"\$\{(CALLERID\(num\)|EXTEN)\}", CODE):
+        before = CODE[: raw.start()]
+        enclosing = before[before.rfind("${") :]  # the expression this value sits in
+        assert enclosing.startswith("${FILTER("), (
+            f"unfiltered {raw.group(0)} near: {CODE[raw.start() - 60 : raw.end()]}"
+        )
+
+
+def test_every_context_that_takes_calls_records_a_hang_up() -> None:
+    for context in (cv.CTX_FREEPHONE, cv.CTX_ROUTE, cv.CTX_FAILURE, cv.CTX_TIP):
+        body = CODE.split(f"[{context}]", 1)[1].split("\n[", 1)[0]
+        assert re.search(r"^exten => h,1,", body, flags=re.MULTILINE), f"[{context}] has no h extension"
+
+
+def test_dialplans_are_commented_for_admins() -> None:
+    for name, text in DIALPLAN_TEXT.items():
+        comments = [line for line in text.splitlines() if line.lstrip().startswith(";")]
+        assert len(comments) >= 3, f"{name} explains too little"
+
+
+def test_dialplans_dir_is_the_one_rendered() -> None:
+    assert all(
+        path.parent.name == "dialplans" and path.parent.parent == Path(__file__).resolve().parents[2]
+        for path in dialplan_files()
+    )
