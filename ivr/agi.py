@@ -32,6 +32,7 @@ class AgiCommandError(AgiError):
 
 
 MAX_LINE_BYTES = 8192
+_MSET_UNSAFE = frozenset(',"\\\n\r')
 _VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_()\-.,]+$")
 # "200 result=49 (data) endpos=1234": panoramisk.utils.parse_agi_result turns result=-1 into an
 # error without a status and raises on lines it does not know, so the answer is parsed here.
@@ -188,6 +189,22 @@ class AgiSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command(f"SET VARIABLE {_checked(name)} {quote(value)}")
+
+    async def set_variables(self, variables: Mapping[str, str]) -> None:
+        """Set several channel variables in one round trip (``EXEC MSet``), in the given order.
+
+        MSet splits its argument on commas and treats quotes and backslashes specially, so a
+        value containing any of them is refused rather than silently mangled.
+        """
+        pairs = []
+        for name, value in variables.items():
+            if any(ch in value for ch in _MSET_UNSAFE):
+                raise ValueError(f'value of {name} cannot contain , " \\ or line breaks: {value!r}')
+            pairs.append(f"{_checked(name)}={value}")
+        if pairs:
+            result = await self.command(f"EXEC MSet {quote(','.join(pairs))}")
+            if result.result == "-1":
+                raise ChannelHungUp("hung up while setting variables")
 
     async def stream_file(self, sound: str, escape_digits: str = "") -> str | None:
         """Play a sound; returns the key that interrupted it, if any."""

@@ -47,7 +47,6 @@ async def handle(session: AgiSession, services: IvrServices) -> None:
         # The dialplan only sends 1 and 9; anything else plays the message again.
         await session.set_variable(cv.VAR_ROUTE, cv.ROUTE_REPEAT)
         return
-    await session.set_variable(cv.VAR_CALL_KIND, cv.CALL_KIND_TRANSFER)
     decision = await services.routing.decide(caller, chosen_action_id=action_id)
     await hand_to_dialplan(session, services, caller, decision, cv.CALL_KIND_TRANSFER)
 

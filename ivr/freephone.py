@@ -43,8 +43,6 @@ async def handle(session: AgiSession, services: IvrServices) -> None:
             participant_id=caller.participant_id,
         ),
     )
-    await session.set_variable("CHANNEL(language)", caller.language)
-    await session.set_variable(cv.VAR_CALL_KIND, cv.CALL_KIND_INBOUND)
 
     if decision.kind is DecisionKind.ASK_POSTCODE:
         caller, decision = await ask_postcode(session, services, caller)

@@ -30,10 +30,13 @@ async def hand_to_dialplan(
     unique_id = session.env.unique_id
     action = "" if decision.action_id is None else str(decision.action_id)
     variables = {
+        "CHANNEL(language)": caller.language,
+        cv.VAR_CALL_KIND: kind,
         cv.VAR_ACTION_ID: action,
         cv.VAR_PARTICIPANT_ID: "" if caller.participant_id is None else str(caller.participant_id),
         cv.VAR_REGION: decision.region_code or services.settings.default_region,
-        cv.VAR_REASON: decision.reason,
+        # MSet takes no commas or quotes in values; the reason is for people reading logs.
+        cv.VAR_REASON: decision.reason.replace(",", ";").replace('"', "'"),
         cv.VAR_TIP_FILE: tip_file(services, decision.action_id, unique_id),
     }
     if decision.kind is DecisionKind.ROUTE:
@@ -47,10 +50,10 @@ async def hand_to_dialplan(
         variables[cv.VAR_OUTCOME] = cv.OUTCOME_NO_ACTION
     else:  # TIP, or anything the core may add later: a tip never dead-ends
         route = cv.ROUTE_TIP
-    for name, value in variables.items():
-        await session.set_variable(name, value)
-    # BN_ROUTE last: the dialplan treats an empty BN_ROUTE as "FastAGI failed half-way".
-    await session.set_variable(cv.VAR_ROUTE, route)
+    # One round trip for all of them. BN_ROUTE last: the dialplan treats an empty BN_ROUTE as
+    # "FastAGI failed half-way", and MSet sets them in order.
+    variables[cv.VAR_ROUTE] = route
+    await session.set_variables(variables)
     # Logged after the caller is on their way; the AMI tracker fills in answer and hang-up.
     services.in_background(
         "log call",
@@ -67,14 +70,18 @@ async def hand_to_dialplan(
             outcome=cv.OUTCOME_NO_ACTION if decision.kind is DecisionKind.NO_ACTION else None,
         ),
     )
-    await services.live.publish(
-        {
-            "type": "call_routed",
-            "call": unique_id,
-            "kind": kind,
-            "route": route,
-            "action_id": decision.action_id,
-            "reason": decision.reason,
-        }
+    services.spawn(
+        "publish route",
+        unique_id,
+        services.live.publish(
+            {
+                "type": "call_routed",
+                "call": unique_id,
+                "kind": kind,
+                "route": route,
+                "action_id": decision.action_id,
+                "reason": decision.reason,
+            }
+        ),
     )
     log.info("call %s from %s: %s (%s)", unique_id, caller.kind.value, route, decision.reason)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -72,6 +74,8 @@ class FastAgiServer:
         self.flow_timeout = flow_timeout
         self.command_timeout = command_timeout
         self.counters = ServerCounters()
+        # How long each completed flow took (seconds), newest last: for metrics and benchmarks.
+        self.flow_durations: deque[float] = deque(maxlen=100_000)
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -148,9 +152,11 @@ class FastAgiServer:
                 await self._send_to_failure(session, "over capacity")
                 return
             self._active += 1
+            started = time.perf_counter()
             try:
                 await asyncio.wait_for(handler(session), self.flow_timeout)
                 self.counters.completed += 1
+                self.flow_durations.append(time.perf_counter() - started)
             except ChannelHungUp:
                 self.counters.hung_up += 1
                 log.info("call %s: caller hung up during %s", env.unique_id, env.script)

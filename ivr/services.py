@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,19 @@ class IvrServices:
         async def run() -> None:
             try:
                 await asyncio.get_running_loop().run_in_executor(self.call_log_writer, work)
+            except Exception:
+                log.exception("call %s: %s failed", unique_id, what)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"{what}:{unique_id}")
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def spawn(self, what: str, unique_id: str, work: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine (a Redis publish) after the caller has moved on; errors are logged."""
+
+        async def run() -> None:
+            try:
+                await work
             except Exception:
                 log.exception("call %s: %s failed", unique_id, what)
 

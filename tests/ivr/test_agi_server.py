@@ -225,3 +225,24 @@ async def test_a_flood_is_served_or_failed_over_never_left_hanging(
     assert routed + failed_over == 300 and routed >= 50 and failed_over >= 1
     assert server.counters.rejected == failed_over
     assert await call(server, header()) == ['SET VARIABLE BN_ROUTE "dial"']
+
+
+async def test_set_variables_is_one_round_trip_and_refuses_unsafe_values(
+    make_server: Callable[..., FastAgiServer],
+) -> None:
+    errors: list[str] = []
+
+    async def flow(session: AgiSession) -> None:
+        try:
+            await session.set_variables({"BN_REASON": "a, b"})
+        except ValueError as exc:
+            errors.append(str(exc))
+        await session.set_variables(
+            {"CHANNEL(language)": "en", "BN_TARGET_1": "PJSIP/a&PJSIP/b", "BN_ROUTE": "dial"}
+        )
+
+    server = make_server({"freephone": flow})
+    await server.start()
+    commands = await call(server, header())
+    assert commands == ['EXEC MSet "CHANNEL(language)=en,BN_TARGET_1=PJSIP/a&PJSIP/b,BN_ROUTE=dial"']
+    assert errors and "BN_REASON" in errors[0]

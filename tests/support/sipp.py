@@ -161,7 +161,13 @@ def _uas(behaviour: str, ring_ms: int) -> str:
         parts.append(_REPLY.format(code="180 Ringing", extra="", body=""))
         parts.append('  <recv request="CANCEL"/>\n')
         parts.append(_OK_TO_REQUEST)
-        parts.append(_REPLY.format(code="487 Request Terminated", extra="", body=""))
+        # The 487 answers the INVITE, not the CANCEL: [last_CSeq:] would say CANCEL here, and
+        # Asterisk would drop the 487 and never ACK (the phone then hangs until killed).
+        parts.append(
+            _REPLY.format(code="487 Request Terminated", extra="", body="").replace(
+                "[last_CSeq:]", "CSeq: [last_cseq_number] INVITE"
+            )
+        )
         parts.append('  <recv request="ACK"/>\n')
     else:  # answer
         parts.append(_REPLY.format(code="180 Ringing", extra="", body=""))
@@ -195,6 +201,29 @@ class Sipp:
         path = self.workdir / name
         path.write_text(text)
         return path
+
+    def answer_all(self, port: int, media_port: int) -> subprocess.Popen[bytes]:
+        """One SIPp answering every call it gets, for many endpoints at once (benchmarks)."""
+        scenario = self._write(f"uas-all-{port}.xml", _uas("answer", 0))
+        process = subprocess.Popen(
+            [
+                SIPP,
+                "-sf",
+                str(scenario),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-mp",
+                str(media_port),
+                "-nostdin",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.workdir,
+        )
+        self.processes.append(process)
+        return process
 
     def phone(
         self,
@@ -247,8 +276,9 @@ class Sipp:
         try:
             returncode = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            process.terminate()
-            returncode = process.wait()
+            process.terminate()  # SIPp exits 0 on SIGTERM: report the hang as a failure
+            process.wait()
+            returncode = -1
         successful, failed = _counts(self._phone_stats(endpoint))
         errors = self.workdir / f"uas-{endpoint}.err"
         return SippResult(returncode, successful, failed, errors.read_text() if errors.is_file() else "")
@@ -266,11 +296,18 @@ class Sipp:
         rate: float = 1.0,
         timeout_s: float = 60,
         speak_at_ms: int | None = None,
+        callers: Sequence[str] = (),
     ) -> SippResult:
-        """Place ``calls`` calls to ``number`` from ``caller``; wait for SIPp to finish."""
-        scenario = self._write(
-            f"uac-{caller}-{local_port}.xml", _uac(number, caller, digits, hold_ms, speak_at_ms)
-        )
+        """Place ``calls`` calls to ``number`` from ``caller``; wait for SIPp to finish.
+
+        With ``callers``, each call takes the next caller ID from that list instead.
+        """
+        if callers:
+            injection = self._write(
+                f"callers-{local_port}.csv", "SEQUENTIAL\n" + "".join(f"{c};\n" for c in callers)
+            )
+            caller = "[field0]"
+        scenario = self._write(f"uac-{local_port}.xml", _uac(number, caller, digits, hold_ms, speak_at_ms))
         stats = self.workdir / f"uac-{local_port}.csv"
         command = [
             SIPP,
@@ -298,6 +335,7 @@ class Sipp:
             str(stats),
             "-recv_timeout",
             "30000",
+            *(["-inf", str(injection)] if callers else []),
         ]
         completed = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout_s + 30, cwd=self.workdir
