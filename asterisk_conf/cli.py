@@ -65,6 +65,18 @@ def render_cmd(context: Context, out: Path | None) -> None:
     click.echo(f"configuration written to {target}")
 
 
+@asterisk_group.command("reload")
+@click.pass_obj
+def reload_cmd(context: Context) -> None:
+    """Render from the database again and make the running Asterisk reload it (no call is dropped)."""
+    try:
+        configured = prepare(context.settings, _plan(context), log=lambda line: click.echo(line, err=True))
+        output = configured.instance.rx("core reload")
+    except SandboxError as exc:
+        raise click.ClickException(f"{exc} (is Asterisk running? start it with 'burgernet run')") from None
+    click.echo(output.strip() or f"Asterisk reloaded {configured.config_dir}")
+
+
 @asterisk_group.command("check")
 @click.option(
     "--admin-dir",

@@ -14,6 +14,7 @@ import numpy as np
 from burgernet import db, demo
 from burgernet.actions import ActionError, AreaSpec
 from burgernet.calls import TipRecordings
+from burgernet.centralists import CentralistError
 from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
@@ -27,7 +28,7 @@ class BurgernetGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (SettingsError, ActionError, ImportFileError) as exc:
+        except (SettingsError, ActionError, ImportFileError, CentralistError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 
@@ -248,6 +249,65 @@ def action_list(context: Context, status: str | None) -> None:
         )
     if not views:
         click.echo("no actions")
+
+
+# --- centralists ---------------------------------------------------------------------------------
+@main.group("centralist")
+def centralist_group() -> None:
+    """Centralists and their SIP endpoints (then: burgernet asterisk reload)."""
+
+
+@centralist_group.command("add")
+@click.argument("endpoint")
+@click.option("--name", required=True)
+@click.option("--region", required=True, help="Region code, e.g. MN.")
+@click.option(
+    "--password", default=None, help="SIP password (default: settings asterisk.centralist_default_password)."
+)
+@click.option("--contact", default=None, help="Fixed SIP contact for a phone that does not register.")
+@click.option("--actor", default="cli")
+@pass_context
+def centralist_add(
+    context: Context,
+    endpoint: str,
+    name: str,
+    region: str,
+    password: str | None,
+    contact: str | None,
+    actor: str,
+) -> None:
+    """Add a centralist with SIP endpoint ENDPOINT (a-z, 0-9, '-')."""
+    view = context.centralists.add(
+        endpoint=endpoint,
+        name=name,
+        region_code=region.upper(),
+        password=password,
+        contact=contact,
+        actor=actor,
+    )
+    click.echo(f"centralist {view.endpoint} added to {view.region_code}; run 'burgernet asterisk reload'")
+
+
+@centralist_group.command("duty")
+@click.argument("endpoint")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--actor", default="cli")
+@pass_context
+def centralist_duty(context: Context, endpoint: str, state: str, actor: str) -> None:
+    """Put a centralist on or off duty (off duty: never rung)."""
+    context.centralists.set_on_duty(endpoint, state == "on", actor=actor)
+    click.echo(f"{endpoint} is {'on' if state == 'on' else 'off'} duty")
+
+
+@centralist_group.command("list")
+@pass_context
+def centralist_list(context: Context) -> None:
+    """List centralists by region."""
+    for view in context.centralists.list_all():
+        click.echo(
+            f"{view.region_code:<4} {view.endpoint:<12} {'on ' if view.on_duty else 'off'} "
+            f"{view.name}{'  ' + view.contact if view.contact else ''}"
+        )
 
 
 # --- running ------------------------------------------------------------------------------------

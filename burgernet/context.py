@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet.actions import ActionService
+from burgernet.centralists import CentralistService
 from burgernet.db import make_engine, make_session_factory
 from burgernet.live import LiveState
 from burgernet.settings import Settings
@@ -35,6 +36,11 @@ class Context:
     def actions(self) -> ActionService:
         # Every action change invalidates the routing snapshot the free number reads.
         return ActionService(self.sessions, on_change=self.live.invalidate_actions)
+
+    @cached_property
+    def centralists(self) -> CentralistService:
+        # Centralists are part of the routing snapshot too.
+        return CentralistService(self.sessions, on_change=self.live.invalidate_actions)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -156,12 +156,21 @@ def build_prompt(
 ) -> BuiltPrompt:
     """Make one catalogue prompt; ``force`` re-synthesises instead of using the TTS cache."""
     tts = _tts(settings, engine)
-    spoken = tts.speak(prompt_text(lang, name), lang, force=force)
+    # A recording the operator put in place (``recordings replace-prompt``) beats the TTS.
+    custom = custom_prompt_path(tts.settings, lang, name)
+    spoken = custom if custom.is_file() else tts.speak(prompt_text(lang, name), lang, force=force)
     target = prompt_path(tts.settings, lang, name)
     if target.is_file() and not force and filecmp.cmp(spoken, target, shallow=False):
         return BuiltPrompt(lang, name, target, written=False)
     _install(spoken, target)
     return BuiltPrompt(lang, name, target, written=True)
+
+
+def custom_prompt_path(settings: Settings, lang: str, name: str) -> Path:
+    """Where a replacement recording for a catalogue prompt is kept (already converted)."""
+    if name not in prompt_names():
+        raise KeyError(f"no prompt named {name!r}")
+    return settings.data_dir / "prompts-custom" / check_language(lang) / f"{name}.wav"
 
 
 def build_catalogue(

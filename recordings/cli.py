@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from burgernet.settings import Settings, get_settings
-from recordings.catalogue import build_catalogue
+from recordings.catalogue import build_catalogue, build_prompt, custom_prompt_path
 from recordings.convert import AudioError, AudioLimits, convert_file
 from recordings.paths import LANGUAGES
 from recordings.retention import RecordingRepository, purge_expired
@@ -68,6 +68,30 @@ def prompts_command(ctx: click.Context, langs: tuple[str, ...], force: bool) -> 
     click.echo(
         f"{len(built)} prompts in {settings.sounds_dir} ({written} written, {len(built) - written} unchanged)"
     )
+
+
+@recordings.command("replace-prompt")
+@click.argument("name")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lang", type=click.Choice(LANGUAGES), required=True)
+@click.option("--revert", is_flag=True, help="Drop the replacement and go back to text-to-speech.")
+@click.pass_context
+def replace_prompt_command(ctx: click.Context, name: str, source: Path, lang: str, revert: bool) -> None:
+    """Replace prompt NAME (e.g. welcome) with a recording SOURCE (wav, mp3, ogg, m4a, ...)."""
+    settings = _settings(ctx)
+    try:
+        custom = custom_prompt_path(settings, lang, name)
+    except KeyError as exc:
+        raise click.ClickException(f"{exc.args[0]}; see 'burgernet recordings prompts'") from None
+    if revert:
+        custom.unlink(missing_ok=True)
+    else:
+        try:
+            convert_file(source, custom, limits=AudioLimits.from_settings(settings))
+        except AudioError as exc:
+            raise click.ClickException(str(exc)) from exc
+    built = build_prompt(lang, name, settings=settings)
+    click.echo(f"{built.path} now plays {'text-to-speech' if revert else source.name}")
 
 
 @recordings.command("convert")

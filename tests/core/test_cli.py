@@ -144,3 +144,34 @@ def test_bad_settings_stop_the_command_with_the_key_named(
     monkeypatch.setenv("BURGERNET_WEB__PORT", "http")
     result = runner.invoke(main, ["action", "list"])
     assert result.exit_code == 2 and "web.port (env BURGERNET_WEB__PORT)" in result.output
+
+
+def test_centralist_commands(runner: CliRunner, bn_context: Context) -> None:
+    added = runner.invoke(
+        main,
+        [
+            "centralist",
+            "add",
+            "c-mn-7",
+            "--name",
+            "Fleur",
+            "--region",
+            "mn",
+            "--contact",
+            "sip:c-mn-7@10.0.0.7:5060",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    assert "burgernet asterisk reload" in added.output
+    listing = runner.invoke(main, ["centralist", "list"])
+    assert "c-mn-7" in listing.output and "sip:c-mn-7@10.0.0.7:5060" in listing.output
+    assert runner.invoke(main, ["centralist", "duty", "c-mn-7", "off"]).exit_code == 0
+    assert "off Fleur" in runner.invoke(main, ["centralist", "list"]).output
+    for bad, message in (
+        (["c-mn-7"], "already exists"),
+        (["Bad;Name"], "SIP endpoint"),
+        (["c-xx-1", "--region", "XX"], "unknown region"),
+    ):
+        args = ["centralist", "add", *bad[:1], "--name", "X", "--region", bad[2] if len(bad) > 2 else "MN"]
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -84,3 +84,44 @@ def test_purge_uses_the_registered_repository(
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["deleted"] == 1 and summary["failed"] == []
     assert sorted(repo.rows) == [2]
+
+
+def test_replace_prompt_and_revert(tmp_path: Path) -> None:
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from burgernet.settings import load_settings
+    from recordings.catalogue import build_prompt, custom_prompt_path
+    from recordings.cli import recordings
+
+    settings = load_settings(data_dir=tmp_path)
+    recorded = tmp_path / "welkom.mp3"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", str(recorded)],
+        check=True,
+    )
+
+    class Obj:
+        pass
+
+    obj = Obj()
+    obj.settings = settings  # type: ignore[attr-defined]
+    runner = CliRunner()
+    result = runner.invoke(recordings, ["replace-prompt", "welcome", str(recorded), "--lang", "nl"], obj=obj)
+    assert result.exit_code == 0, result.output
+    target = build_prompt("nl", "welcome", settings=settings).path
+    replacement = custom_prompt_path(settings, "nl", "welcome").read_bytes()
+    assert target.read_bytes() == replacement
+    # A rebuild of the catalogue keeps the replacement ...
+    assert build_prompt("nl", "welcome", settings=settings).written is False
+    # ... until it is reverted to text-to-speech.
+    result = runner.invoke(
+        recordings, ["replace-prompt", "welcome", str(recorded), "--lang", "nl", "--revert"], obj=obj
+    )
+    assert result.exit_code == 0 and not custom_prompt_path(settings, "nl", "welcome").exists()
+    assert target.read_bytes() != replacement  # the spoken text is back
+    bad = runner.invoke(
+        recordings, ["replace-prompt", "no-such-prompt", str(recorded), "--lang", "nl"], obj=obj
+    )
+    assert bad.exit_code != 0 and "no prompt named" in bad.output

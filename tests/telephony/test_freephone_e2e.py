@@ -5,6 +5,7 @@ Every assertion reads the callback log the system itself wrote (FastAGI + AMI tr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,32 @@ def test_with_fastagi_down_the_call_still_reaches_the_pool(phones: PhoneSystem) 
     call = phones.logged_call(e164(caller))  # logged by the AMI tracker alone
     assert call.centralist in {"c-mn-1", "c-mn-2", "c-mn-3"}  # the fallback region's pool
     assert call.outcome == cv.OUTCOME_CONNECTED and call.action_id is None
+
+
+def test_a_new_centralist_reaches_asterisk_on_reload(phones: PhoneSystem) -> None:
+    from asterisk_conf.instance import prepare
+    from asterisk_conf.plan import plan_from_database
+    from burgernet.db import session_scope
+
+    phones.context.centralists.add(
+        endpoint="c-mn-9",
+        name="Nieuw",
+        region_code="MN",
+        password="nieuw-wachtwoord",
+        contact=None,
+        actor="test",
+    )
+    try:
+        with session_scope(phones.context.sessions) as session:
+            plan = plan_from_database(session, phones.settings)
+        prepare(phones.settings, plan)  # renders into the running instance's folder
+        phones.asterisk.instance.rx("core reload")
+        deadline = time.monotonic() + 10
+        while (
+            "c-mn-9" not in phones.asterisk.instance.rx("pjsip show endpoints")
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        assert "c-mn-9" in phones.asterisk.instance.rx("pjsip show endpoint c-mn-9")
+    finally:
+        phones.context.centralists.set_on_duty("c-mn-9", False, actor="test")
