@@ -80,8 +80,16 @@ def _version(install_command: list[str]) -> str:
     return result.stdout.strip()
 
 
-def provision(root: Path, prefer_system: bool = True, log: Callable[[str], None] = print) -> AsteriskInstall:
-    """Return a usable Asterisk: the host's, the cached chroot, or a freshly built chroot."""
+def provision(
+    root: Path,
+    prefer_system: bool = True,
+    log: Callable[[str], None] = print,
+    mirror: str | None = None,
+) -> AsteriskInstall:
+    """Return a usable Asterisk: the host's, the cached chroot, or a freshly built chroot.
+
+    ``mirror`` defaults to the Debian mirror apt already uses on this host.
+    """
     system = shutil.which("asterisk")
     if prefer_system and system:
         return AsteriskInstall(None, _version([]))
@@ -95,7 +103,7 @@ def provision(root: Path, prefer_system: bool = True, log: Callable[[str], None]
         raise SandboxError("debootstrap is not installed: apt-get install debootstrap (or install Asterisk)")
     root.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    mirror = debian_mirror()
+    mirror = mirror or debian_mirror()
     log(
         f"building the Asterisk sandbox from Debian {SUITE} ({mirror}) into {root}; this takes about a minute"
     )
@@ -231,14 +239,15 @@ class AsteriskInstance:
         for directory in self.layout.all():
             self.host(directory).mkdir(parents=True, exist_ok=True)
         self._mount_shared()
-        log_file = (self.host(self.layout.log) / "console.log").open("ab")
-        # -f: stay in the foreground as our child; -n: no colours; -g: core dumps for bugs.
-        self.process = subprocess.Popen(
-            self.install.command("asterisk", "-C", str(self.config_file), "-f", "-n"),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        # -f: stay in the foreground as our child; -n: no colours. The child keeps its own
+        # copy of the log handle.
+        with (self.host(self.layout.log) / "console.log").open("ab") as log_file:
+            self.process = subprocess.Popen(
+                self.install.command("asterisk", "-C", str(self.config_file), "-f", "-n"),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + boot_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

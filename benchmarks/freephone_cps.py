@@ -182,7 +182,7 @@ def main() -> None:
 
         asyncio.run_coroutine_threadsafe(service.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
-        asterisk.instance.stop()
+        asterisk.instance.remove()
         context.close()
         static_ok = max(1, int(results["static"]["successful"]))
         ratio = round(int(results["fastagi"]["successful"]) / static_ok, 3)

@@ -91,8 +91,8 @@ class Supervisor:
 
     def start_child(self, name: str, command: list[str], log_file: Path) -> Child:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        output = log_file.open("ab")
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        with log_file.open("ab") as output:  # the child keeps its own copy of the handle
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         child = Child(name, process)
         self.children.append(child)
         return child

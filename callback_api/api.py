@@ -21,7 +21,9 @@ from callback_api.openapi import openapi_document
 from callback_api.security import ACTION_ROLES, ALL_ROLES
 from callback_api.services import users
 from callback_api.services.areas import AreaInputError, area_from_fields
+from callback_api.services.recordings import store_alert_recording
 from callback_api.state import panel
+from recordings.convert import AudioError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -178,6 +180,26 @@ def callbacks(action_id: int) -> Response:
         item.pop("recording_path", None)
         calls.append(item)
     return jsonify({"action_id": action_id, "calls": calls, "tips": tips})
+
+
+@bp.route("/actions/<int:action_id>/recording", methods=["POST"])
+def upload_recording(action_id: int) -> tuple[Response, int]:
+    """The alert message as recorded by a centralist (multipart ``file``, optional ``lang``)."""
+    info = _require(ACTION_ROLES)
+    _existing(action_id)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ApiError(422, "send the recording as a multipart form field named 'file'")
+    lang = request.form.get("lang") or None
+    if lang not in (None, "nl", "en"):
+        raise ApiError(422, "lang must be nl or en (or left out for every language)")
+    try:
+        seconds = store_alert_recording(
+            action_id, upload.read(), upload.filename, lang, actor=info.username, source=_source()
+        )
+    except AudioError as exc:
+        raise ApiError(422, f"recording refused: {exc}") from None
+    return jsonify({"action_id": action_id, "lang": lang, "seconds": round(seconds, 2)}), 201
 
 
 def error_body(status: int, message: str, error_id: str) -> dict[str, Any]:

@@ -62,6 +62,13 @@ class CloseForm(FlaskForm):
     result_message = TextAreaField("Result message to everyone alerted", validators=[Length(max=2000)])
 
 
+class RecordingForm(FlaskForm):
+    recording = FileField("Recorded alert message (wav, mp3, ogg, m4a)")
+    lang = SelectField(
+        "Language", choices=[("", "All languages"), ("nl", "Nederlands"), ("en", "English")], default=""
+    )
+
+
 class ConfirmForm(FlaskForm):
     """A bare POST (start, erase, opt-out): only the CSRF token."""
 

@@ -123,6 +123,28 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _ok("Callbacks"), "404": _error("no such action"), **ERRORS},
                 },
             },
+            "/actions/{action_id}/recording": {
+                "post": {
+                    "summary": "Upload the alert message as recorded by a centralist (replaces the TTS)",
+                    "parameters": [ACTION_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {
+                                        "file": {"type": "string", "format": "binary"},
+                                        "lang": {"type": "string", "enum": ["nl", "en"]},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"201": _ok("Stored"), "404": _error("no such action"), **ERRORS},
+                },
+            },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -19,7 +19,7 @@ from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, Role
 from burgernet.models import Action, ActionCentralist, AuditEvent, Centralist, Region, Tip
 from burgernet.repositories import action_area
-from callback_api.forms import ActionForm, CloseForm, ConfirmForm
+from callback_api.forms import ActionForm, CloseForm, ConfirmForm, RecordingForm
 from callback_api.i18n import current_language, translate
 from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, roles_required, user
 from callback_api.services.areas import (
@@ -30,6 +30,9 @@ from callback_api.services.areas import (
     split_list,
 )
 from callback_api.services.photos import PhotoError, check_photo, photo_file, store_photo
+from callback_api.services.recordings import store_alert_recording
+from recordings.convert import AudioError
+from recordings.messages import recorded_message_path
 from callback_api.state import panel
 
 bp = Blueprint("actions", __name__)
@@ -200,6 +203,8 @@ def detail(action_id: int) -> str:
         mask_number=mask_number,
         confirm=ConfirmForm(),
         close_form=CloseForm(),
+        recording_form=RecordingForm(),
+        has_recording=recorded_message_path(action_id, settings=panel().settings).is_file(),
     )
 
 
@@ -237,6 +242,43 @@ def close(action_id: int) -> Response:
     except ActionError as exc:
         flash(str(exc), "error")
     return redirect(url_for("actions.detail", action_id=action_id))
+
+
+@bp.route("/actions/<int:action_id>/recording", methods=["POST"])
+@roles_required(ACTION_ROLES)
+def upload_recording(action_id: int) -> Response | tuple[str, int]:
+    """A centralist's own recording of the alert message: it replaces the text-to-speech."""
+    _action_or_404(action_id)
+    form = RecordingForm()
+    upload = form.recording.data
+    if not form.validate_on_submit() or upload is None or not upload.filename:
+        flash(translate("Choose a sound file to upload."), "error")
+        return redirect(url_for("actions.detail", action_id=action_id))
+    lang = form.lang.data or None
+    try:
+        seconds = store_alert_recording(
+            action_id, upload.read(), upload.filename, lang, actor=user().username, source=audit_source()
+        )
+    except AudioError as exc:
+        flash(translate("The recording was not stored: %(why)s", why=str(exc)), "error")
+        return detail(action_id), 400
+    flash(
+        translate(
+            "Recording stored (%(seconds)s s); alert calls play it instead of the spoken text.",
+            seconds=f"{seconds:.1f}",
+        ),
+        "success",
+    )
+    return redirect(url_for("actions.detail", action_id=action_id))
+
+
+@bp.route("/actions/<int:action_id>/recording.wav")
+@roles_required(ACTION_ROLES)
+def recording_audio(action_id: int) -> Response:
+    path = recorded_message_path(action_id, request.args.get("lang") or None, settings=panel().settings)
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="audio/wav", conditional=True, max_age=0)
 
 
 @bp.route("/actions/<int:action_id>/area.json")

@@ -1,7 +1,8 @@
 """A real Asterisk for the tests in this folder: the project's sandbox, provisioned once.
 
-Provisioning is real (debootstrap of Debian sid the first time, the cached chroot after
-that). When it cannot be had the tests fail with the sandbox's message: no skips.
+``asterisk_install`` (tests/conftest.py) provisions it for real: debootstrap of Debian sid the
+first time, the cached chroot after that. When it cannot be had the tests fail with the
+sandbox's message: no skips.
 """
 
 from __future__ import annotations
@@ -15,16 +16,10 @@ import pytest
 
 from asterisk_conf.instance import ConfiguredAsterisk, free_udp_and_tcp_port, prepare
 from asterisk_conf.render import AsteriskPlan, CentralistEndpoint
-from asterisk_conf.sandbox import AsteriskInstall, provision
+from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.settings import Settings, load_settings
 
 _instances = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def asterisk_install() -> AsteriskInstall:
-    settings = load_settings().asterisk
-    return provision(settings.sandbox_root, settings.prefer_system_asterisk)
 
 
 def centralist(
@@ -60,9 +55,9 @@ def start_asterisk(tmp_path: Path, asterisk_install: AsteriskInstall) -> Iterato
     """Render a plan and boot an instance; every instance is stopped and deleted afterwards."""
     started: list[ConfiguredAsterisk] = []
 
-    def start(plan: AsteriskPlan, **asterisk: object) -> ConfiguredAsterisk:
-        data_dir = tmp_path / f"data-{len(started)}"
-        settings = asterisk_settings(data_dir, asterisk_install, **asterisk)
+    def start(plan: AsteriskPlan, settings: Settings | None = None, **asterisk: object) -> ConfiguredAsterisk:
+        if settings is None:
+            settings = asterisk_settings(tmp_path / f"data-{len(started)}", asterisk_install, **asterisk)
         configured = prepare(settings, plan, log=lambda _line: None)
         started.append(configured)
         configured.instance.start()

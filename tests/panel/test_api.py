@@ -160,6 +160,7 @@ def test_openapi_document(world: World, app: Flask) -> None:
         "/actions/{action_id}/start",
         "/actions/{action_id}/close",
         "/actions/{action_id}/callbacks",
+        "/actions/{action_id}/recording",
     }
     # Every documented path exists in the app.
     rules = {str(rule) for rule in app.url_map.iter_rules()}

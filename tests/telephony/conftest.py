@@ -208,7 +208,7 @@ def phone_system(
     finally:
         system.sipp.cleanup()
         service.stop()
-        asterisk.instance.stop()
+        asterisk.instance.remove()  # stops it and leaves no instance folder in the sandbox
         context.close()
 
 
