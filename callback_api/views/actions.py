@@ -31,9 +31,9 @@ from callback_api.services.areas import (
 )
 from callback_api.services.photos import PhotoError, check_photo, photo_file, store_photo
 from callback_api.services.recordings import store_alert_recording
+from callback_api.state import panel
 from recordings.convert import AudioError
 from recordings.messages import recorded_message_path
-from callback_api.state import panel
 
 bp = Blueprint("actions", __name__)
 
