@@ -169,21 +169,37 @@ class Supervisor:
         click.echo("\nBurgernet is running. Ctrl-C stops everything.\n")
         for note in self.notes:
             click.echo(f"  {note}")
-        click.echo(f"\n  Call the free number {a.free_number} as the SIP trunk would (from {a.trunk_host}):")
-        click.echo(f"    sipp {a.sip_bind}:{a.sip_port} -sn uac -s {a.free_number} -i {a.trunk_host} -m 1")
-        click.echo(
-            f"  or register a softphone as centralist c-mn-1 (password {a.centralist_default_password!r}) "
-            f"at {a.sip_bind}:{a.sip_port}."
-        )
         numbers = self.demo_callers()
         if numbers:
-            click.echo(
-                "  Demo participants inside an active action (use one as the caller ID, e.g. sipp -s ... "
-                "with a scenario whose From user is the number):"
-            )
+            click.echo("\n  Demo participants whose call is routed to an active action right now:")
             for number, title in numbers:
                 click.echo(f"    {number}  ({title})")
-        click.echo("")
+            scenario, callers = self.write_caller_scenario([number for number, _ in numbers])
+            click.echo(
+                f"\n  Call the free number {a.free_number} as the first of them, through the trunk "
+                f"(calls from {a.trunk_host} are the trunk):"
+            )
+            click.echo(
+                f"    sipp {a.sip_bind}:{a.sip_port} -sf {scenario} -inf {callers} -i {a.trunk_host} "
+                "-p 5099 -m 1"
+            )
+        click.echo(
+            f"  Register a softphone as centralist c-mn-1 (password {a.centralist_default_password!r}) at "
+            f"{a.sip_bind}:{a.sip_port} to answer; demo centralists have no phone until one registers,"
+        )
+        click.echo("  so an unanswered call ends in a recorded tip, as it would in a control room.\n")
+
+    def write_caller_scenario(self, numbers: list[str]) -> tuple[Path, Path]:
+        """A SIPp caller scenario and a caller-ID list for trying the free number by hand."""
+        from asterisk_conf.sipp import caller_scenario
+
+        folder = (self.settings.data_dir / "sipp").resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        scenario = folder / "caller.xml"
+        scenario.write_text(caller_scenario(self.settings.asterisk.free_number, "[field0]", (), 60_000, None))
+        callers = folder / "callers.csv"
+        callers.write_text("SEQUENTIAL\n" + "".join(f"{number};\n" for number in numbers))
+        return scenario, callers
 
     def demo_callers(self) -> list[tuple[str, str]]:
         """A few participants whose call would be routed to an active action right now."""

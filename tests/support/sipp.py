@@ -15,169 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asterisk_conf.sipp import caller_scenario, phone_scenario
+
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
-
-_SDP = """v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8 0 101
-a=rtpmap:8 PCMA/8000
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-"""
-
-
-def _uac(
-    number: str, caller: str, digits: Sequence[tuple[int, str]], hold_ms: int, speak_at_ms: int | None
-) -> str:
-    dtmf = "".join(
-        f"""
-  <pause milliseconds="{pause}"/>
-  <send><![CDATA[
-INFO sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: {10 + n} INFO
-Contact: <sip:{caller}@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/dtmf-relay
-Content-Length: [len]
-
-Signal={digit}
-Duration=160
-]]></send>
-  <recv response="200" timeout="5000" ontimeout="hangup"/>"""
-        for n, (pause, digit) in enumerate(digits)
-    )
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller">
-  <send retrans="500"><![CDATA[
-INVITE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{number}@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:{caller}@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-{_SDP}]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-ACK sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:{caller}@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>{_speak(speak_at_ms) if speak_at_ms is not None else ""}{dtmf}
-  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
-  <send next="end"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="hangup"/>
-  <send retrans="500"><![CDATA[
-BYE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 100 BYE
-Contact: <sip:{caller}@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200" timeout="5000"/>
-  <label id="end"/>
-</scenario>
-"""
-
-
-def _speak(after_ms: int) -> str:
-    # A real G.711 A-law recording shipped with SIPp (about 7 s): the "spoken tip".
-    return f"""
-  <pause milliseconds="{after_ms}"/>
-  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>"""
-
-
-_UAS_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="centralist">
-  <recv request="INVITE"/>
-"""
-
-_REPLY = """  <send><![CDATA[
-SIP/2.0 {code}
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-{extra}Content-Length: [len]
-
-{body}]]></send>
-"""
-
-_OK_TO_REQUEST = """  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-"""
-
-
-def _uas(behaviour: str, ring_ms: int) -> str:
-    parts = [_UAS_HEAD]
-    if behaviour == "busy":
-        parts.append(_REPLY.format(code="486 Busy Here", extra="", body=""))
-        parts.append('  <recv request="ACK"/>\n')
-    elif behaviour == "no-answer":
-        parts.append(_REPLY.format(code="180 Ringing", extra="", body=""))
-        parts.append('  <recv request="CANCEL"/>\n')
-        parts.append(_OK_TO_REQUEST)
-        # The 487 answers the INVITE, not the CANCEL: [last_CSeq:] would say CANCEL here, and
-        # Asterisk would drop the 487 and never ACK (the phone then hangs until killed).
-        parts.append(
-            _REPLY.format(code="487 Request Terminated", extra="", body="").replace(
-                "[last_CSeq:]", "CSeq: [last_cseq_number] INVITE"
-            )
-        )
-        parts.append('  <recv request="ACK"/>\n')
-    else:  # answer
-        parts.append(_REPLY.format(code="180 Ringing", extra="", body=""))
-        parts.append(f'  <pause milliseconds="{ring_ms}"/>\n')
-        parts.append(_REPLY.format(code="200 OK", extra="Content-Type: application/sdp\n", body=_SDP))
-        parts.append('  <recv request="ACK"/>\n')
-        parts.append('  <recv request="BYE"/>\n')
-        parts.append(_OK_TO_REQUEST)
-    parts.append("</scenario>\n")
-    return "".join(parts)
 
 
 @dataclass
@@ -204,7 +44,7 @@ class Sipp:
 
     def answer_all(self, port: int, media_port: int) -> subprocess.Popen[bytes]:
         """One SIPp answering every call it gets, for many endpoints at once (benchmarks)."""
-        scenario = self._write(f"uas-all-{port}.xml", _uas("answer", 0))
+        scenario = self._write(f"uas-all-{port}.xml", phone_scenario("answer", 0))
         process = subprocess.Popen(
             [
                 SIPP,
@@ -240,7 +80,7 @@ class Sipp:
         (486) or ``no-answer`` (180 until CANCEL). With ``calls`` the phone exits after that
         many calls, and :meth:`phone_result` tells how they went.
         """
-        scenario = self._write(f"uas-{endpoint}-{behaviour}.xml", _uas(behaviour, ring_ms))
+        scenario = self._write(f"uas-{endpoint}-{behaviour}.xml", phone_scenario(behaviour, ring_ms))
         limit = ["-m", str(calls), "-trace_stat", "-stf", str(self._phone_stats(endpoint))] if calls else []
         process = subprocess.Popen(
             [
@@ -307,7 +147,9 @@ class Sipp:
                 f"callers-{local_port}.csv", "SEQUENTIAL\n" + "".join(f"{c};\n" for c in callers)
             )
             caller = "[field0]"
-        scenario = self._write(f"uac-{local_port}.xml", _uac(number, caller, digits, hold_ms, speak_at_ms))
+        scenario = self._write(
+            f"uac-{local_port}.xml", caller_scenario(number, caller, digits, hold_ms, speak_at_ms)
+        )
         stats = self.workdir / f"uac-{local_port}.csv"
         command = [
             SIPP,

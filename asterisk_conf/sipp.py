@@ -1,0 +1,173 @@
+"""SIPp scenarios for the free number: a caller (UAC) and a centralist's phone (UAS).
+
+Used by the telephony tests and benchmarks, and by ``burgernet run``, which writes a caller
+scenario so a telecom admin can place a test call as a demo participant. Key presses go as
+SIP INFO (application/dtmf-relay), which Asterisk's res_pjsip_dtmf_info accepts on any
+endpoint; "speaking" plays the G.711 recording that ships with SIPp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+_SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8 0 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+"""
+
+
+def caller_scenario(
+    number: str, caller: str, digits: Sequence[tuple[int, str]], hold_ms: int, speak_at_ms: int | None
+) -> str:
+    dtmf = "".join(
+        f"""
+  <pause milliseconds="{pause}"/>
+  <send><![CDATA[
+INFO sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {10 + n} INFO
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal={digit}
+Duration=160
+]]></send>
+  <recv response="200" timeout="5000" ontimeout="hangup"/>"""
+        for n, (pause, digit) in enumerate(digits)
+    )
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="caller">
+  <send retrans="500"><![CDATA[
+INVITE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{number}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{_SDP}]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>{speak_after(speak_at_ms) if speak_at_ms is not None else ""}{dtmf}
+  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
+  <send next="end"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <label id="hangup"/>
+  <send retrans="500"><![CDATA[
+BYE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 100 BYE
+Contact: <sip:{caller}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" timeout="5000"/>
+  <label id="end"/>
+</scenario>
+"""
+
+
+def speak_after(after_ms: int) -> str:
+    # A real G.711 A-law recording shipped with SIPp (about 7 s): the "spoken tip".
+    return f"""
+  <pause milliseconds="{after_ms}"/>
+  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>"""
+
+
+_UAS_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="centralist">
+  <recv request="INVITE"/>
+"""
+
+_REPLY = """  <send><![CDATA[
+SIP/2.0 {code}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+{extra}Content-Length: [len]
+
+{body}]]></send>
+"""
+
+_OK_TO_REQUEST = """  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"""
+
+
+def phone_scenario(behaviour: str, ring_ms: int) -> str:
+    parts = [_UAS_HEAD]
+    if behaviour == "busy":
+        parts.append(_REPLY.format(code="486 Busy Here", extra="", body=""))
+        parts.append('  <recv request="ACK"/>\n')
+    elif behaviour == "no-answer":
+        parts.append(_REPLY.format(code="180 Ringing", extra="", body=""))
+        parts.append('  <recv request="CANCEL"/>\n')
+        parts.append(_OK_TO_REQUEST)
+        # The 487 answers the INVITE, not the CANCEL: [last_CSeq:] would say CANCEL here, and
+        # Asterisk would drop the 487 and never ACK (the phone then hangs until killed).
+        parts.append(
+            _REPLY.format(code="487 Request Terminated", extra="", body="").replace(
+                "[last_CSeq:]", "CSeq: [last_cseq_number] INVITE"
+            )
+        )
+        parts.append('  <recv request="ACK"/>\n')
+    else:  # answer
+        parts.append(_REPLY.format(code="180 Ringing", extra="", body=""))
+        parts.append(f'  <pause milliseconds="{ring_ms}"/>\n')
+        parts.append(_REPLY.format(code="200 OK", extra="Content-Type: application/sdp\n", body=_SDP))
+        parts.append('  <recv request="ACK"/>\n')
+        parts.append('  <recv request="BYE"/>\n')
+        parts.append(_OK_TO_REQUEST)
+    parts.append("</scenario>\n")
+    return "".join(parts)
