@@ -10,6 +10,8 @@ DEFAULT_REGION = "NL"
 # What Asterisk and carriers put in CALLERID(num) for a withheld number.
 _ANONYMOUS_MARKERS = frozenset({"", "anonymous", "unknown", "restricted", "private", "unavailable", "0"})
 _CALLER_ID_CHARS = re.compile(r"[^0-9+]")
+# 061-065 and 068: the Dutch mobile ranges (066 is pagers; 060, 067 and 069 are not issued).
+_DUTCH_MOBILE = re.compile(r"^06[1-58][0-9]{7}$")
 
 
 class InvalidPhoneNumber(ValueError):
@@ -44,6 +46,9 @@ def caller_id_to_e164(caller_id: str | None, region: str = DEFAULT_REGION) -> st
     stripped = caller_id.strip().strip('"').lower()
     if stripped in _ANONYMOUS_MARKERS:
         return None
+    if region == DEFAULT_REGION and _DUTCH_MOBILE.match(stripped):
+        # The common case on the free number, without the general parser: 06 12345678.
+        return "+31" + stripped[1:]
     digits = _CALLER_ID_CHARS.sub("", stripped)
     if len(digits) < 6 or len(digits) > 20:
         return None

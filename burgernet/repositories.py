@@ -12,7 +12,7 @@ from typing import Any
 
 import shapely
 from shapely.geometry import shape
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, selectinload
 
 from burgernet.domain import ACTION_PRIORITY, ActionStatus, ActionType, AreaKind
@@ -59,7 +59,7 @@ class PostcodePlace:
     region_code: str
 
 
-def participant_by_phone(session: Session, phone_e164: str) -> ParticipantInfo | None:
+def participant_by_phone(session: Session | Connection, phone_e164: str) -> ParticipantInfo | None:
     row = session.execute(_participant_query().where(Participant.phone_e164 == phone_e164)).first()
     return ParticipantInfo(*row) if row else None
 

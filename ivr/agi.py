@@ -4,12 +4,19 @@ The wire protocol (Asterisk's res_agi): on connect Asterisk sends ``agi_<name>: 
 lines ended by a blank line; then the script writes one command line at a time and reads
 one answer per command: ``200 result=<n> [(<data>)] [endpos=..]`` on success, ``510`` for an
 invalid command, ``511`` when the channel is dead, ``520`` with a usage text. When the
-caller hangs up, FastAGI sends a bare ``HANGUP`` line (once) before the answer.
+caller hangs up, FastAGI sends a bare ``HANGUP`` line (once, unless the dialplan set
+``AGISIGHUP=no``), at any moment: usually ahead of the answer to the command in flight.
+
+Every answer that was asked for but not read (a hang-up or a timeout raised in the middle of
+a command, or the flow was cancelled) is read and thrown away before the next command is
+written, so a later command (the server's failure path) never takes an older command's answer
+for its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,11 +27,19 @@ class AgiError(Exception):
 
 
 class ChannelHungUp(AgiError):
-    """The caller hung up (or Asterisk closed the connection): stop quietly."""
+    """The caller hung up (or Asterisk closed the connection): stop quietly.
+
+    Raised on an early EOF, a ``HANGUP`` line, ``511`` (dead channel) and ``200 result=-1``
+    from the commands where -1 means the channel is gone (ANSWER, STREAM FILE, GET DATA, ...).
+    """
 
 
 class AgiProtocolError(AgiError):
     """Asterisk (or something pretending to be it) sent what the protocol does not allow."""
+
+
+class _DeadChannelAnswer(ChannelHungUp):
+    """``511``: the answer to a command that is not allowed on a dead channel."""
 
 
 class AgiCommandError(AgiError):
@@ -124,45 +139,73 @@ class AgiSession:
         self._command_timeout = command_timeout
         self._lock = asyncio.Lock()
         self.hung_up = False
+        # Answers Asterisk owes us for commands whose wait was cut short (see the module doc).
+        self._unanswered = 0
 
     # -- the protocol ----------------------------------------------------------------------------
     async def command(self, line: str, timeout: float | None = None) -> AgiResult:
+        """Send one command line and return its ``200`` answer.
+
+        Raises :class:`ChannelHungUp` (hang-up, EOF, 511), :class:`AgiCommandError` (510/520),
+        :class:`AgiProtocolError` (garbage, or no answer within ``timeout``).
+        """
         if "\n" in line or "\r" in line:
             raise ValueError("one AGI command per line")
+        name = line.split(" ", 1)[0]
+        deadline = timeout or self._command_timeout
         async with self._lock:
             if self._writer.is_closing():
                 raise ChannelHungUp("connection closed")
-            self._writer.write(line.encode() + b"\n")
             try:
+                while self._unanswered:
+                    await asyncio.wait_for(self._skip_stale_answer(), self._command_timeout)
+                self._writer.write(line.encode() + b"\n")
+                self._unanswered += 1
                 await self._writer.drain()
-                return await asyncio.wait_for(self._read_result(), timeout or self._command_timeout)
+                return await asyncio.wait_for(self._read_result(), deadline)
             except (ConnectionError, asyncio.IncompleteReadError) as exc:
                 raise ChannelHungUp(str(exc) or "connection lost") from None
             except TimeoutError:
-                raise AgiProtocolError(f"no answer to {line.split(' ', 1)[0]} in time") from None
+                raise AgiProtocolError(f"no answer to {name} within {deadline:g} s") from None
 
     async def _read_line(self) -> str:
-        raw = await self._reader.readline()
-        if not raw:
+        try:
+            raw = await self._reader.readline()
+        except ValueError:  # the stream's limit: a line longer than any real answer
+            raise AgiProtocolError("answer line too long") from None
+        if not raw.endswith(b"\n"):  # EOF, possibly in the middle of a line
+            self.hung_up = True
             raise ChannelHungUp("Asterisk closed the connection")
         if len(raw) > MAX_LINE_BYTES:
             raise AgiProtocolError("answer line too long")
         return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
+    async def _skip_stale_answer(self) -> None:
+        """Read one answer owed to an older command. A ``HANGUP`` line still raises."""
+        # An answer to a command nobody waits for any more, whatever it says; the next one will tell.
+        with contextlib.suppress(AgiCommandError, AgiProtocolError, _DeadChannelAnswer):
+            await self._read_result()
+
+    def _answered(self) -> None:
+        self._unanswered = max(0, self._unanswered - 1)
+
     async def _read_result(self) -> AgiResult:
         while True:
             line = await self._read_line()
-            if line == "HANGUP":  # the caller left; the answer to our command still follows
+            if line == "HANGUP":
+                # The caller left. The answer to the command in flight still follows; it is
+                # skipped before the next command (self._unanswered), if there is one.
                 self.hung_up = True
-                continue
+                raise ChannelHungUp("the caller hung up")
             if not line:
                 continue
             answer = _ANSWER.match(line)
-            if answer is None:
-                raise AgiProtocolError(f"unexpected answer {line[:80]!r}")
-            status = int(answer.group("code"))
+            status = int(answer.group("code")) if answer else 0
             if status == 100:  # "100 result=0 Trying..." precedes the real answer
                 continue
+            self._answered()
+            if answer is None:
+                raise AgiProtocolError(f"unexpected answer {line[:80]!r}")
             if status == 200:
                 found = _RESULT.search(answer.group("rest") or "")
                 if found is None:
@@ -170,18 +213,19 @@ class AgiSession:
                 return AgiResult(200, found.group("result"), found.group("data") or "")
             if status == 511:
                 self.hung_up = True
-                raise ChannelHungUp("the channel is dead")
+                raise _DeadChannelAnswer("the channel is dead")
             if status in (510, 520):
-                if status == 520:  # a usage text follows, up to "520 End of proper usage."
+                if line.startswith("520-"):  # a usage text follows, up to "520 End of proper usage."
                     for _ in range(64):
-                        if (await self._read_line()).startswith("520"):
+                        if (await self._read_line()).startswith("520 "):
                             break
                 raise AgiCommandError(line)
             raise AgiProtocolError(f"unexpected answer {line[:80]!r}")
 
     # -- commands the flows use --------------------------------------------------------------------
     async def answer(self) -> None:
-        await self.command("ANSWER")
+        if (await self.command("ANSWER")).result == "-1":
+            raise ChannelHungUp("could not answer: the channel is gone")
 
     async def get_variable(self, name: str) -> str | None:
         result = await self.command(f"GET VARIABLE {_checked(name)}")
@@ -230,14 +274,38 @@ class AgiSession:
             raise ChannelHungUp("hung up while waiting for a key")
         return result.digit
 
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        """Say ``digits`` one by one; returns the key that interrupted it, if any."""
+        if not digits or any(ch not in "0123456789*#" for ch in digits):
+            raise ValueError(f"SAY DIGITS takes digits, * and #: {digits!r}")
+        result = await self.command(f"SAY DIGITS {digits} {quote(escape_digits)}", timeout=120)
+        if result.result == "-1":
+            raise ChannelHungUp("hung up while saying digits")
+        return result.digit
+
     async def verbose(self, message: str, level: int = 1) -> None:
         await self.command(f"VERBOSE {quote(message)} {int(level)}")
 
-    async def goto(self, context: str, extension: str = "s", priority: int = 1) -> None:
-        """Continue in the dialplan at context,extension,priority once this script returns."""
+    async def set_context(self, context: str) -> None:
         await self.command(f"SET CONTEXT {_checked(context)}")
+
+    async def set_extension(self, extension: str) -> None:
         await self.command(f"SET EXTENSION {_checked(extension)}")
-        await self.command(f"SET PRIORITY {int(priority)}")
+
+    async def set_priority(self, priority: int | str) -> None:
+        """A number, or a priority label of the target extension."""
+        await self.command(f"SET PRIORITY {_checked(str(priority))}")
+
+    async def goto(self, context: str, extension: str = "s", priority: int | str = 1) -> None:
+        """Continue in the dialplan at context,extension,priority once this script returns."""
+        await self.set_context(context)
+        await self.set_extension(extension)
+        await self.set_priority(priority)
+
+    async def hangup(self) -> None:
+        """Hang up this channel. The script may still run dead-channel commands afterwards."""
+        await self.command("HANGUP")
+        self.hung_up = True
 
 
 def _checked(name: str) -> str:

@@ -6,10 +6,18 @@ What is wrapped, and why:
   reports neither a refused login nor a lost connection to its owner. Here one background
   task owns the connection: exponential back-off with jitter (0.5 s → 30 s), a refused
   login backs off too and is logged as such, ``close()`` really stops.
+* panoramisk keeps actions that were in flight when the connection dropped and sends them
+  again after the next login. For ``Originate`` that is a second alert call to the same
+  person. Here a new ``Manager`` serves each connection, and every action still waiting when
+  the connection goes fails with :class:`AmiConnectionLost` (the broadcaster decides).
+* panoramisk's pinger sends ``Ping`` and never looks at the answer, so a half-open TCP
+  connection looks alive for ever. Here an unanswered ``Ping`` drops the connection.
 * panoramisk runs coroutine callbacks with ``ensure_future`` and never looks at the result,
   so an exception in a callback vanishes (at best "Task exception was never retrieved").
   Every callback here is wrapped: the exception is logged with the event, and the task is
   kept until it finishes.
+* panoramisk writes header values as they are; a line break in a value would start a new
+  header or a new action (header injection). Here such an action is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from panoramisk import Manager
@@ -28,33 +38,76 @@ log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Message], Awaitable[None]]
 
+# Connection states, as ``AmiClient.state`` reports them.
+STATE_IDLE = "idle"  # connect() not called yet
+STATE_CONNECTING = "connecting"
+STATE_CONNECTED = "connected"  # logged in
+STATE_BACKING_OFF = "backing_off"  # waiting before the next attempt
+STATE_CLOSED = "closed"
+
 
 class AmiError(Exception):
     pass
 
 
 class AmiNotConnected(AmiError):
+    """No logged-in connection right now: the action was not sent."""
+
+
+class AmiConnectionLost(AmiError):
+    """The connection went while the action waited for its answer: it may or may not have run."""
+
+
+class AmiLoginRefused(AmiError):
     pass
 
 
 class _Manager(Manager):
-    """panoramisk's Manager with reconnection handed to :class:`AmiClient`."""
+    """panoramisk's Manager for one connection: reconnection and pinging belong to AmiClient."""
 
     def __init__(self, on_lost: Callable[[Exception | None], None], **config: Any) -> None:
         super().__init__(**config)
         self.pinger: asyncio.TimerHandle | None = None
         self._on_lost = on_lost
+        self._waiting: set[asyncio.Future[Any]] = set()
+
+    def send_action(self, action: Any, as_list: bool | None = None, **kwargs: Any) -> Any:
+        future = super().send_action(action, as_list=as_list, **kwargs)
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
+        return future
+
+    def ping(self) -> None:
+        """Replaced by AmiClient's liveness check, which also reads the answer."""
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        # panoramisk calls future.result() here; a login failed by fail_waiting() would raise
+        # inside a loop callback and be reported as "Exception in callback".
+        self.authenticated_future = None
+        if future.cancelled() or future.exception() is not None:
+            self.authenticated = False
+            return False
+        self.authenticated = bool(future.result().success)
+        return self.authenticated
+
+    def fail_waiting(self, reason: str) -> None:
+        """Every action still waiting fails now, instead of being sent again on a later login."""
+        self.awaiting_actions.clear()
+        for future in list(self._waiting):
+            if not future.done():
+                future.set_exception(AmiConnectionLost(reason))
+                future.exception()  # nobody may be waiting for it any more: mark it as seen
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connected = False
         self.authenticated = False
-        if self.pinger:
-            self.pinger.cancel()
-            self.pinger = None
+        self.fail_waiting(f"AMI connection lost: {exc or 'closed by Asterisk'}")
         self._on_lost(exc)
 
 
 class AmiClient:
+    """One AMI connection that keeps itself up; events go to async callbacks by name pattern."""
+
     def __init__(
         self,
         host: str,
@@ -65,7 +118,8 @@ class AmiClient:
         min_backoff: float = 0.5,
         max_backoff: float = 30.0,
         connect_timeout: float = 5.0,
-        ping_interval: int = 10,
+        ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -75,6 +129,7 @@ class AmiClient:
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
         self._callbacks: dict[str, list[EventCallback]] = {}
         self._manager: _Manager | None = None
         self._lost = asyncio.Event()
@@ -82,31 +137,59 @@ class AmiClient:
         self._closing = False
         self._runner: asyncio.Task[None] | None = None
         self._callback_tasks: set[asyncio.Task[None]] = set()
+        self.state = STATE_IDLE
         self.connections = 0  # successful logins, for tests and metrics
+        self.failed_attempts = 0  # connection attempts that did not end in a login
         self.callback_errors = 0
+        # The waits before the latest reconnection attempts (seconds), newest last.
+        self.backoff_history: deque[float] = deque(maxlen=100)
 
     # -- public API --------------------------------------------------------------------------------
-    def on(self, event: str, callback: EventCallback) -> None:
-        """Call ``callback(event)`` for every AMI event named ``event`` (exact name)."""
-        self._callbacks.setdefault(event, []).append(callback)
+    def on(self, pattern: str, callback: EventCallback) -> None:
+        """Call ``await callback(event)`` for every AMI event whose name matches ``pattern``.
+
+        ``pattern`` is an event name ("Hangup") or a shell pattern ("Agent*", "*"), case as
+        Asterisk spells it. An exception in the callback is logged with the event; it never
+        reaches the connection.
+        """
+        new = pattern not in self._callbacks
+        self._callbacks.setdefault(pattern, []).append(callback)
+        if new and self._manager is not None:
+            self._manager.register_event(pattern, self._dispatcher(pattern))
 
     @property
     def connected(self) -> bool:
         return self._ready.is_set()
 
     async def connect(self, wait: float | None = None) -> None:
-        """Start the connection task; with ``wait``, also wait that long for the first login."""
+        """Start the connection task; with ``wait``, also wait that long for the first login.
+
+        Without ``wait`` it returns at once and keeps trying in the background, so a service can
+        start before Asterisk does.
+        """
+        if self._closing:
+            raise AmiError("this AMI client was closed")
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="ami-connection")
         if wait is not None:
             await asyncio.wait_for(self._ready.wait(), wait)
 
+    async def wait_connected(self, timeout: float) -> None:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
     async def send_action(
         self, action: Mapping[str, Any], timeout: float = 10.0, as_list: bool | None = None
     ) -> Any:
-        if self._manager is None or not self._ready.is_set():
+        """Send one action and return its answer (a ``Message``, or a list with ``as_list``).
+
+        Raises :class:`AmiNotConnected` (not sent), :class:`AmiConnectionLost` (sent, fate
+        unknown), ``TimeoutError``, ``ValueError`` for a line break in a header value.
+        """
+        _refuse_line_breaks(action)
+        manager = self._manager
+        if manager is None or not self._ready.is_set():
             raise AmiNotConnected(f"AMI at {self.host}:{self.port} is not connected")
-        return await asyncio.wait_for(self._manager.send_action(dict(action), as_list=as_list), timeout)
+        return await asyncio.wait_for(manager.send_action(dict(action), as_list=as_list), timeout)
 
     async def originate(
         self,
@@ -119,11 +202,14 @@ class AmiClient:
         timeout_ms: int = 30_000,
         variables: Mapping[str, str] | None = None,
         action_id: str | None = None,
+        asynchronous: bool = True,
     ) -> Any:
-        """Place a call asynchronously; returns once Asterisk queued it.
+        """Place a call; returns Asterisk's ``Response`` message.
 
-        The outcome arrives later as an ``OriginateResponse`` event carrying ``action_id``
-        (panoramisk would otherwise hold the response open until the call is over).
+        With ``asynchronous`` (the default) it returns once Asterisk queued the call; the
+        outcome arrives later as an ``OriginateResponse`` event carrying ``action_id``
+        (panoramisk would otherwise hold the response open until the call is over). Without
+        it, the answer comes when the call was answered or failed (up to ``timeout_ms``).
         """
         action: dict[str, Any] = {
             "Action": "Originate",
@@ -132,52 +218,66 @@ class AmiClient:
             "Exten": exten,
             "Priority": str(priority),
             "CallerID": caller_id,
-            "Timeout": str(timeout_ms),
-            "Async": "true",
+            "Timeout": str(int(timeout_ms)),
+            "Async": "true" if asynchronous else "false",
         }
         if variables:
             # One "Variable: NAME=value" per variable: panoramisk sends a list as repeated headers.
+            for name in variables:
+                if not _VARIABLE_NAME.match(name):
+                    raise ValueError(f"unsafe channel variable name {name!r}")
             action["Variable"] = [f"{name}={value}" for name, value in variables.items()]
         if action_id:
             action["ActionID"] = action_id
-        return await self.send_action(action, as_list=False)
+        timeout = 10.0 if asynchronous else timeout_ms / 1000 + 10
+        return await self.send_action(action, timeout=timeout, as_list=False)
 
     async def close(self) -> None:
+        """Log off for good: no reconnection after this; callbacks still running may finish."""
         self._closing = True
+        self.state = STATE_CLOSED
         self._lost.set()
-        if self._manager is not None:
-            self._manager.close()
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
+        self._drop_manager("AMI client closed")
         if self._callback_tasks:
             await asyncio.gather(*list(self._callback_tasks), return_exceptions=True)
 
     # -- connection life cycle -----------------------------------------------------------------------
+    def next_backoff(self, previous: float | None) -> float:
+        """The wait before the next attempt: doubling from ``min_backoff`` up to ``max_backoff``."""
+        return self.min_backoff if previous is None else min(self.max_backoff, previous * 2)
+
     async def _run(self) -> None:
-        delay = self.min_backoff
+        base: float | None = None
         loop = asyncio.get_running_loop()
         while not self._closing:
             started = loop.time()
+            self.state = STATE_CONNECTING
             try:
                 await self._connect_once()
-                await self._lost.wait()
-                log.warning("AMI connection to %s:%s lost", self.host, self.port)
+                await self._stay_connected()
+                if not self._closing:
+                    log.warning("AMI connection to %s:%s lost", self.host, self.port)
             except (OSError, TimeoutError) as exc:
+                self.failed_attempts += 1
                 log.warning("AMI %s:%s unreachable: %s", self.host, self.port, exc or type(exc).__name__)
             except AmiError as exc:
+                self.failed_attempts += 1
                 log.error("AMI %s:%s: %s", self.host, self.port, exc)
             finally:
                 self._ready.clear()
-                if self._manager is not None:
-                    self._manager.close()
-                    self._manager = None
+                self._drop_manager("AMI connection closed")
             if self._closing:
                 return
             if loop.time() - started > 30:  # it had been up a while: start the back-off afresh
-                delay = self.min_backoff
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(self.max_backoff, delay * 2)
+                base = None
+            base = self.next_backoff(base)
+            delay = base * random.uniform(0.8, 1.2)  # jitter: many clients do not retry in step
+            self.backoff_history.append(delay)
+            self.state = STATE_BACKING_OFF
+            await asyncio.sleep(delay)
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
@@ -190,36 +290,66 @@ class AmiClient:
             secret=self._secret,
             loop=loop,
             events="on",
-            ping_delay=self.ping_interval,
-            ping_interval=self.ping_interval,
         )
         for pattern in self._callbacks:
-            manager.register_event(pattern, self._dispatch)
+            manager.register_event(pattern, self._dispatcher(pattern))
         transport_and_protocol = await asyncio.wait_for(
             loop.create_connection(AMIProtocol, self.host, self.port), self.connect_timeout
         )
         done: asyncio.Future[Any] = loop.create_future()
         done.set_result(transport_and_protocol)
-        manager.connection_made(done)  # sets up the protocol and sends Login
+        manager.connection_made(done)  # panoramisk's own setup: protocol wiring, sends Login
         self._manager = manager
         login = manager.authenticated_future
         if login is None:
             raise AmiError("no login was sent")
         response = await asyncio.wait_for(login, self.connect_timeout)
         if not getattr(response, "success", False):
-            raise AmiError(f"login refused for user {self._username!r}: {response.get('Message', response)}")
+            raise AmiLoginRefused(
+                f"login refused for user {self._username!r}: {response.get('Message', response)}"
+            )
         self.connections += 1
+        self.state = STATE_CONNECTED
         self._ready.set()
         log.info("AMI logged in to %s:%s", self.host, self.port)
 
+    async def _stay_connected(self) -> None:
+        """Return when the connection is lost, or when a Ping goes unanswered (half-open TCP)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._lost.wait(), self.ping_interval)
+                return
+            except TimeoutError:
+                pass
+            manager = self._manager
+            if manager is None:
+                return
+            try:
+                await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.ping_timeout)
+            except (TimeoutError, AmiConnectionLost):
+                log.warning("AMI %s:%s did not answer a Ping: reconnecting", self.host, self.port)
+                return
+
+    def _drop_manager(self, reason: str) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.fail_waiting(reason)
+            manager.close()
+
     def _connection_lost(self, _exc: Exception | None) -> None:
+        self._ready.clear()
         self._lost.set()
 
-    def _dispatch(self, _manager: Manager, event: Message) -> None:
-        for callback in self._callbacks.get(event.get("Event", ""), ()):
-            task = asyncio.get_running_loop().create_task(self._guarded(callback, event))
-            self._callback_tasks.add(task)
-            task.add_done_callback(self._callback_tasks.discard)
+    def _dispatcher(self, pattern: str) -> Callable[[Manager, Message], None]:
+        # panoramisk calls this (synchronously) for every event matching ``pattern``.
+        def dispatch(_manager: Manager, event: Message) -> None:
+            loop = asyncio.get_running_loop()
+            for callback in list(self._callbacks.get(pattern, ())):
+                task = loop.create_task(self._guarded(callback, event))
+                self._callback_tasks.add(task)
+                task.add_done_callback(self._callback_tasks.discard)
+
+        return dispatch
 
     async def _guarded(self, callback: EventCallback, event: Message) -> None:
         try:
@@ -232,3 +362,14 @@ class AmiClient:
                 event.get("Event"),
                 event.get("Uniqueid"),
             )
+
+
+_VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_()\-.:]+$")
+
+
+def _refuse_line_breaks(action: Mapping[str, Any]) -> None:
+    for key, value in action.items():
+        values: Iterable[Any] = value if isinstance(value, list | tuple) else (value,)
+        for text in (key, *values):
+            if "\r" in str(text) or "\n" in str(text):
+                raise ValueError(f"AMI header {key!r} contains a line break")

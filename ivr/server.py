@@ -13,7 +13,10 @@ its model (a table of script name → coroutine) and fixes those:
 * beyond ``max_sessions`` concurrent calls, a new call is sent to the failure context at
   once rather than queued, so a flood never leaves callers in silence;
 * every connection task is kept in a set until it finishes; ``close()`` lets in-flight
-  calls finish for a grace period.
+  calls finish for a grace period, then sends the ones still running to the failure context
+  too (a restart of this service never leaves a caller in silence).
+
+A hang-up is not an error: it ends the session quietly (counted, logged at INFO).
 """
 
 from __future__ import annotations
@@ -79,26 +82,40 @@ class FastAgiServer:
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._shutting_down = False
+        self._bound_port: int | None = None
+
+    @property
+    def active(self) -> int:
+        """Calls whose flow is running now."""
+        return self._active
 
     @property
     def bound_port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
+        """The port actually listened on (``port=0`` picks a free one); kept after close()."""
+        if self._bound_port is None:
+            raise RuntimeError("the FastAGI server was not started")
+        return self._bound_port
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
             self._accept, self.host, self.port, limit=self.max_header_bytes
         )
+        self._bound_port = int(self._server.sockets[0].getsockname()[1])
 
     async def close(self, grace: float = 10.0) -> None:
+        """Stop accepting calls; give running flows ``grace`` seconds, then fail them over."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
         if self._tasks:
             _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            self._shutting_down = True
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            # After the sessions: since 3.12 wait_closed() also waits for every connection.
+            await self._server.wait_closed()
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
@@ -136,7 +153,11 @@ class FastAgiServer:
                 headers = await asyncio.wait_for(self._read_headers(reader), self.header_timeout)
             except (HeaderError, TimeoutError, ConnectionError) as exc:
                 self.counters.malformed += 1
-                log.warning("FastAGI connection dropped: %s", exc or "header timeout")
+                log.warning(
+                    "FastAGI connection from %s dropped: %s",
+                    writer.get_extra_info("peername"),
+                    exc or "no complete AGI header in time",
+                )
                 return
             env = AgiEnvironment.from_headers(headers)
             session = AgiSession(env, reader, writer, command_timeout=self.command_timeout)
@@ -147,32 +168,49 @@ class FastAgiServer:
                 await self._send_to_failure(session, "unknown script")
                 return
             if self._active >= self.max_sessions:
+                # Refused at once, not queued: the failure context rings a person right away.
                 self.counters.rejected += 1
                 log.error("call %s: %s calls in progress, over capacity", env.unique_id, self._active)
                 await self._send_to_failure(session, "over capacity")
                 return
-            self._active += 1
-            started = time.perf_counter()
-            try:
-                await asyncio.wait_for(handler(session), self.flow_timeout)
-                self.counters.completed += 1
-                self.flow_durations.append(time.perf_counter() - started)
-            except ChannelHungUp:
-                self.counters.hung_up += 1
-                log.info("call %s: caller hung up during %s", env.unique_id, env.script)
-            except Exception as exc:  # the one error path: log with the call's id, then fail over
-                self.counters.failed += 1
-                log.exception("call %s: %s failed: %s", env.unique_id, env.script, exc or type(exc).__name__)
-                await self._send_to_failure(session, type(exc).__name__)
-            finally:
-                self._active -= 1
+            await self._run_flow(handler, session)
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
+    async def _run_flow(self, handler: Handler, session: AgiSession) -> None:
+        """The one error path: whatever goes wrong, the call ends up in the failure context."""
+        env = session.env
+        self._active += 1
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(handler(session), self.flow_timeout)
+            self.counters.completed += 1
+            self.flow_durations.append(time.perf_counter() - started)
+        except asyncio.CancelledError:
+            if self._shutting_down:
+                self.counters.failed += 1
+                log.error("call %s: %s still running at shutdown", env.unique_id, env.script)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._send_to_failure(session, "shutting down"), 2.0)
+            raise
+        except Exception as exc:
+            if _only_hang_ups(exc):
+                self.counters.hung_up += 1
+                log.info("call %s: caller hung up during %s", env.unique_id, env.script)
+                return
+            self.counters.failed += 1
+            why = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            log.exception("call %s: %s failed (%s): %s", env.unique_id, env.script, why, exc)
+            await self._send_to_failure(session, why)
+        finally:
+            self._active -= 1
+
     async def _send_to_failure(self, session: AgiSession, why: str) -> None:
         """Leave the channel in the failure context; the dialplan takes it from there."""
+        if session.hung_up:
+            return  # nobody left to route; the dialplan runs its h extension
         try:
             await session.set_variable(cv.VAR_REASON, f"fastagi: {why}")
             await session.set_variable(cv.VAR_ROUTE, cv.ROUTE_FAILURE)
@@ -180,3 +218,10 @@ class FastAgiServer:
         except (AgiError, ConnectionError, TimeoutError) as exc:
             # Could not even say so; the dialplan treats an empty or failed AGI the same way.
             log.warning("call %s: could not send to %s: %s", session.env.unique_id, self.failure_context, exc)
+
+
+def _only_hang_ups(exc: BaseException) -> bool:
+    """A hang-up, also when it comes out of a TaskGroup wrapped in an ExceptionGroup."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_hang_ups(inner) for inner in exc.exceptions)
+    return isinstance(exc, ChannelHungUp)
