@@ -65,7 +65,13 @@ class CloseForm(FlaskForm):
 class RecordingForm(FlaskForm):
     recording = FileField("Recorded alert message (wav, mp3, ogg, m4a)")
     lang = SelectField(
-        "Language", choices=[("", "All languages"), ("nl", "Nederlands"), ("en", "English")], default=""
+        "Language",
+        choices=[
+            SelectChoice("", "All languages"),
+            SelectChoice("nl", "Nederlands"),
+            SelectChoice("en", "English"),
+        ],
+        default="",
     )
 
 
