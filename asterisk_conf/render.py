@@ -80,6 +80,11 @@ MODULES = (
 )
 
 
+# The AMI events the project listens to (manager.conf eventfilter): the call tracker's, the
+# broadcaster's Originate outcomes, and FullyBooted (panoramisk sends queued actions on it).
+AMI_EVENTS = ("DialEnd", "Hangup", "DeviceStateChange", "OriginateResponse", "FullyBooted")
+
+
 @dataclass(frozen=True)
 class CentralistEndpoint:
     endpoint: str
@@ -150,6 +155,7 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         "modules_dir": paths.modules_dir,
         "modules": MODULES,
         "channel_vars": cv.AMI_CHANNEL_VARS,
+        "ami_events": AMI_EVENTS,
         "globals": globals_,
         "dialplans": [path.name for path in dialplan_files()],
     }

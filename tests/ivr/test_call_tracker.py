@@ -132,3 +132,11 @@ def test_call_log_outcomes_only_move_forward(bn_context: Context) -> None:
     assert [t.id for t in calls.tips(action.id)] == [tip_id]
     with pytest.raises(ValueError, match="unknown call outcome"):
         calls.set_outcome("u4", "teleported")
+
+
+def test_asterisk_sends_the_events_the_tracker_needs() -> None:
+    from asterisk_conf.render import AMI_EVENTS
+    from ivr.call_tracker import CallTracker
+
+    # manager.conf filters AMI events down to AMI_EVENTS; the tracker must not want others.
+    assert set(CallTracker.EVENTS) <= set(AMI_EVENTS)
