@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet import channel_vars as cv
 from burgernet.db import session_scope
-from burgernet.models import ActionCentralist, Call, Centralist, Participant, Tip
+from burgernet.models import ActionCentralist, Call, Centralist, Tip
 from burgernet.repositories import record_audit
 from recordings.retention import StoredRecording
 
@@ -109,15 +109,6 @@ class CallLog:
             call.route_reason = reason[:200] if reason else call.route_reason
             if outcome:
                 self._advance(call, outcome)
-
-    def record_route(
-        self, unique_id: str, *, action_id: int | None, region_code: str | None, reason: str
-    ) -> None:
-        with session_scope(self._sessions) as session:
-            call = self._row(session, unique_id)
-            call.action_id = action_id if action_id is not None else call.action_id
-            call.region_code = region_code or call.region_code
-            call.route_reason = reason[:200]
 
     def answered(
         self, unique_id: str, endpoint: str, at: datetime | None = None, caller_number: str | None = None
@@ -210,10 +201,6 @@ class CallLog:
                 TipView(t.id, t.call_id, t.action_id, t.recording_path, t.callback_number, t.created_at)
                 for t in session.scalars(query)
             ]
-
-    def participant_id_for(self, phone_e164: str) -> int | None:
-        with session_scope(self._sessions) as session:
-            return session.scalar(select(Participant.id).where(Participant.phone_e164 == phone_e164))
 
     @staticmethod
     def _advance(call: Call, outcome: str) -> None:
