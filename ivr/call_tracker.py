@@ -161,6 +161,8 @@ class CallTracker:
             )
         else:
             known = update.outcome if update.outcome in _KNOWN_OUTCOMES else None
+            if known is None and update.cause in NETWORK_FAILURE_CAUSES:
+                known = cv.OUTCOME_FAILED  # the line broke before the dialplan could say anything
             await self._write(
                 lambda: self._calls.ended(
                     update.unique_id, outcome=known, hangup_cause=update.cause, caller_number=update.caller
@@ -178,3 +180,6 @@ class CallTracker:
 
 
 _KNOWN_OUTCOMES = frozenset(cv.OUTCOMES)
+# Q.850 causes that mean the network failed the call, not that someone hung up:
+# 34 no circuit, 38 network out of order, 41 temporary failure, 42 congestion, 47 unavailable.
+NETWORK_FAILURE_CAUSES = frozenset({34, 38, 41, 42, 47})

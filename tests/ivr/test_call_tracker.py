@@ -140,3 +140,22 @@ def test_asterisk_sends_the_events_the_tracker_needs() -> None:
 
     # manager.conf filters AMI events down to AMI_EVENTS; the tracker must not want others.
     assert set(CallTracker.EVENTS) <= set(AMI_EVENTS)
+
+
+async def test_a_broken_line_is_logged_as_failed(bn_context: Context) -> None:
+    from burgernet.live import AsyncLiveState
+    from ivr.call_tracker import CallTracker
+
+    calls = CallLog(bn_context.sessions)
+    settings = bn_context.settings
+    live = AsyncLiveState.from_url(settings.redis.url, settings.redis.key_prefix)
+    tracker = CallTracker(calls, live)
+    await tracker.on_event(
+        {"Event": "Hangup", "Uniqueid": "1700.8", "Cause": "38", "ChanVariable": ["BN_CALL_KIND=inbound"]}
+    )
+    await tracker.on_event(
+        {"Event": "Hangup", "Uniqueid": "1700.9", "Cause": "16", "ChanVariable": ["BN_CALL_KIND=inbound"]}
+    )
+    await live.close()
+    assert calls.get("1700.8").outcome == cv.OUTCOME_FAILED  # type: ignore[union-attr]
+    assert calls.get("1700.9").outcome == cv.OUTCOME_ABANDONED  # type: ignore[union-attr]
