@@ -47,7 +47,7 @@ from recordings.catalogue import build_catalogue
 
 # The SIP test peers live with the tests; a benchmark run as a script needs the repo on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import free_port
+from tests.support.ports import port_block
 from tests.support.sipp import Sipp
 
 STATIC_NUMBER = "08009999"
@@ -87,7 +87,7 @@ def main() -> None:
     calls = int(rate * seconds)
 
     workdir = Path(tempfile.mkdtemp(prefix="bn-bench-cps-"))
-    redis_server = ManagedRedis(free_port(), workdir / "redis")
+    redis_server = ManagedRedis(port_block(), workdir / "redis")
     redis_server.start()
     sipp = Sipp(0)
     try:
@@ -97,13 +97,13 @@ def main() -> None:
             database={"url": f"sqlite:///{workdir / 'bench.db'}"},
             redis={"url": redis_server.url, "key_prefix": "bench:"},
             asterisk={
-                "sip_port": free_port(),
-                "ami_port": free_port(),
-                "agi_port": free_port(),
-                "trunk_port": free_port(),
+                "sip_port": port_block(),
+                "ami_port": port_block(),
+                "agi_port": port_block(),
+                "trunk_port": port_block(),
                 "rtp_start": 20000,
                 "rtp_end": 40000,
-                "instance_name": f"bench-{free_port()}",
+                "instance_name": f"bench-{port_block()}",
                 "owner_ring_seconds": 15,
             },
         )
@@ -125,7 +125,7 @@ def main() -> None:
             actor="bench",
         )
         context.actions.start(view.id, actor="bench")
-        phone_port = free_port()
+        phone_port = port_block()
         with session_scope(context.sessions) as session:
             session.execute(update(Centralist).values(sip_contact=f"sip:phone@127.0.0.1:{phone_port}"))
             plan = plan_from_database(session, settings)
@@ -145,7 +145,7 @@ def main() -> None:
         thread.start()
         service = TelephonyService(settings)
         asyncio.run_coroutine_threadsafe(service.start(), loop).result(30)
-        sipp.answer_all(phone_port, free_port())
+        sipp.answer_all(phone_port, port_block())
         time.sleep(0.5)
 
         results: dict[str, dict[str, float | int]] = {}
@@ -155,8 +155,8 @@ def main() -> None:
             result = sipp.call(
                 "unused",
                 number,
-                local_port=free_port(),
-                media_port=free_port(),
+                local_port=port_block(),
+                media_port=port_block(),
                 hold_ms=4500,
                 calls=calls,
                 rate=rate,

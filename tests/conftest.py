@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,12 @@ from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.redis_server import ManagedRedis
 from burgernet.settings import Settings, get_settings, load_settings
+from tests.support.ports import port_block
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port for a test server or SIP peer (see tests/support/ports.py for why not bind(0))."""
+    return port_block()
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from burgernet.redis_server import ManagedRedis
 from burgernet.settings import Settings, load_settings
 from ivr.app import TelephonyService
 from recordings.catalogue import build_catalogue
-from tests.conftest import free_port
+from tests.support.ports import port_block
 from tests.support.sipp import Sipp, SippResult
 
 PHONES = ("c-mn-1", "c-mn-2", "c-mn-3", "c-am-1", "c-am-2", "c-am-3")
@@ -86,7 +86,7 @@ class PhoneSystem:
         """Start a SIPp phone for every demo centralist (default: answers)."""
         self.sipp.stop()
         for endpoint, port in self.phone_ports.items():
-            self.sipp.phone(endpoint, port, free_port(), behaviours.get(endpoint, "answer"), ring_ms)
+            self.sipp.phone(endpoint, port, port_block(), behaviours.get(endpoint, "answer"), ring_ms)
         time.sleep(0.3)
 
     def participant(self, lon: float, lat: float, postcode: str = "3511AB") -> str:
@@ -124,8 +124,8 @@ class PhoneSystem:
         return self.sipp.call(
             caller,
             self.settings.asterisk.free_number,
-            local_port=free_port(),
-            media_port=free_port(),
+            local_port=port_block(),
+            media_port=port_block(),
             digits=digits,
             hold_ms=hold_ms,
             speak_at_ms=speak_at_ms,
@@ -177,17 +177,17 @@ def phone_system(
         asterisk={
             "sandbox_root": str(asterisk_install.root or "/var/cache/burgernet/asterisk-sid"),
             "instance_name": f"test-{os.getpid()}",
-            "sip_port": free_port(),
-            "ami_port": free_port(),
-            "agi_port": free_port(),
-            "trunk_port": free_port(),
+            "sip_port": port_block(),
+            "ami_port": port_block(),
+            "agi_port": port_block(),
+            "trunk_port": port_block(),
             "owner_ring_seconds": 3,
             "pool_ring_seconds": 4,
             "fallback_region": "MN",
         },
     )
     context = Context(settings)
-    phone_ports = {endpoint: free_port() for endpoint in PHONES}
+    phone_ports = {endpoint: port_block() for endpoint in PHONES}
     with session_scope(context.sessions) as session:
         for endpoint, port in phone_ports.items():
             session.execute(
