@@ -91,7 +91,7 @@ def _channels(value: str) -> tuple[bool, bool, bool]:
 
 
 def import_participants(
-    session: Session, path: Path, *, skip_bad: bool = False, actor: str = "cli"
+    session: Session, path: Path, *, skip_bad: bool = False, actor: str = "cli", source: str = "cli"
 ) -> ImportReport:
     text = _read_text(path)
     reader = csv.DictReader(io.StringIO(text))
@@ -185,6 +185,7 @@ def import_participants(
         entity="participants",
         entity_id=None,
         detail={"file": path.name, "imported": len(good), "bad_rows": len(report.errors)},
+        source=source,
     )
     report.committed = True
     return report

@@ -19,6 +19,7 @@ def set_opted_out(
     phone_e164: str | None = None,
     opted_out: bool = True,
     source: str,
+    actor: str | None = None,
 ) -> bool:
     """Opt a participant out of (or back into) alerts; False when no such participant.
 
@@ -40,7 +41,8 @@ def set_opted_out(
             participant.opted_out_at = datetime.now(UTC) if opted_out else None
             record_audit(
                 session,
-                actor=f"participant:{participant.id}",
+                # The participant themselves (IVR key 9, SMS STOP) unless an operator acted for them.
+                actor=actor or f"participant:{participant.id}",
                 verb="opt-out" if opted_out else "opt-in",
                 entity="participant",
                 entity_id=participant.id,

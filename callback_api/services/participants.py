@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +20,7 @@ from burgernet.domain import Language
 from burgernet.imports import PARTICIPANT_COLUMNS
 from burgernet.live import LiveState
 from burgernet.models import Call, Delivery, InquiryLink, Participant, PostcodeArea, Region, Tip
+from burgernet.participants import set_opted_out
 from burgernet.phone import InvalidPhoneNumber, normalise
 from burgernet.postcode import InvalidPostcode, is_pc4, normalise_postcode
 from burgernet.repositories import record_audit
@@ -190,22 +191,9 @@ def set_opt_out(
     sessions: sessionmaker[Session], participant_id: int, opted_out: bool, *, actor: str, source: str
 ) -> bool:
     """Opt a participant out of alerts (or back in) on their request; False when unknown."""
-    with session_scope(sessions) as session:
-        participant = session.get(Participant, participant_id)
-        if participant is None:
-            return False
-        if participant.opted_out != opted_out:
-            participant.opted_out = opted_out
-            participant.opted_out_at = datetime.now(UTC) if opted_out else None
-            record_audit(
-                session,
-                actor=actor,
-                verb="opt-out" if opted_out else "opt-in",
-                entity="participant",
-                entity_id=participant.id,
-                source=source,
-            )
-        return True
+    return set_opted_out(
+        sessions, participant_id=participant_id, opted_out=opted_out, source=source, actor=actor
+    )
 
 
 ERASED_FIELDS = (

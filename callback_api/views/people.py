@@ -6,13 +6,11 @@ import tempfile
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy.orm import Session
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response as BaseResponse
 
 from burgernet.db import session_scope
 from burgernet.imports import ImportFileError, import_participants
-from burgernet.models import AuditEvent
 from callback_api.forms import ConfirmForm, ImportForm, ParticipantForm
 from callback_api.i18n import translate
 from callback_api.security import PEOPLE_ROLES, audit_source, roles_required, user
@@ -106,14 +104,6 @@ def erase(participant_id: int) -> str:
     return render_template("people/erased.html", report=report)
 
 
-def _stamp_import_source(session: Session, source: str) -> None:
-    # import_participants audits with the default source "cli"; this web import's event is still
-    # pending in the session, so it gets the right source in the same transaction.
-    for pending in session.new:
-        if isinstance(pending, AuditEvent) and pending.entity == "participants":
-            pending.source = source
-
-
 @bp.route("/import", methods=["GET", "POST"])
 @roles_required(PEOPLE_ROLES)
 def import_csv() -> str | tuple[str, int]:
@@ -132,10 +122,12 @@ def import_csv() -> str | tuple[str, int]:
         try:
             with session_scope(panel().context.sessions) as session:
                 report = import_participants(
-                    session, path, skip_bad=bool(form.skip_bad.data), actor=user().username
+                    session,
+                    path,
+                    skip_bad=bool(form.skip_bad.data),
+                    actor=user().username,
+                    source=audit_source(),
                 )
-                if report.committed:
-                    _stamp_import_source(session, audit_source())
         except ImportFileError as exc:
             return render_template(
                 "people/import.html", form=form, report=None, error=str(exc).replace(str(path), name)
