@@ -44,26 +44,7 @@ class Sipp:
 
     def answer_all(self, port: int, media_port: int) -> subprocess.Popen[bytes]:
         """One SIPp answering every call it gets, for many endpoints at once (benchmarks)."""
-        scenario = self._write(f"uas-all-{port}.xml", phone_scenario("answer", 0))
-        process = subprocess.Popen(
-            [
-                SIPP,
-                "-sf",
-                str(scenario),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-mp",
-                str(media_port),
-                "-nostdin",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=self.workdir,
-        )
-        self.processes.append(process)
-        return process
+        return self.phone(f"all-{port}", port, media_port, "answer", ring_ms=0)
 
     def phone(
         self,
