@@ -23,6 +23,7 @@ from asterisk_conf.sandbox import (
 )
 from burgernet import channel_vars as cv
 from burgernet.settings import Settings
+from recordings.paths import tips_dir
 
 Log = Callable[[str], None]
 
@@ -47,7 +48,9 @@ def paths_for(settings: Settings, install: AsteriskInstall) -> RenderPaths:
     """Where this instance's files live, as Asterisk sees them."""
     data_dir = settings.data_dir.resolve()
     layout = instance_layout(install, settings.asterisk.instance_name, data_dir / "asterisk")
-    return RenderPaths(layout, install.modules_dir, data_dir / "sounds", data_dir / "recordings" / "tips")
+    return RenderPaths(
+        layout, install.modules_dir, settings.sounds_dir.resolve(), tips_dir(settings).resolve()
+    )
 
 
 def prepare(settings: Settings, plan: AsteriskPlan, log: Log = print) -> ConfiguredAsterisk:

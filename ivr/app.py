@@ -70,7 +70,6 @@ def build_services(context: Context, prompts: Prompts) -> IvrServices:
         live=live,
         prompts=prompts,
         opt_out=opt_out,
-        tips_dir=(settings.recordings_dir / "tips").resolve(),
     )
 
 

@@ -11,17 +11,10 @@ import logging
 from burgernet import channel_vars as cv
 from ivr.agi import AgiSession
 from ivr.services import IvrServices
+from recordings.paths import asterisk_sound_name, tip_recording_path
 from routing import Caller, Decision, DecisionKind
 
 log = logging.getLogger(__name__)
-
-
-def tip_file(services: IvrServices, action_id: int | None, unique_id: str) -> str:
-    """Where Record() writes the tip (no extension); the same path on the host and in Asterisk."""
-    safe_id = "".join(ch for ch in unique_id if ch.isalnum() or ch in ".-")
-    folder = services.tips_dir / (str(action_id) if action_id is not None else "unassigned")
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder / safe_id)
 
 
 async def hand_to_dialplan(
@@ -37,7 +30,10 @@ async def hand_to_dialplan(
         cv.VAR_REGION: decision.region_code or services.settings.default_region,
         # MSet takes no commas or quotes in values; the reason is for people reading logs.
         cv.VAR_REASON: decision.reason.replace(",", ";").replace('"', "'"),
-        cv.VAR_TIP_FILE: tip_file(services, decision.action_id, unique_id),
+        # Record() creates the folder itself; nothing to touch on disk while the caller waits.
+        cv.VAR_TIP_FILE: asterisk_sound_name(
+            tip_recording_path(services.settings, decision.action_id, unique_id).absolute()
+        ),
     }
     if decision.kind is DecisionKind.ROUTE:
         variables[cv.VAR_TARGET_COUNT] = str(len(decision.steps))

@@ -11,13 +11,13 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from burgernet.calls import CallLog
 from burgernet.live import AsyncLiveState
 from burgernet.routing_service import RoutingService
 from burgernet.settings import Settings
+from recordings.paths import asterisk_sound_name, prompt_path
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ class IvrServices:
     live: AsyncLiveState
     prompts: Prompts
     opt_out: Callable[[int], Awaitable[bool]]  # participant id → found
-    tips_dir: Path
     # Background writes (call log) that must not hold up the caller; kept so none is lost.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     # One writer thread for the callback log: FastAGI and AMI write the same rows, and in
@@ -47,7 +46,7 @@ class IvrServices:
 
     def sound(self, language: str, name: str) -> str:
         """A catalogue prompt as Asterisk plays it: absolute, no extension (BN_SOUNDS in the dialplan)."""
-        return str(self.settings.sounds_dir.resolve() / language / "burgernet" / name)
+        return asterisk_sound_name(prompt_path(self.settings, language, name).absolute())
 
     def in_background(self, what: str, unique_id: str, work: Callable[[], Any]) -> None:
         """Run a blocking write off the event loop without making the caller wait for it."""

@@ -60,10 +60,21 @@ def action_sound_dir(settings: Settings, action_id: int) -> Path:
     return settings.recordings_dir / "actions" / str(_check_id(action_id))
 
 
-def tip_recording_path(settings: Settings, action_id: int, unique_id: str) -> Path:
+# Tips taken without an action (FastAGI down, or a caller nobody could place); the dialplan's
+# failure path writes to ${BN_TIP_DIR}/unassigned/ too.
+UNASSIGNED_TIPS: Final = "unassigned"
+
+
+def tips_dir(settings: Settings) -> Path:
+    """Where Asterisk records tips (BN_TIP_DIR in the dialplan)."""
+    return settings.recordings_dir / "tips"
+
+
+def tip_recording_path(settings: Settings, action_id: int | None, unique_id: str) -> Path:
     if not _SAFE_UNIQUE_ID.match(unique_id) or ".." in unique_id:
         raise ValueError(f"unusable call id {unique_id!r} for a recording name")
-    return settings.recordings_dir / "tips" / str(_check_id(action_id)) / f"{unique_id}{SOUND_SUFFIX}"
+    folder = UNASSIGNED_TIPS if action_id is None else str(_check_id(action_id))
+    return tips_dir(settings) / folder / f"{unique_id}{SOUND_SUFFIX}"
 
 
 def _check_id(action_id: int) -> int:
