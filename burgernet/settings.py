@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -131,6 +131,38 @@ class BroadcastSettings(_Section):
     email_per_second: float = Field(default=20.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=10)
     retry_base_seconds: float = Field(default=30.0, gt=0)
+    # Which provider carries each channel. Voice: our own Asterisk trunk (AMI Originate) or
+    # Twilio Programmable Voice (TwiML); SMS: Twilio; e-mail: SMTP.
+    voice_provider: Literal["asterisk", "twilio"] = "asterisk"
+    # How long an alert call rings before it counts as "no answer".
+    voice_ring_seconds: int = Field(default=30, ge=5, le=120)
+    # A delivery taken by a worker that stays unacknowledged this long is taken over by
+    # another worker (the first one is presumed dead); longer than the longest call.
+    claim_idle_seconds: float = Field(default=180.0, gt=0)
+    # Deliveries each worker works on at the same time, per channel.
+    worker_concurrency: int = Field(default=20, ge=1, le=500)
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    use_ssl: bool = False
+    sender: str = "Burgernet <noreply@burgernet.local>"
+    timeout_seconds: float = Field(default=20.0, gt=0)
+
+
+class TwilioSettings(_Section):
+    account_sid: str = "AC00000000000000000000000000000000"
+    auth_token: str = Field(default="change-me-twilio-auth-token", min_length=8)
+    from_number: str = "+3197010000011"
+    # Only changed to point the official client at a Twilio-speaking test server.
+    api_base_url: str = "https://api.twilio.com"
+    # Where Twilio posts status callbacks and inbound messages (our callback_api); empty = the
+    # panel's public_base_url.
+    callback_base_url: str = ""
 
 
 class WebSettings(_Section):
@@ -162,6 +194,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     audio: AudioSettings = AudioSettings()
     broadcast: BroadcastSettings = BroadcastSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
     demo: DemoSettings = DemoSettings()
 
