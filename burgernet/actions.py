@@ -101,9 +101,13 @@ class ActionService:
         self,
         sessions: sessionmaker[Session],
         on_change: Callable[[int], object] = lambda _action_id: None,
+        after_move: Callable[[int, ActionStatus, str, str], object] | None = None,
     ) -> None:
         self._sessions = sessions
         self._on_change = on_change
+        # Called after a start or close is committed (action id, new status, actor, source):
+        # broadcasting hangs the alert and the result message here.
+        self._after_move = after_move
 
     def create(
         self,
@@ -165,8 +169,9 @@ class ActionService:
             view = self._load_view(session, action.id)
         return view
 
-    def start(self, action_id: int, *, actor: str, source: str = "cli") -> ActionView:
-        return self._move(action_id, ActionStatus.ACTIVE, actor=actor, source=source)
+    def start(self, action_id: int, *, actor: str, source: str = "cli", broadcast: bool = True) -> ActionView:
+        """Activate the action: the free number routes to it; with ``broadcast`` the alert goes out."""
+        return self._move(action_id, ActionStatus.ACTIVE, actor=actor, source=source, broadcast=broadcast)
 
     def close(
         self, action_id: int, *, outcome: str, result_message: str, actor: str, source: str = "cli"
@@ -203,6 +208,7 @@ class ActionService:
         source: str,
         outcome: str | None = None,
         result_message: str | None = None,
+        broadcast: bool = True,
     ) -> ActionView:
         with session_scope(self._sessions) as session:
             action = session.get(Action, action_id, with_for_update=True)
@@ -233,6 +239,8 @@ class ActionService:
             session.flush()
             view = self._load_view(session, action_id)
         self._on_change(action_id)
+        if broadcast and self._after_move is not None:
+            self._after_move(action_id, target, actor, source)
         return view
 
     @staticmethod
@@ -246,6 +254,9 @@ class ActionService:
         missing = [endpoint for endpoint in endpoints if endpoint not in found]
         if missing:
             raise ActionError(f"unknown centralist endpoint(s): {', '.join(missing)}")
+        inactive = [endpoint for endpoint in endpoints if not found[endpoint].active]
+        if inactive:
+            raise ActionError(f"deactivated centralist(s): {', '.join(inactive)}")
         return [found[endpoint] for endpoint in endpoints]
 
     @staticmethod

@@ -354,6 +354,7 @@ def _tip_recordings(context: Context) -> Iterator[TipRecordings]:
 def _register_adapter_groups() -> None:
     """Command groups that live in the adapter packages, registered in this one place."""
     from asterisk_conf.cli import asterisk_group
+    from broadcasting.cli import broadcast_group, worker_cmd
     from callback_api.cli import web
     from recordings.cli import recordings, register_repository_factory
 
@@ -361,6 +362,8 @@ def _register_adapter_groups() -> None:
     main.add_command(asterisk_group)
     main.add_command(recordings)
     main.add_command(web)
+    main.add_command(worker_cmd)
+    main.add_command(broadcast_group)
 
 
 _register_adapter_groups()

@@ -8,9 +8,11 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from broadcasting.service import BroadcastService
 from burgernet.actions import ActionService
 from burgernet.centralists import CentralistService
 from burgernet.db import make_engine, make_session_factory
+from burgernet.domain import ActionStatus
 from burgernet.live import LiveState
 from burgernet.settings import Settings
 
@@ -34,8 +36,21 @@ class Context:
 
     @cached_property
     def actions(self) -> ActionService:
-        # Every action change invalidates the routing snapshot the free number reads.
-        return ActionService(self.sessions, on_change=self.live.invalidate_actions)
+        # Every action change invalidates the routing snapshot the free number reads; starting
+        # one sends the alert, closing one cancels what is queued and sends the result.
+        return ActionService(
+            self.sessions, on_change=self.live.invalidate_actions, after_move=self._broadcast
+        )
+
+    @cached_property
+    def broadcasts(self) -> BroadcastService:
+        return BroadcastService(self.sessions, self.live.client, self.settings.redis.key_prefix)
+
+    def _broadcast(self, action_id: int, status: ActionStatus, actor: str, source: str) -> None:
+        if status is ActionStatus.ACTIVE:
+            self.broadcasts.alert(action_id, actor=actor, source=source)
+        elif status is ActionStatus.CLOSED:
+            self.broadcasts.close(action_id, actor=actor, source=source)
 
     @cached_property
     def centralists(self) -> CentralistService:

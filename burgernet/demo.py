@@ -294,5 +294,6 @@ def seed_actions(actions: ActionService) -> int:
             source="demo",
         )
         if start:
-            actions.start(view.id, actor="demo", source="demo")
+            # Demo actions route calls but alert nobody: demo numbers are not real people.
+            actions.start(view.id, actor="demo", source="demo", broadcast=False)
     return len(plans)

@@ -56,3 +56,12 @@ def caller_id_to_e164(caller_id: str | None, region: str = DEFAULT_REGION) -> st
         return normalise(digits, region)
     except InvalidPhoneNumber:
         return None
+
+
+def e164_to_national(e164: str) -> str:
+    """How a Dutch trunk wants a number dialled: +31612345678 → 0612345678, others with 00."""
+    if e164.startswith("+31"):
+        return "0" + e164[3:]
+    if e164.startswith("+"):
+        return "00" + e164[1:]
+    return e164

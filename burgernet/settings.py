@@ -141,6 +141,8 @@ class BroadcastSettings(_Section):
     claim_idle_seconds: float = Field(default=180.0, gt=0)
     # Deliveries each worker works on at the same time, per channel.
     worker_concurrency: int = Field(default=20, ge=1, le=500)
+    # Trunk channels alert calls may never take: the free number must always get through.
+    inbound_reserved_channels: int = Field(default=10, ge=0)
 
 
 class SmtpSettings(_Section):
@@ -198,6 +200,19 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
     demo: DemoSettings = DemoSettings()
+
+    @model_validator(mode="after")
+    def _voice_leaves_room_for_inbound(self) -> Settings:
+        if self.broadcast.inbound_reserved_channels >= self.asterisk.trunk_channels:
+            raise ValueError(
+                "broadcast.inbound_reserved_channels must be below asterisk.trunk_channels "
+                "(alert calls need at least one trunk channel)"
+            )
+        return self
+
+    def voice_channels(self) -> int:
+        """Trunk channels alert calls may use together, across all workers."""
+        return self.asterisk.trunk_channels - self.broadcast.inbound_reserved_channels
 
     @field_validator("log_level")
     @classmethod

@@ -1,0 +1,201 @@
+"""``burgernet worker`` and ``burgernet broadcast …``: run workers, follow and ask for broadcasts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from typing import Any
+
+import click
+import redis.asyncio as aioredis
+
+from broadcasting.ratelimit import SharedRate, SharedSlots
+from broadcasting.senders import (
+    AsteriskVoiceSender,
+    EmailSender,
+    Message,
+    Sender,
+    SmsSender,
+    TwilioVoiceSender,
+)
+from broadcasting.service import BroadcastError, BroadcastStatus
+from broadcasting.store import DeliveryJob
+from broadcasting.worker import BroadcastWorker
+from burgernet.context import Context
+from burgernet.domain import Channel
+from burgernet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def rate_keys(prefix: str) -> dict[str, str]:
+    return {
+        "sms": f"{prefix}rate:sms:twilio",
+        "email": f"{prefix}rate:email:smtp",
+        "voice_calls": f"{prefix}rate:voice:calls",
+        "voice_channels": f"{prefix}slots:voice:trunk",
+    }
+
+
+def alert_sound(settings: Settings) -> Any:
+    """(job, message) → the Asterisk sound to play: the action's recording, else TTS of the text."""
+    from recordings.catalogue import alert_message_sound
+    from recordings.messages import resolve_alert_sound
+
+    def sound_for(job: DeliveryJob, message: Message) -> str:
+        if job.kind == "alert":
+            return resolve_alert_sound(job.action_id, job.language, message.body, settings=settings)
+        # An update or result says something new: never the alert's recording.
+        return alert_message_sound(job.action_id, job.language, message.body, settings=settings)
+
+    return sound_for
+
+
+async def build_senders(
+    settings: Settings, channels: set[Channel], client: aioredis.Redis, context: Context
+) -> tuple[dict[Channel, Sender], list[Any]]:
+    """The senders for ``channels`` with the shared limits; plus things to close afterwards."""
+    b = settings.broadcast
+    keys = rate_keys(settings.redis.key_prefix)
+    senders: dict[Channel, Sender] = {}
+    closers: list[Any] = []
+    if Channel.SMS in channels:
+        from broadcasting.twilio_sms import TwilioSms
+
+        senders[Channel.SMS] = SmsSender(
+            TwilioSms(settings), SharedRate(client, keys["sms"], b.sms_per_second)
+        )
+    if Channel.EMAIL in channels:
+        from burgernet.mailer import Mailer
+
+        mailer = Mailer(settings.smtp)
+        senders[Channel.EMAIL] = EmailSender(
+            mailer, SharedRate(client, keys["email"], b.email_per_second), domain=mailer.domain
+        )
+    if Channel.VOICE in channels:
+        slots = SharedSlots(
+            client,
+            keys["voice_channels"],
+            settings.voice_channels(),
+            lease_seconds=b.voice_ring_seconds + 120,
+        )
+        calls = SharedRate(client, keys["voice_calls"], b.voice_calls_per_second)
+        if b.voice_provider == "twilio":
+            from broadcasting.twilio_voice import TwilioVoice
+
+            senders[Channel.VOICE] = TwilioVoiceSender(TwilioVoice(settings), calls, slots)
+        else:
+            from ivr.ami import AmiClient
+
+            a = settings.asterisk
+            ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
+            senders[Channel.VOICE] = AsteriskVoiceSender(settings, ami, slots, calls, alert_sound(settings))
+            await ami.connect()  # keeps retrying in the background when Asterisk is not up yet
+            closers.append(ami)
+    return senders, closers
+
+
+def parse_channels(value: str) -> set[Channel]:
+    try:
+        return {Channel(part.strip()) for part in value.split(",") if part.strip()}
+    except ValueError:
+        raise click.BadParameter(f"channels are {', '.join(c.value for c in Channel)}") from None
+
+
+async def run_worker(context: Context, channels: set[Channel], fan_out: bool) -> None:
+    settings = context.settings
+    client = aioredis.Redis.from_url(settings.redis.url)
+    senders, closers = await build_senders(settings, channels, client, context)
+    worker = BroadcastWorker(context, senders, fan_out=fan_out)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await worker.start()
+    await stop.wait()
+    log.info("worker %s stopping: finishing deliveries in progress", worker.name)
+    await worker.stop()
+    for closer in closers:
+        await closer.close()
+    await client.aclose()
+
+
+@click.command("worker")
+@click.option(
+    "--channels",
+    default="voice,sms,email",
+    show_default=True,
+    help="Channels this worker sends (voice needs AMI access to this machine's Asterisk).",
+)
+@click.option("--no-fan-out", is_flag=True, help="Leave recipient selection to other workers.")
+@click.pass_obj
+def worker_cmd(context: Context, channels: str, no_fan_out: bool) -> None:
+    """Work the broadcast queue until stopped (SIGTERM/Ctrl-C finish what is in progress)."""
+    asyncio.run(run_worker(context, parse_channels(channels), not no_fan_out))
+
+
+@click.group("broadcast")
+def broadcast_group() -> None:
+    """Alerts, updates and result messages: progress and status."""
+
+
+def _print_status(status: BroadcastStatus, as_json: bool) -> None:
+    data = status.as_dict()
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(
+        f"broadcast {data['broadcast_id']} ({data['kind']}, action {data['action_id']}, "
+        f"priority {data['priority']}): {data['status']}, {data['handled']}/{data['total']} handled"
+    )
+    for status_name, number in data["by_status"].items():  # type: ignore[attr-defined]
+        click.echo(f"  {status_name:<12} {number}")
+    for pct, seconds in data["seconds_to"].items():  # type: ignore[attr-defined]
+        click.echo(f"  {pct:>4} reached after {seconds:.1f} s")
+
+
+@broadcast_group.command("status")
+@click.argument("broadcast_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option("--watch", is_flag=True, help="Print again every 2 s until the broadcast is over.")
+@click.pass_obj
+def status_cmd(context: Context, broadcast_id: int, as_json: bool, watch: bool) -> None:
+    """Counts by status and the time to reach 50 %, 90 % and 100 % of the recipients."""
+    while True:
+        status = context.broadcasts.status(broadcast_id)
+        if status is None:
+            raise click.ClickException(f"no broadcast {broadcast_id}")
+        _print_status(status, as_json)
+        if not watch or status.counts.status in ("done", "cancelled"):
+            return
+        time.sleep(2)
+
+
+@broadcast_group.command("list")
+@click.argument("action_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def list_cmd(context: Context, action_id: int, as_json: bool) -> None:
+    """Every broadcast of an action: the alert, updates, the result message."""
+    statuses = context.broadcasts.of_action(action_id)
+    if not statuses:
+        click.echo("no broadcasts")
+    for status in statuses:
+        _print_status(status, as_json)
+
+
+@broadcast_group.command("update")
+@click.argument("action_id", type=int)
+@click.argument("message")
+@click.option("--actor", default="cli", show_default=True)
+@click.pass_obj
+def update_cmd(context: Context, action_id: int, message: str, actor: str) -> None:
+    """Send an update about an active action to everyone its alert reached."""
+    try:
+        broadcast_id = context.broadcasts.update(action_id, message, actor=actor)
+    except BroadcastError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"broadcast {broadcast_id} queued")

@@ -1,0 +1,218 @@
+"""The delivery queue: Redis Streams with one consumer group, shared by every worker.
+
+Why Streams: entries stay in the stream's pending list until a worker acknowledges them, so a
+worker killed mid-send loses nothing — another worker takes its entries over with XAUTOCLAIM
+once they have been idle ``claim_idle_seconds``. Entries carry only a delivery id; the database
+(``broadcasting.store``) decides whether it still needs sending, so an entry seen twice never
+becomes two messages.
+
+Layout (prefix ``bn:``):
+
+* ``bn:bq:<channel>:p<priority>`` — one stream per channel and priority (0 AMBER, 1 urgent,
+  2 information); a worker reads the lower numbers first;
+* ``bn:bq:control`` — broadcasts waiting for their fan-out (recipient selection);
+* ``bn:bq:retry`` — a sorted set of deliveries waiting for their next attempt (score = due
+  time); a Lua script moves due ones back into their stream atomically, so two workers never
+  both move one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from burgernet.domain import Channel
+
+GROUP = "workers"
+PRIORITIES = (0, 1, 2)
+CONTROL = "control"
+_ENQUEUE_CHUNK = 5_000
+
+# Move due retries back to their streams: ZRANGEBYSCORE + ZREM + XADD in one atomic step.
+_RELEASE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  if redis.call('ZREM', KEYS[1], member) == 1 then
+    local sep = string.find(member, '|', 1, true)
+    local stream = string.sub(member, 1, sep - 1)
+    local delivery = string.sub(member, sep + 1)
+    redis.call('XADD', stream, '*', 'd', delivery)
+  end
+end
+return #due
+"""
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    prefix: str = "bn:"
+
+    def stream(self, channel: Channel | str, priority: int) -> str:
+        return f"{self.prefix}bq:{Channel(channel).value}:p{priority}"
+
+    def streams(self, channel: Channel | str) -> list[str]:
+        return [self.stream(channel, priority) for priority in PRIORITIES]
+
+    @property
+    def control(self) -> str:
+        return f"{self.prefix}bq:{CONTROL}"
+
+    @property
+    def retry(self) -> str:
+        return f"{self.prefix}bq:retry"
+
+    def all_streams(self) -> list[str]:
+        return [self.control] + [s for channel in Channel for s in self.streams(channel)]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One queue entry taken by a worker: acknowledge it when the work is recorded."""
+
+    stream: str
+    entry_id: str
+    value: int  # a delivery id, or a broadcast id on the control stream
+
+
+def _ensure_group_sync(client: redis.Redis, stream: str) -> None:
+    try:
+        client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class DeliveryQueue:
+    """The producer side (panel, CLI, the fan-out in a worker): synchronous redis-py."""
+
+    def __init__(self, client: redis.Redis, keys: QueueKeys) -> None:
+        self.client = client
+        self.keys = keys
+
+    def ensure_groups(self) -> None:
+        for stream in self.keys.all_streams():
+            _ensure_group_sync(self.client, stream)
+
+    def enqueue(self, channel: Channel, priority: int, delivery_ids: Iterable[int]) -> int:
+        """Append delivery ids to their stream, pipelined in chunks; returns how many."""
+        stream = self.keys.stream(channel, priority)
+        count = 0
+        pipe = self.client.pipeline(transaction=False)
+        for delivery_id in delivery_ids:
+            pipe.xadd(stream, {"d": str(delivery_id)})
+            count += 1
+            if count % _ENQUEUE_CHUNK == 0:
+                pipe.execute()
+        pipe.execute()
+        return count
+
+    def request_fan_out(self, broadcast_id: int) -> None:
+        self.client.xadd(self.keys.control, {"d": str(broadcast_id)})
+
+    def backlog(self) -> dict[str, int]:
+        """Entries per stream not yet acknowledged (waiting or being worked on)."""
+        pipe = self.client.pipeline(transaction=False)
+        streams = self.keys.all_streams()
+        for stream in streams:
+            pipe.xlen(stream)
+        lengths = pipe.execute()
+        result = dict(zip(streams, (int(n) for n in lengths), strict=True))
+        result[self.keys.retry] = int(self.client.zcard(self.keys.retry))
+        return result
+
+
+class AsyncDeliveryQueue:
+    """The consumer side (``burgernet worker``): redis.asyncio, one consumer name per process."""
+
+    def __init__(self, client: aioredis.Redis, keys: QueueKeys, consumer: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.consumer = consumer
+        self._release_due = client.register_script(_RELEASE_DUE)
+
+    async def ensure_groups(self) -> None:
+        for stream in self.keys.all_streams():
+            try:
+                await self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def take(self, streams: Sequence[str], count: int, block_ms: int) -> list[Entry]:
+        """New entries from the first stream (in priority order) that has any.
+
+        Without a waiting entry it blocks up to ``block_ms`` on all of them together.
+        """
+        for stream in streams:
+            found = await self._read({stream: ">"}, count, None)
+            if found:
+                return found
+        if block_ms <= 0:
+            return []
+        return await self._read(dict.fromkeys(streams, ">"), count, block_ms)
+
+    async def _read(self, streams: dict[str, str], count: int, block_ms: int | None) -> list[Entry]:
+        answer: Any = await self.client.xreadgroup(
+            GROUP,
+            self.consumer,
+            streams,  # type: ignore[arg-type]
+            count=count,
+            block=block_ms,
+        )
+        entries: list[Entry] = []
+        for stream, items in answer or []:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in items:
+                entries.append(_entry(name, entry_id, fields))
+        return entries
+
+    async def take_over_stale(self, streams: Sequence[str], min_idle_ms: int, count: int) -> list[Entry]:
+        """Entries another consumer took but left unacknowledged for ``min_idle_ms``: ours now."""
+        entries: list[Entry] = []
+        for stream in streams:
+            answer = await self.client.xautoclaim(
+                stream, GROUP, self.consumer, min_idle_ms, "0-0", count=count
+            )
+            for entry_id, fields in answer[1]:
+                if fields:  # an entry deleted meanwhile comes back without fields
+                    entries.append(_entry(stream, entry_id, fields))
+            if len(entries) >= count:
+                break
+        return entries
+
+    async def keep_alive(self, entries: Sequence[Entry]) -> None:
+        """Reset the idle time of entries still being worked on (a long alert call)."""
+        by_stream: dict[str, list[Any]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        for stream, ids in by_stream.items():
+            await self.client.xclaim(stream, GROUP, self.consumer, 0, ids, justid=True)
+
+    async def ack(self, entry: Entry) -> None:
+        # Deleted as well: acknowledged entries would otherwise stay in the stream for ever.
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xack(entry.stream, GROUP, entry.entry_id)
+            pipe.xdel(entry.stream, entry.entry_id)
+            await pipe.execute()
+
+    async def retry_later(self, entry: Entry, due_epoch: float) -> None:
+        """Acknowledge now and put the delivery back on its stream at ``due_epoch``."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.keys.retry, {f"{entry.stream}|{entry.value}": due_epoch})
+            pipe.xack(entry.stream, GROUP, entry.entry_id)
+            pipe.xdel(entry.stream, entry.entry_id)
+            await pipe.execute()
+
+    async def release_due(self, now_epoch: float, limit: int = 1000) -> int:
+        return int(await self._release_due(keys=[self.keys.retry], args=[now_epoch, limit]))
+
+
+def _entry(stream: str, entry_id: bytes | str, fields: dict[bytes, bytes] | dict[str, str]) -> Entry:
+    raw = fields.get(b"d") if b"d" in fields else fields.get("d")  # type: ignore[call-overload]
+    value = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return Entry(stream, entry_id.decode() if isinstance(entry_id, bytes) else entry_id, int(value))

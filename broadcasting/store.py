@@ -1,0 +1,483 @@
+"""Broadcasts and deliveries in the database: the durable record of who must get what.
+
+The queue (Redis Streams) only carries delivery ids; the truth about each delivery lives here.
+Every step is a conditional update, so that any number of workers — and a worker that died
+halfway — can never send one delivery twice:
+
+* ``claim`` moves a delivery ``queued → sending`` only if it is still queued (one winner);
+* ``finish`` moves it out of ``sending`` only if it is still sending;
+* a delivery found ``sending`` by another worker is *in doubt* and is reconciled with the
+  provider, never blindly sent again.
+
+Statuses: ``queued`` (waiting, also between retries) → ``sending`` → ``sent`` (accepted by the
+provider; SMS may later become ``delivered`` / ``undelivered``), ``answered``, ``busy``,
+``no_answer``, ``failed``; ``cancelled`` when the action closed first.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import CursorResult, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from burgernet.domain import ActionType, Channel
+from burgernet.models import Action, Broadcast, Delivery, Participant, Region
+
+# Where a delivery may end up; "sent" is final for e-mail and provisional for SMS.
+FINAL_STATUSES = frozenset(
+    {"sent", "delivered", "answered", "busy", "no_answer", "failed", "undelivered", "cancelled"}
+)
+# The participant got the message on this channel: they are told the result the same way.
+REACHED_STATUSES = ("sent", "delivered", "answered")
+# Retrying may help (a line busy now may be free later); everything else final is final.
+RETRYABLE_STATUSES = frozenset({"busy", "no_answer"})
+
+PRIORITY_AMBER, PRIORITY_URGENT, PRIORITY_INFORMATION = 0, 1, 2
+_URGENT_TYPES = {ActionType.MISSING_CHILD, ActionType.MISSING_PERSON}
+
+# Provider status callbacks may only move a delivery forward, never back.
+_CALLBACK_MAY_REPLACE = {
+    "sent": {"sending", "sent"},
+    "delivered": {"sending", "sent"},
+    "undelivered": {"sending", "sent"},
+    "failed": {"sending", "sent"},
+    "answered": {"sending", "sent"},
+    "busy": {"sending", "sent"},
+    "no_answer": {"sending", "sent"},
+}
+
+
+def priority_for(action_type: str, kind: str) -> int:
+    """AMBER above urgent above information; a result message waits behind new alerts."""
+    kind_of_action = ActionType(action_type)
+    if kind_of_action is ActionType.AMBER_ALERT:
+        return PRIORITY_AMBER if kind != "result" else PRIORITY_URGENT
+    if kind_of_action in _URGENT_TYPES and kind != "result":
+        return PRIORITY_URGENT
+    return PRIORITY_INFORMATION
+
+
+class Claim(enum.Enum):
+    CLAIMED = "claimed"  # this worker sends it now
+    IN_DOUBT = "in_doubt"  # another worker took it and went silent: reconcile, don't resend
+    SKIP = "skip"  # already done, cancelled or taken: nothing to do
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """Everything a worker needs to send one delivery, read in one query."""
+
+    delivery_id: int
+    broadcast_id: int
+    action_id: int
+    kind: str  # alert | update | result
+    channel: Channel
+    attempt: int
+    participant_id: int
+    phone_e164: str
+    email: str | None
+    language: str
+    message: str
+    action_type: str
+    action_title: str
+    action_description: str
+    action_outcome: str
+    action_result_message: str
+    region_name: str
+    sending_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FanOut:
+    broadcast_id: int
+    created: int  # deliveries made now (an interrupted fan-out resumed makes fewer)
+    queued: dict[Channel, list[int]]  # delivery ids still queued, per channel, to enqueue
+
+
+@dataclass(frozen=True)
+class BroadcastCounts:
+    broadcast_id: int
+    action_id: int
+    kind: str
+    status: str
+    priority: int
+    total: int
+    by_status: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def handled(self) -> int:
+        return sum(n for status, n in self.by_status.items() if status in FINAL_STATUSES)
+
+
+def _rowcount(result: object) -> int:
+    """Rows an UPDATE changed (the only way to know whether a conditional update won)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes for timezone=True columns; they were stored as UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+# --- creating broadcasts ------------------------------------------------------------------------------
+def new_broadcast(session: Session, *, action: Action, kind: str, message: str) -> Broadcast:
+    broadcast = Broadcast(
+        action_id=action.id,
+        kind=kind,
+        message=message,
+        status="pending",
+        priority=priority_for(action.action_type, kind),
+        total=0,
+        created_at=_now(),
+    )
+    session.add(broadcast)
+    session.flush()
+    return broadcast
+
+
+def start_fan_out(session: Session, broadcast_id: int) -> Broadcast | None:
+    """Mark a pending (or interrupted running) broadcast as running; None when it is over."""
+    broadcast = session.get(Broadcast, broadcast_id, with_for_update=True)
+    if broadcast is None or broadcast.status in ("done", "cancelled"):
+        return None
+    if broadcast.status == "pending":
+        broadcast.status = "running"
+        broadcast.started_at = _now()
+    return broadcast
+
+
+def _chunks(ids: np.ndarray | Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield [int(i) for i in ids[start : start + size]]
+
+
+def add_deliveries(
+    session: Session, broadcast: Broadcast, recipients: dict[Channel, np.ndarray | Sequence[int]]
+) -> FanOut:
+    """Create one delivery per person per channel — skipping those that already exist.
+
+    Resuming a fan-out a dead worker left half done creates only the missing rows (the unique
+    key (broadcast, participant, channel) decides), then returns every delivery still queued.
+    """
+    now = _now()
+    existing: dict[str, set[int]] = {}
+    if broadcast.total:
+        for channel_value, participant_id in session.execute(
+            select(Delivery.channel, Delivery.participant_id).where(Delivery.broadcast_id == broadcast.id)
+        ):
+            existing.setdefault(channel_value, set()).add(participant_id)
+    created = 0
+    connection = session.connection()
+    for channel, ids in recipients.items():
+        already = existing.get(channel.value, set())
+        for chunk in _chunks(ids, 20_000):
+            rows = [
+                {
+                    "broadcast_id": broadcast.id,
+                    "participant_id": pid,
+                    "channel": channel.value,
+                    "status": "queued",
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+                for pid in chunk
+                if pid not in already
+            ]
+            if rows:
+                # Core executemany: an ORM unit of work per row would be ten times slower.
+                connection.execute(insert(Delivery), rows)
+                created += len(rows)
+    broadcast.total = int(
+        session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.broadcast_id == broadcast.id)
+        )
+        or 0
+    )
+    queued: dict[Channel, list[int]] = {}
+    for delivery_id, channel_value in session.execute(
+        select(Delivery.id, Delivery.channel)
+        .where(Delivery.broadcast_id == broadcast.id, Delivery.status == "queued")
+        .order_by(Delivery.id)
+    ):
+        queued.setdefault(Channel(channel_value), []).append(delivery_id)
+    return FanOut(broadcast.id, created, queued)
+
+
+def reached_participants(session: Session, action_id: int) -> dict[Channel, list[int]]:
+    """Who got this action's alert or updates, per channel that reached them."""
+    rows = session.execute(
+        select(Delivery.channel, Delivery.participant_id)
+        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
+        .where(
+            Broadcast.action_id == action_id,
+            Broadcast.kind.in_(("alert", "update")),
+            Delivery.status.in_(REACHED_STATUSES),
+        )
+        .distinct()
+    )
+    reached: dict[Channel, set[int]] = {}
+    for channel_value, participant_id in rows:
+        reached.setdefault(Channel(channel_value), set()).add(participant_id)
+    return {channel: sorted(ids) for channel, ids in reached.items()}
+
+
+def cancel_pending(session: Session, action_id: int) -> int:
+    """The action closed: deliveries not yet handed to a provider are cancelled, not sent."""
+    broadcast_ids = list(
+        session.scalars(
+            select(Broadcast.id).where(
+                Broadcast.action_id == action_id,
+                Broadcast.kind.in_(("alert", "update")),
+                Broadcast.status.in_(("pending", "running")),
+            )
+        )
+    )
+    if not broadcast_ids:
+        return 0
+    now = _now()
+    cancelled = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.broadcast_id.in_(broadcast_ids), Delivery.status == "queued")
+            .values(status="cancelled", finished_at=now, updated_at=now, last_error="action closed")
+        )
+    )
+    session.execute(
+        update(Broadcast).where(Broadcast.id.in_(broadcast_ids)).values(status="cancelled", finished_at=now)
+    )
+    return cancelled
+
+
+def cancel_for_participant(session: Session, participant_id: int, channel: Channel) -> int:
+    """SMS STOP or opt-out: nothing still queued for this person on this channel is sent."""
+    now = _now()
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.participant_id == participant_id,
+            Delivery.channel == channel.value,
+            Delivery.status == "queued",
+        )
+        .values(status="cancelled", finished_at=now, updated_at=now, last_error="participant opted out")
+    )
+    return _rowcount(result)
+
+
+# --- working on one delivery ----------------------------------------------------------------------------
+def claim(session: Session, delivery_id: int) -> tuple[Claim, DeliveryJob | None]:
+    """Take a queued delivery for sending (atomically), or say why not."""
+    now = _now()
+    taken = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "queued")
+            .values(status="sending", attempts=Delivery.attempts + 1, sending_at=now, updated_at=now)
+        )
+    )
+    job = load_job(session, delivery_id)
+    if job is None:
+        return Claim.SKIP, None
+    if taken:
+        return Claim.CLAIMED, job
+    status = session.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
+    return (Claim.IN_DOUBT, job) if status == "sending" else (Claim.SKIP, job)
+
+
+def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
+    row = session.execute(
+        select(
+            Delivery.id,
+            Delivery.broadcast_id,
+            Broadcast.action_id,
+            Broadcast.kind,
+            Delivery.channel,
+            Delivery.attempts,
+            Participant.id,
+            Participant.phone_e164,
+            Participant.email,
+            Participant.language,
+            Broadcast.message,
+            Action.action_type,
+            Action.title,
+            Delivery.sending_at,
+            Action.description,
+            Action.outcome,
+            Action.result_message,
+            Region.name,
+        )
+        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
+        .join(Action, Action.id == Broadcast.action_id)
+        .join(Region, Region.id == Action.region_id)
+        .join(Participant, Participant.id == Delivery.participant_id)
+        .where(Delivery.id == delivery_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return DeliveryJob(
+        delivery_id=row[0],
+        broadcast_id=row[1],
+        action_id=row[2],
+        kind=row[3],
+        channel=Channel(row[4]),
+        attempt=row[5],
+        participant_id=row[6],
+        phone_e164=row[7],
+        email=row[8],
+        language=row[9],
+        message=row[10],
+        action_type=row[11],
+        action_title=row[12],
+        sending_at=_aware(row[13]),
+        action_description=row[14] or "",
+        action_outcome=row[15] or "",
+        action_result_message=row[16] or "",
+        region_name=row[17],
+    )
+
+
+def finish(
+    session: Session,
+    delivery_id: int,
+    status: str,
+    *,
+    provider_ref: str | None = None,
+    error: str | None = None,
+) -> bool:
+    """Record the outcome of the attempt in progress; False when it was not ours to record."""
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"{status!r} is not a final delivery status")
+    now = _now()
+    values: dict[str, object] = {"status": status, "updated_at": now, "finished_at": now}
+    if provider_ref is not None:
+        values["provider_ref"] = provider_ref
+    if error is not None:
+        values["last_error"] = error[:300]
+    changed = _rowcount(
+        session.execute(
+            update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "sending").values(**values)
+        )
+    )
+    return bool(changed)
+
+
+def requeue(session: Session, delivery_id: int, *, error: str) -> bool:
+    """This attempt failed in a way worth retrying: back to queued (the attempt count stays)."""
+    changed = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "sending")
+            .values(status="queued", last_error=error[:300], updated_at=_now(), sending_at=None)
+        )
+    )
+    return bool(changed)
+
+
+def apply_provider_status(
+    session: Session, *, provider_ref: str, status: str, error: str | None = None
+) -> bool:
+    """A provider's status callback (e.g. Twilio's) for the delivery it knows as ``provider_ref``.
+
+    Only moves forward (``sent`` → ``delivered``, never ``delivered`` → ``sent``); False when
+    nothing changed. Exactly-once handling of repeated callbacks is the caller's job (the
+    ``provider_events`` key in the same transaction).
+    """
+    allowed_from = _CALLBACK_MAY_REPLACE.get(status)
+    if allowed_from is None:
+        raise ValueError(f"unknown delivery status {status!r}")
+    now = _now()
+    values: dict[str, object] = {"status": status, "updated_at": now}
+    if error:
+        values["last_error"] = error[:300]
+    delivery = session.scalars(
+        select(Delivery).where(Delivery.provider_ref == provider_ref).with_for_update()
+    ).first()
+    if delivery is None or delivery.status not in allowed_from:
+        return False
+    if delivery.status == status:
+        return False
+    if delivery.finished_at is None:
+        values["finished_at"] = now
+    session.execute(update(Delivery).where(Delivery.id == delivery.id).values(**values))
+    return True
+
+
+def broadcast_of_delivery(session: Session, provider_ref: str) -> int | None:
+    return session.scalar(select(Delivery.broadcast_id).where(Delivery.provider_ref == provider_ref))
+
+
+def finish_broadcast_if_done(session: Session, broadcast_id: int) -> bool:
+    """Mark a running broadcast done once no delivery is queued or sending any more."""
+    open_count = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.broadcast_id == broadcast_id, Delivery.status.in_(("queued", "sending")))
+    )
+    if open_count:
+        return False
+    changed = _rowcount(
+        session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.status == "running")
+            .values(status="done", finished_at=_now())
+        )
+    )
+    return bool(changed)
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+def counts(session: Session, broadcast_id: int) -> BroadcastCounts | None:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        return None
+    by_status: dict[str, int] = {}
+    by_channel: dict[str, dict[str, int]] = {}
+    for channel_value, status, number in session.execute(
+        select(Delivery.channel, Delivery.status, func.count())
+        .where(Delivery.broadcast_id == broadcast_id)
+        .group_by(Delivery.channel, Delivery.status)
+    ):
+        by_status[status] = by_status.get(status, 0) + number
+        by_channel.setdefault(channel_value, {})[status] = number
+    return BroadcastCounts(
+        broadcast_id=broadcast.id,
+        action_id=broadcast.action_id,
+        kind=broadcast.kind,
+        status=broadcast.status,
+        priority=broadcast.priority,
+        total=broadcast.total,
+        by_status=by_status,
+        by_channel=by_channel,
+        created_at=_aware(broadcast.created_at) or _now(),
+        started_at=_aware(broadcast.started_at),
+        finished_at=_aware(broadcast.finished_at),
+    )
+
+
+def broadcasts_of_action(session: Session, action_id: int) -> list[int]:
+    return list(
+        session.scalars(select(Broadcast.id).where(Broadcast.action_id == action_id).order_by(Broadcast.id))
+    )
+
+
+def stale_sending(session: Session, older_than: timedelta) -> Iterable[int]:
+    """Deliveries left in ``sending`` longer than any live worker would (for the health view)."""
+    cutoff = _now() - older_than
+    return list(
+        session.scalars(select(Delivery.id).where(Delivery.status == "sending", Delivery.sending_at < cutoff))
+    )

@@ -1,0 +1,380 @@
+"""``burgernet worker``: one asyncio process working the broadcast queue.
+
+Run as many as needed, on as many machines as needed (all pointing at the same Redis and
+database). Each process:
+
+* fans out new broadcasts from the control stream (recipient selection → delivery rows →
+  entries on the per-channel, per-priority streams);
+* works each channel it was started for, up to ``broadcast.worker_concurrency`` deliveries at
+  once, AMBER before urgent before information;
+* takes over entries of dead workers (idle longer than ``broadcast.claim_idle_seconds``) and
+  keeps its own long-running entries (alert calls) fresh so nobody takes them from it;
+* moves due retries back onto their streams.
+
+Database work runs in a small thread pool (SQLAlchemy is synchronous); the event loop only
+waits on Redis, AMI and the providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+
+from broadcasting import progress, store
+from broadcasting.messages import compose
+from broadcasting.queue import AsyncDeliveryQueue, DeliveryQueue, Entry, QueueKeys
+from broadcasting.recipients import select_recipients
+from broadcasting.senders import Message, Outcome, Sender
+from burgernet.context import Context
+from burgernet.db import session_scope
+from burgernet.domain import Channel
+from burgernet.models import Action, Broadcast
+from burgernet.repositories import action_area
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STALE_CHECK_SECONDS = 5.0
+RETRY_CHECK_SECONDS = 1.0
+BLOCK_MS = 1000
+
+
+def backoff_seconds(base: float, attempt: int, retry_after: float | None = None) -> float:
+    """Wait before attempt ``attempt + 1``: base, 2×base, 4×base… or what the provider asked."""
+    wait = base * (2 ** max(0, attempt - 1))
+    return max(wait, retry_after or 0.0)
+
+
+class BroadcastWorker:
+    def __init__(
+        self,
+        context: Context,
+        senders: Mapping[Channel, Sender],
+        *,
+        fan_out: bool = True,
+        name: str | None = None,
+    ) -> None:
+        self.context = context
+        self.settings = context.settings
+        self.senders = dict(senders)
+        self.fan_out = fan_out
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        prefix = self.settings.redis.key_prefix
+        self.keys = QueueKeys(prefix)
+        self.redis = aioredis.Redis.from_url(self.settings.redis.url)
+        self.queue = AsyncDeliveryQueue(self.redis, self.keys, self.name)
+        self.sync_queue = DeliveryQueue(redis.Redis.from_url(self.settings.redis.url), self.keys)
+        self.progress = progress.AsyncProgress(self.redis, prefix)
+        self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="worker-db")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._in_flight: dict[str, Entry] = {}
+        self._stopping = asyncio.Event()
+        self.sent = 0  # deliveries finished by this process, for logs and tests
+
+    # -- life cycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.queue.ensure_groups()
+        if self.fan_out:
+            # A broadcast whose control entry was lost (Redis restarted, panel crashed between
+            # the insert and the XADD) is picked up again: fan-out is idempotent.
+            for broadcast_id in await self._db_call(self._unfinished_broadcasts):
+                await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
+            self._spawn(self._control_loop(), "fan-out")
+        for channel in self.senders:
+            self._spawn(self._channel_loop(channel), f"channel-{channel.value}")
+        self._spawn(self._retry_loop(), "retries")
+        self._spawn(self._keep_alive_loop(), "keep-alive")
+        log.info("worker %s started: channels %s", self.name, ", ".join(c.value for c in self.senders))
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop taking work, let deliveries in progress finish (up to ``grace_seconds``)."""
+        self._stopping.set()
+        loops = [t for t in self._tasks if t.get_name().startswith("loop:")]
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for sender in self.senders.values():
+            await sender.close()
+        await self.redis.aclose()
+        self.sync_queue.client.close()
+        self._db.shutdown(wait=False)
+
+    async def run_until_stopped(self) -> None:
+        await self.start()
+        await self._stopping.wait()
+
+    def _spawn(self, coroutine: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(f"loop:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _db_call(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, work, *args)
+
+    # -- fan-out -----------------------------------------------------------------------------------------
+    def _unfinished_broadcasts(self) -> list[int]:
+        from sqlalchemy import select
+
+        with session_scope(self.context.sessions) as session:
+            return list(
+                session.scalars(select(Broadcast.id).where(Broadcast.status.in_(("pending", "running"))))
+            )
+
+    async def _control_loop(self) -> None:
+        streams = [self.keys.control]
+        next_stale_check = 0.0
+        while not self._stopping.is_set():
+            try:
+                entries: list[Entry] = []
+                if time.monotonic() >= next_stale_check:
+                    next_stale_check = time.monotonic() + STALE_CHECK_SECONDS
+                    entries = await self.queue.take_over_stale(streams, self._idle_ms(), 10)
+                if not entries:
+                    entries = await self.queue.take(streams, 1, BLOCK_MS)
+                for entry in entries:
+                    await self._fan_out(entry)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("fan-out loop: will try again")
+                await asyncio.sleep(1)
+
+    async def _fan_out(self, entry: Entry) -> None:
+        self._in_flight[entry.entry_id] = entry
+        try:
+            planned = await self._db_call(self._plan_fan_out, entry.value)
+            if planned is not None:
+                priority, fan = planned
+                for channel, ids in fan.queued.items():
+                    await asyncio.to_thread(self.sync_queue.enqueue, channel, priority, ids)
+                log.info(
+                    "broadcast %s: %s deliveries (%s new) queued at priority %s",
+                    fan.broadcast_id,
+                    sum(len(ids) for ids in fan.queued.values()),
+                    fan.created,
+                    priority,
+                )
+            await self.queue.ack(entry)
+        finally:
+            self._in_flight.pop(entry.entry_id, None)
+
+    def _plan_fan_out(self, broadcast_id: int) -> tuple[int, store.FanOut] | None:
+        with session_scope(self.context.sessions) as session:
+            broadcast = store.start_fan_out(session, broadcast_id)
+            if broadcast is None:
+                return None
+            action = session.get(Action, broadcast.action_id)
+            if action is None:
+                return None
+            if broadcast.kind == "alert":
+                recipients: dict[Channel, Any] = dict(
+                    select_recipients(session, action_area(action)).by_channel
+                )
+            else:
+                recipients = dict(store.reached_participants(session, action.id))
+            fan = store.add_deliveries(session, broadcast, recipients)
+            priority = broadcast.priority
+            total = broadcast.total
+            if total == 0:
+                store.finish_broadcast_if_done(session, broadcast_id)
+        progress.start(self.sync_queue.client, self.keys.prefix, broadcast_id, total)
+        self.context.live.publish(
+            {
+                "type": "broadcast",
+                "broadcast_id": broadcast_id,
+                "action_id": action.id,
+                "total": total,
+                "handled": 0,
+            }
+        )
+        return priority, fan
+
+    # -- deliveries ----------------------------------------------------------------------------------------
+    def _idle_ms(self) -> int:
+        return int(self.settings.broadcast.claim_idle_seconds * 1000)
+
+    async def _channel_loop(self, channel: Channel) -> None:
+        streams = self.keys.streams(channel)
+        concurrency = self.settings.broadcast.worker_concurrency
+        working: set[asyncio.Task[None]] = set()
+        next_stale_check = 0.0
+        while not self._stopping.is_set():
+            try:
+                if len(working) >= concurrency:
+                    await asyncio.wait(working, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                free = concurrency - len(working)
+                entries: list[Entry] = []
+                if time.monotonic() >= next_stale_check:
+                    next_stale_check = time.monotonic() + STALE_CHECK_SECONDS
+                    entries = await self.queue.take_over_stale(streams, self._idle_ms(), free)
+                if not entries:
+                    entries = await self.queue.take(streams, free, BLOCK_MS)
+                for entry in entries:
+                    self._in_flight[entry.entry_id] = entry
+                    task = asyncio.create_task(self._deliver(channel, entry))
+                    working.add(task)
+                    self._tasks.add(task)
+                    task.add_done_callback(working.discard)
+                    task.add_done_callback(self._tasks.discard)
+                    task.add_done_callback(functools.partial(self._forget, entry.entry_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s loop: will try again", channel.value)
+                await asyncio.sleep(1)
+
+    def _forget(self, entry_id: str, _task: object) -> None:
+        self._in_flight.pop(entry_id, None)
+
+    async def _deliver(self, channel: Channel, entry: Entry) -> None:
+        try:
+            await self._deliver_once(channel, entry)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Left unacknowledged on purpose: after claim_idle_seconds a worker (maybe this
+            # one) takes it over and reconciles it, instead of it being lost.
+            log.exception("delivery %s: unexpected error; it will be taken over", entry.value)
+
+    async def _deliver_once(self, channel: Channel, entry: Entry) -> None:
+        sender = self.senders[channel]
+        # Capacity first, claim second: while it waits for its turn the delivery stays
+        # "queued", so closing the action still cancels it.
+        permit = await sender.acquire()
+        try:
+            claim, job, message = await self._db_call(self._claim, entry.value)
+        except BaseException:
+            await sender.release(permit)
+            raise
+        if claim is store.Claim.SKIP or job is None or message is None:
+            await sender.release(permit)
+            await self.queue.ack(entry)
+            return
+        outcome: Outcome | None
+        if claim is store.Claim.IN_DOUBT:
+            age = time.time() - job.sending_at.timestamp() if job.sending_at else float("inf")
+            if age < self.settings.broadcast.claim_idle_seconds / 2:
+                # A second entry for a delivery another worker is sending right now (a resumed
+                # fan-out queues it again): that worker will finish it.
+                await sender.release(permit)
+                await self.queue.ack(entry)
+                return
+            outcome = await sender.reconcile(job, message)
+            log.warning(
+                "delivery %s was in doubt (worker lost): %s",
+                job.delivery_id,
+                outcome.status if outcome else "not sent; sending now",
+            )
+            if outcome is None:
+                outcome = await sender.send(job, message, permit)
+            else:
+                await sender.release(permit)
+        else:
+            outcome = await sender.send(job, message, permit)
+        await self._record(entry, job, outcome)
+
+    def _claim(self, delivery_id: int) -> tuple[store.Claim, store.DeliveryJob | None, Message | None]:
+        with session_scope(self.context.sessions) as session:
+            claim, job = store.claim(session, delivery_id)
+            if job is None or claim is store.Claim.SKIP:
+                return claim, job, None
+            return claim, job, compose(session, job, self.settings)
+
+    async def _record(self, entry: Entry, job: store.DeliveryJob, outcome: Outcome) -> None:
+        max_attempts = self.settings.broadcast.max_attempts
+        if outcome.retry and job.attempt < max_attempts:
+            requeued = await self._db_call(self._requeue, job.delivery_id, outcome.error or outcome.status)
+            if requeued:
+                wait = backoff_seconds(
+                    self.settings.broadcast.retry_base_seconds, job.attempt, outcome.retry_after
+                )
+                await self.queue.retry_later(entry, time.time() + wait)
+                log.info(
+                    "delivery %s: %s, attempt %s; again in %.0f s",
+                    job.delivery_id,
+                    outcome.status,
+                    job.attempt,
+                    wait,
+                )
+            else:
+                await self.queue.ack(entry)
+            return
+        finished = await self._db_call(self._finish, job, outcome)
+        await self.queue.ack(entry)
+        if not finished:
+            return
+        self.sent += 1
+        if outcome.status in store.REACHED_STATUSES:
+            # A participant who calls the free number back now reaches this action first.
+            self.context.live.mark_alerted(job.phone_e164, job.action_id, time.time())
+        handled, total = await self.progress.handled(job.broadcast_id)
+        if handled >= total:
+            await self._db_call(self._finish_broadcast, job.broadcast_id)
+        if handled >= total or handled % max(1, total // 100) == 0:
+            self.context.live.publish(
+                {
+                    "type": "broadcast",
+                    "broadcast_id": job.broadcast_id,
+                    "action_id": job.action_id,
+                    "total": total,
+                    "handled": handled,
+                }
+            )
+
+    def _requeue(self, delivery_id: int, error: str) -> bool:
+        with session_scope(self.context.sessions) as session:
+            return store.requeue(session, delivery_id, error=error)
+
+    def _finish(self, job: store.DeliveryJob, outcome: Outcome) -> bool:
+        with session_scope(self.context.sessions) as session:
+            return store.finish(
+                session,
+                job.delivery_id,
+                outcome.status,
+                provider_ref=outcome.provider_ref,
+                error=outcome.error,
+            )
+
+    def _finish_broadcast(self, broadcast_id: int) -> bool:
+        with session_scope(self.context.sessions) as session:
+            return store.finish_broadcast_if_done(session, broadcast_id)
+
+    # -- housekeeping ----------------------------------------------------------------------------------------
+    async def _retry_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.queue.release_due(time.time())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retry loop: will try again")
+            await asyncio.sleep(RETRY_CHECK_SECONDS)
+
+    async def _keep_alive_loop(self) -> None:
+        interval = max(0.5, self.settings.broadcast.claim_idle_seconds / 3)
+        while not self._stopping.is_set():
+            await asyncio.sleep(interval)
+            try:
+                await self.queue.keep_alive(list(self._in_flight.values()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("keep-alive: will try again")
