@@ -21,6 +21,7 @@ def plan_from_database(session: Session, settings: Settings) -> AsteriskPlan:
             Centralist.sip_contact,
         )
         .join(Region, Region.id == Centralist.region_id)
+        .where(Centralist.active)  # a deactivated centralist has no SIP account any more
         .order_by(Centralist.sip_endpoint)
     )
     return AsteriskPlan(

@@ -94,7 +94,6 @@ async def build_senders(
             ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
             senders[Channel.VOICE] = AsteriskVoiceSender(settings, ami, slots, calls, alert_sound(settings))
             await ami.connect()  # keeps retrying in the background when Asterisk is not up yet
-            closers.append(ami)
     return senders, closers
 
 

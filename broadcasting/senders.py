@@ -11,6 +11,7 @@ database and the retry policy. Each has two entry points:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +29,12 @@ from burgernet.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# AMI OriginateResponse "Reason" codes (Asterisk's enum ast_control_frame_type).
-_REASON_STATUS = {"4": "answered", "5": "busy", "3": "no_answer", "1": "no_answer", "8": "busy"}
+# AMI OriginateResponse "Reason" codes (Asterisk's enum ast_control_frame_type). PJSIP often
+# reports a failed call with reason 0; then the Hangup cause (Q.850) of our channel decides.
+_REASON_STATUS = {"4": "answered", "5": "busy", "3": "no_answer", "8": "failed"}
+_CAUSE_STATUS = {17: "busy", 18: "no_answer", 19: "no_answer", 20: "no_answer"}
+# Numbers that cannot be called at all: trying again cannot help.
+_CAUSES_FINAL = {1, 3, 22, 28}
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class AsteriskVoiceSender:
         self.rate = rate
         self.sound_for = sound_for
         self._originated: dict[str, asyncio.Future[Mapping[str, Any]]] = {}
-        self._hung_up: dict[str, asyncio.Future[None]] = {}
+        self._hung_up: dict[str, asyncio.Future[int | None]] = {}
         self._releases: set[asyncio.Task[None]] = set()
         ami.on("OriginateResponse", self._on_originate_response)
         ami.on("Hangup", self._on_hangup)
@@ -197,7 +202,8 @@ class AsteriskVoiceSender:
     async def _on_hangup(self, event: Mapping[str, Any]) -> None:
         future = self._hung_up.get(str(event.get("Uniqueid", "")))
         if future is not None and not future.done():
-            future.set_result(None)
+            cause = str(event.get("Cause", ""))
+            future.set_result(int(cause) if cause.isdigit() else None)
 
     async def acquire(self) -> object:
         holder = await self.slots.acquire()
@@ -219,7 +225,7 @@ class AsteriskVoiceSender:
         unique_id = self.channel_id(job)
         loop = asyncio.get_running_loop()
         originated: asyncio.Future[Mapping[str, Any]] = loop.create_future()
-        hung_up: asyncio.Future[None] = loop.create_future()
+        hung_up: asyncio.Future[int | None] = loop.create_future()
         self._originated[unique_id] = originated
         self._hung_up[unique_id] = hung_up
         keep_slot = False
@@ -259,15 +265,28 @@ class AsteriskVoiceSender:
                 keep_slot = True  # the call may still be up: hold the channel until it ends
                 return Outcome("sent", provider_ref=unique_id, error="no originate outcome from Asterisk")
             reason = str(event.get("Reason", ""))
-            status = _REASON_STATUS.get(reason, "failed")
+            status = _REASON_STATUS.get(reason)
             if status == "answered":
                 keep_slot = True
                 return Outcome("answered", provider_ref=unique_id)
+            cause: int | None = None
+            with contextlib.suppress(TimeoutError):
+                # The Hangup of the failed channel usually came first; allow it a moment.
+                cause = await asyncio.wait_for(asyncio.shield(hung_up), 2.0)
+            if status is None:
+                status = _CAUSE_STATUS.get(cause or -1, "failed")
+            log.info(
+                "delivery %s: originate reason %s, hang-up cause %s → %s",
+                job.delivery_id,
+                reason,
+                cause,
+                status,
+            )
             return Outcome(
                 status,
                 provider_ref=unique_id,
-                error=f"originate reason {reason}",
-                retry=status in ("busy", "no_answer", "failed"),
+                error=f"originate reason {reason}, hang-up cause {cause}",
+                retry=cause not in _CAUSES_FINAL,
             )
         finally:
             self._originated.pop(unique_id, None)
@@ -279,7 +298,9 @@ class AsteriskVoiceSender:
                 self._hung_up.pop(unique_id, None)
                 await self.slots.release(holder)
 
-    async def _release_after_hangup(self, unique_id: str, holder: str, hung_up: asyncio.Future[None]) -> None:
+    async def _release_after_hangup(
+        self, unique_id: str, holder: str, hung_up: asyncio.Future[int | None]
+    ) -> None:
         renew_every = max(5.0, self.slots.lease_ms / 3000)
         try:
             while True:
@@ -309,9 +330,11 @@ class AsteriskVoiceSender:
         )
 
     async def close(self) -> None:
+        """Stop following calls and log off AMI (the sender owns its AMI connection)."""
         for task in list(self._releases):
             task.cancel()
         await asyncio.gather(*self._releases, return_exceptions=True)
+        await self.ami.close()
 
 
 class TwilioVoiceSender:

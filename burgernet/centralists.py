@@ -88,11 +88,91 @@ class CentralistService:
             centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
             if centralist is None:
                 raise CentralistError(f"no centralist with endpoint {endpoint!r}")
+            if on_duty and not centralist.active:
+                raise CentralistError(f"centralist {endpoint!r} is deactivated")
             centralist.on_duty = on_duty
             record_audit(
                 session,
                 actor=actor,
                 verb="on-duty" if on_duty else "off-duty",
+                entity="centralist",
+                entity_id=endpoint,
+                source=source,
+            )
+        self._on_change()
+
+    def update(
+        self,
+        endpoint: str,
+        *,
+        name: str,
+        new_endpoint: str,
+        region_code: str,
+        on_duty: bool,
+        actor: str,
+        source: str = "cli",
+    ) -> CentralistView:
+        """Change name, endpoint (a new SIP account), region and duty; audited with what changed."""
+        name = name.strip()
+        if not name or len(name) > 120:
+            raise CentralistError("a name of 1 to 120 characters is required")
+        with session_scope(self._sessions) as session:
+            centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
+            if centralist is None:
+                raise CentralistError(f"no centralist with endpoint {endpoint!r}")
+            if not centralist.active:
+                raise CentralistError(f"centralist {endpoint!r} is deactivated; reactivate first")
+            region = session.scalar(select(Region).where(Region.code == region_code))
+            if region is None:
+                raise CentralistError(f"unknown region {region_code!r}")
+            if new_endpoint != endpoint and session.scalar(
+                select(Centralist.id).where(Centralist.sip_endpoint == new_endpoint)
+            ):
+                raise CentralistError(f"endpoint {new_endpoint!r} already exists")
+            before = {
+                "name": centralist.name,
+                "endpoint": centralist.sip_endpoint,
+                "region": centralist.region.code,
+                "on_duty": centralist.on_duty,
+            }
+            try:
+                centralist.sip_endpoint = new_endpoint
+            except ValueError as exc:
+                raise CentralistError(str(exc)) from None
+            centralist.name = name
+            centralist.region_id = region.id
+            centralist.on_duty = on_duty
+            after = {"name": name, "endpoint": new_endpoint, "region": region_code, "on_duty": on_duty}
+            changed: dict[str, object] = {
+                key: [before[key], value] for key, value in after.items() if before[key] != value
+            }
+            record_audit(
+                session,
+                actor=actor,
+                verb="edit",
+                entity="centralist",
+                entity_id=centralist.id,
+                detail=changed,
+                source=source,
+            )
+            view = CentralistView(new_endpoint, name, region_code, on_duty, centralist.sip_contact)
+        self._on_change()
+        return view
+
+    def set_active(self, endpoint: str, active: bool, *, actor: str, source: str = "cli") -> None:
+        """Deactivate (off duty, no SIP account, out of the routing) or reactivate (off duty)."""
+        with session_scope(self._sessions) as session:
+            centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
+            if centralist is None:
+                raise CentralistError(f"no centralist with endpoint {endpoint!r}")
+            if centralist.active == active:
+                return
+            centralist.active = active
+            centralist.on_duty = False  # back on duty is a separate, deliberate step
+            record_audit(
+                session,
+                actor=actor,
+                verb="activate" if active else "deactivate",
                 entity="centralist",
                 entity_id=endpoint,
                 source=source,

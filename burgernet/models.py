@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -86,6 +87,9 @@ class Centralist(Base):
     sip_contact: Mapped[str | None] = mapped_column(String(200))
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
     on_duty: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Deactivated centralists stay for the call history (calls and action teams refer to them)
+    # but lose their SIP account, leave the routing and cannot join new actions.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     region: Mapped[Region] = relationship(back_populates="centralists")
 
@@ -221,8 +225,14 @@ class Broadcast(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Queue priority: 0 = AMBER Alert, 1 = urgent, 2 = information (lower goes first).
+    priority: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    # Deliveries created when the broadcast was enqueued (the 100 % of the progress figures).
+    total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
+        CheckConstraint("priority IN (0, 1, 2)", name="priority"),
         CheckConstraint(_in("kind", ["alert", "update", "result"]), name="kind"),
         CheckConstraint(_in("status", ["pending", "running", "done", "cancelled"]), name="status"),
     )
@@ -240,6 +250,11 @@ class Delivery(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(80), index=True)
     last_error: Mapped[str | None] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the current attempt was handed to the provider: a delivery left in "sending" by a
+    # worker that died is reconciled with the provider from this moment on, never blindly re-sent.
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set once the delivery reached a final status (the progress figures' clock).
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         # One delivery per person per channel per broadcast: the idempotency key.
@@ -264,6 +279,23 @@ class Delivery(Base):
             name="status",
         ),
     )
+
+
+class ProviderEvent(Base):
+    """A provider webhook already handled (Twilio status callbacks are retried and may repeat).
+
+    The unique key makes handling exactly-once across panel processes: the insert of the key and
+    the delivery update share one transaction.
+    """
+
+    __tablename__ = "provider_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_key: Mapped[str] = mapped_column(String(160))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("provider", "event_key", name="uq_provider_events_once"),)
 
 
 class Call(Base):
@@ -313,20 +345,42 @@ class Tip(Base):
 
 
 class Inquiry(Base):
-    """A neighbourhood inquiry (online buurtonderzoek) for an incident in an area."""
+    """A neighbourhood inquiry (online buurtonderzoek) for an incident in an area.
+
+    The area is stored like an action's (circle, polygon or postcodes; never national: an
+    inquiry asks a neighbourhood), so the same recipient selection applies to both.
+    """
 
     __tablename__ = "inquiries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"))
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"), index=True)
     title: Mapped[str] = mapped_column(String(200))
     question: Mapped[str] = mapped_column(Text)
-    area_geojson: Mapped[str] = mapped_column(Text)
+    area_kind: Mapped[str] = mapped_column(String(10), default="polygon", server_default="polygon")
+    center_lat: Mapped[float | None] = mapped_column(Float)
+    center_lon: Mapped[float | None] = mapped_column(Float)
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    area_geojson: Mapped[str | None] = mapped_column(Text)
+    postcodes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        CheckConstraint(_in("area_kind", ["circle", "polygon", "postcodes"]), name="area_kind"),
+        CheckConstraint(
+            "(area_kind != 'circle') OR (center_lat IS NOT NULL AND center_lon IS NOT NULL AND radius_m > 0)",
+            name="circle_complete",
+        ),
+        CheckConstraint("(area_kind != 'polygon') OR (area_geojson IS NOT NULL)", name="polygon_complete"),
+        CheckConstraint("(area_kind != 'postcodes') OR (postcodes IS NOT NULL)", name="postcodes_complete"),
+    )
 
 
 class InquiryLink(Base):
+    """One participant's personal link; only the SHA-256 of its random token is stored."""
+
     __tablename__ = "inquiry_links"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -334,8 +388,31 @@ class InquiryLink(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # pending: not (yet) e-mailed, sent again with a fresh token by the next "send links";
+    # sent: e-mailed (follow-ups go to these); failed: the mail server refused it for good.
+    delivery: Mapped[str] = mapped_column(String(8), default="pending", server_default="pending")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(300))
 
-    __table_args__ = (UniqueConstraint("inquiry_id", "participant_id", name="uq_inquiry_links_once"),)
+    __table_args__ = (
+        UniqueConstraint("inquiry_id", "participant_id", name="uq_inquiry_links_once"),
+        CheckConstraint(_in("delivery", ["pending", "sent", "failed"]), name="delivery"),
+        CheckConstraint("(delivery != 'sent') OR (sent_at IS NOT NULL)", name="sent_has_time"),
+    )
+
+
+class InquiryUpdate(Base):
+    """A follow-up message e-mailed to everyone who received a link of the inquiry."""
+
+    __tablename__ = "inquiry_updates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inquiry_id: Mapped[int] = mapped_column(ForeignKey("inquiries.id", ondelete="CASCADE"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(80))
+    recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Statement(Base):
@@ -377,3 +454,31 @@ class AuditEvent(Base):
     entity_id: Mapped[str | None] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(String(80))  # cli, web 1.2.3.4, api, ivr
+
+
+class MessageTemplate(Base):
+    """The text sent to participants for one action type, message kind, channel and language.
+
+    Without a row the defaults in :mod:`burgernet.message_templates` apply. Placeholders such
+    as ``{description}`` are checked when a template is saved (unknown ones are refused).
+    """
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_type: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(10))  # alert | update | result
+    channel: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str] = mapped_column(String(2))
+    subject: Mapped[str | None] = mapped_column(String(200))  # e-mail only
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        UniqueConstraint("action_type", "kind", "channel", "language", name="uq_message_templates_key"),
+        CheckConstraint(_in("action_type", [t.value for t in ActionType]), name="action_type"),
+        CheckConstraint(_in("kind", ["alert", "update", "result"]), name="kind"),
+        CheckConstraint(_in("channel", [c.value for c in Channel]), name="channel"),
+        CheckConstraint(_in("language", [lang.value for lang in Language]), name="language"),
+    )

@@ -2,7 +2,8 @@
 
 Order matters: Redis and the database first (everything reads them), then the prompts
 Asterisk will play, then Asterisk with a configuration rendered from the database, then
-the FastAGI/AMI process (``burgernet serve``). Each long-running part is a child process
+the FastAGI/AMI process (``burgernet serve``), a broadcast worker (``burgernet worker``) and
+the control panel. Each long-running part is a child process
 this supervisor owns; Ctrl-C or SIGTERM stops them in reverse order. When a child dies the
 supervisor says which and stops the rest rather than leave a half-working system.
 """
@@ -108,6 +109,21 @@ class Supervisor:
             f"(log: {self.settings.data_dir / 'logs' / 'serve.log'})"
         )
 
+    def start_worker(self) -> None:
+        self.start_child(
+            "burgernet worker",
+            [sys.executable, "-m", "burgernet.cli", "worker"],
+            self.settings.data_dir / "logs" / "worker.log",
+        )
+        b, t = self.settings.broadcast, self.settings.twilio
+        self.notes.append(
+            f"Broadcast worker: voice via {b.voice_provider} "
+            f"(≤ {self.settings.voice_channels()} trunk channels), "
+            f"SMS via Twilio at {t.api_base_url} ({b.sms_per_second:g}/s), e-mail via "
+            f"{self.settings.smtp.host}:{self.settings.smtp.port} ({b.email_per_second:g}/s) "
+            f"(log: {self.settings.data_dir / 'logs' / 'worker.log'})"
+        )
+
     def build_prompts(self) -> None:
         from recordings.catalogue import build_catalogue
 
@@ -160,6 +176,7 @@ class Supervisor:
         self.build_prompts()
         self.start_asterisk()
         self.start_serve()
+        self.start_worker()
         self.start_panel()
         self.print_summary()
         return 0

@@ -27,7 +27,8 @@ from callback_api.i18n import LANGUAGES, current_language, translate
 from callback_api.security import ACTION_ROLES, ALL_ROLES, PEOPLE_ROLES, LoginThrottle, PanelUser, can
 from callback_api.services import users
 from callback_api.state import PanelState, panel
-from callback_api.views import actions, auth, dashboard, feeds, people
+from callback_api.views import actions, auth, dashboard, feeds, inquiry, people
+from callback_api.views import settings as settings_pages
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,16 @@ def create_app(
         info = users.by_id(panel().context.sessions, int(user_id))
         return PanelUser(info) if info else None
 
-    for blueprint in (auth.bp, dashboard.bp, actions.bp, people.bp, feeds.bp, api.bp):
+    for blueprint in (
+        auth.bp,
+        dashboard.bp,
+        actions.bp,
+        people.bp,
+        feeds.bp,
+        api.bp,
+        inquiry.bp,
+        settings_pages.bp,
+    ):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, never cookie-authenticated
 

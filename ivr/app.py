@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 
+from asterisk_conf.reload import ConfigReloader, render_and_reload
 from burgernet import channel_vars as cv
 from burgernet.calls import CallLog
 from burgernet.context import Context
@@ -88,14 +89,20 @@ class TelephonyService:
         self.ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
         for event in CallTracker.EVENTS:
             self.ami.on(event, self.tracker.on_event)
+        # Centralists changed in the panel: render the configuration again and reload Asterisk.
+        self.config_reloader = ConfigReloader(
+            settings.redis.url, settings.redis.key_prefix, lambda: render_and_reload(self.context)
+        )
 
     async def start(self) -> None:
         await self.agi.start()
         await self.ami.connect()
+        await self.config_reloader.start()
         a = self.settings.asterisk
         log.info("serving FastAGI on %s:%s, AMI to %s:%s", a.agi_host, a.agi_port, a.ami_host, a.ami_port)
 
     async def stop(self) -> None:
+        await self.config_reloader.stop()
         await self.agi.close()
         await self.ami.close()
         await self.services.drain()

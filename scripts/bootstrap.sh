@@ -7,11 +7,13 @@ VENV="$ROOT/.venv"
 STAMP_DIR="$ROOT/var/.bootstrap"
 
 # Debian packages: services the project starts itself (redis, postgresql for tests), the
-# Asterisk sandbox builder (debootstrap), SIPp for call tests, audio tools for prompts.
+# Asterisk sandbox builder (debootstrap), SIPp for call tests, audio tools for prompts, and
+# Chromium for the browser tests (Playwright drives Debian's build; it never downloads one).
 APT_PACKAGES=(
   python3 python3-venv python3-dev build-essential
   redis-server postgresql debootstrap sip-tester
   espeak-ng ffmpeg sox
+  chromium
 )
 
 log() { printf '\033[1m[burgernet]\033[0m %s\n' "$*" >&2; }

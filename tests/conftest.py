@@ -17,6 +17,7 @@ from burgernet.db import session_scope
 from burgernet.redis_server import ManagedRedis
 from burgernet.settings import Settings, get_settings, load_settings
 from tests.support.ports import port_block
+from tests.support.smtp import SmtpServer
 
 
 def free_port() -> int:
@@ -78,3 +79,16 @@ def _fresh_settings_cache() -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on loopback that records every message it accepts.
+
+    Point the code under test at it with ``smtp_server.settings()`` (an ``SmtpSettings``); to make
+    the whole app use it, override ``bn_settings`` in the test module:
+    ``bn_settings.model_copy(update={"smtp": smtp_server.settings(bn_settings.smtp)})``.
+    """
+    server = SmtpServer().start()
+    yield server
+    server.stop()

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from broadcasting.senders import Sender
 from broadcasting.worker import BroadcastWorker
 from burgernet.actions import AreaSpec
 from burgernet.context import Context
 from burgernet.db import session_scope
-from burgernet.domain import AreaKind, Channel
+from burgernet.domain import AreaKind
 from burgernet.models import Broadcast, Delivery, Participant
 
 # A spot far from every demo postcode (the seeded regions hold no participants anyway).
@@ -64,7 +65,9 @@ class Crowd:
                 ids.append(participant.id)
         return ids
 
-    def action(self, action_type: str = "missing_person", *, start: bool = True, radius_m: float = 2000) -> int:
+    def action(
+        self, action_type: str = "missing_person", *, start: bool = True, radius_m: float = 2000
+    ) -> int:
         view = self.context.actions.create(
             action_type=action_type,
             title=f"Test {action_type}",
@@ -121,13 +124,16 @@ def crowd(bn_context: Context) -> Crowd:
 class WorkerThread:
     """A BroadcastWorker on its own event loop in a thread, as `burgernet worker` runs it."""
 
-    def __init__(self, context: Context, senders: Callable[[], Mapping[Channel, Sender]], **options: object):
+    def __init__(self, context: Context, senders: Callable[[], Any], **options: object) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
         async def build() -> BroadcastWorker:
-            worker = BroadcastWorker(context, senders(), **options)  # type: ignore[arg-type]
+            made = senders()
+            if inspect.isawaitable(made):  # senders that must connect first (AMI)
+                made = await made
+            worker = BroadcastWorker(context, made, **options)  # type: ignore[arg-type]
             await worker.start()
             return worker
 
@@ -143,7 +149,7 @@ class WorkerThread:
 def start_worker(bn_context: Context) -> Iterator[Callable[..., WorkerThread]]:
     workers: list[WorkerThread] = []
 
-    def start(senders: Callable[[], Mapping[Channel, Sender]], **options: object) -> WorkerThread:
+    def start(senders: Callable[[], Any], **options: object) -> WorkerThread:
         worker = WorkerThread(bn_context, senders, **options)
         workers.append(worker)
         return worker

@@ -36,11 +36,15 @@ def bn_settings(bn_settings: Settings, smtp_server: SmtpServer) -> Settings:
     )
 
 
-def email_senders(settings: Settings, per_second: float | None = None) -> Callable[[], dict[Channel, EmailSender]]:
+def email_senders(
+    settings: Settings, per_second: float | None = None
+) -> Callable[[], dict[Channel, EmailSender]]:
     def build() -> dict[Channel, EmailSender]:
         client = aioredis.Redis.from_url(settings.redis.url)
         rate = SharedRate(
-            client, f"{settings.redis.key_prefix}rate:email", per_second or settings.broadcast.email_per_second
+            client,
+            f"{settings.redis.key_prefix}rate:email",
+            per_second or settings.broadcast.email_per_second,
         )
         mailer = Mailer(settings.smtp)
         return {Channel.EMAIL: EmailSender(mailer, rate, domain=mailer.domain)}
@@ -155,7 +159,10 @@ def test_closing_the_action_cancels_what_is_still_queued(
 
 
 def test_broadcast_status_on_the_command_line(
-    crowd: Crowd, bn_context: Context, smtp_server: SmtpServer, start_worker: Callable[..., WorkerThread],
+    crowd: Crowd,
+    bn_context: Context,
+    smtp_server: SmtpServer,
+    start_worker: Callable[..., WorkerThread],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     crowd.add(4, email=True)

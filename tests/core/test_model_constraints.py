@@ -71,7 +71,8 @@ def test_action_life_cycle_and_audit(bn_context: Context) -> None:
         verbs = session.scalars(
             select(AuditEvent.verb).where(AuditEvent.entity_id == str(action_id)).order_by(AuditEvent.id)
         ).all()
-    assert verbs == ["create", "active", "closed"]
+    # Starting asked for the alert; closing asked for the result message to those it reached.
+    assert verbs == ["create", "active", "broadcast-alert", "closed", "broadcast-result"]
 
 
 def test_invalid_transitions_are_refused_by_service_and_model(bn_context: Context) -> None:

@@ -263,5 +263,7 @@ def test_timeline_lists_the_audit_events(
                 )
             )
         )
-    assert verbs == ["create", "active"]
+    # Starting the action also asked for its alert broadcast.
+    assert verbs == ["create", "active", "broadcast-alert"]
     assert "<strong>create</strong>" in page and "<strong>active</strong>" in page
+    assert "<strong>broadcast-alert</strong>" in page

@@ -76,9 +76,14 @@ def test_create_start_close_and_callbacks(world: World, bn_context: Context, app
         json={"outcome": "auto gevonden", "result_message": "Dank!"},
     )
     assert closed.get_json()["status"] == "closed"
-    assert (
-        audit_count(bn_context, entity_id=str(action["id"]), actor="centralist", source="api 127.0.0.1") == 3
-    )
+    # create, start, close — and the broadcasts those asked for: the alert, then the result.
+    for verb in ("create", "active", "closed", "broadcast-alert", "broadcast-result"):
+        assert (
+            audit_count(
+                bn_context, entity_id=str(action["id"]), actor="centralist", source="api 127.0.0.1", verb=verb
+            )
+            == 1
+        ), verb
     listed = client.get("/api/v1/actions?status=closed", headers=_auth(world, "viewer")).get_json()
     assert [a["id"] for a in listed["actions"]] == [action["id"]]
 

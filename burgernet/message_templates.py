@@ -1,0 +1,419 @@
+"""The words participants receive: one template per action type, kind, channel and language.
+
+An operator may store a template (table ``message_templates``); without one, the defaults
+below apply, in Dutch and English. Templates hold placeholders in braces, ``{description}``;
+only the names in :data:`PLACEHOLDERS` exist, and a template naming another is refused when
+it is saved (:func:`check_template`), never discovered half-way through a broadcast.
+
+Rendering never calls ``str.format`` on operator text: ``{description.__class__}`` and
+format specs would reach Python objects. The template is parsed once and only plain
+``{name}`` fields are substituted (``{{`` and ``}}`` stand for literal braces).
+
+SMS: 160 GSM-7 characters make one message. When a rendered SMS is longer, the free-text
+fields (description, then the result message) are shortened with "..." until it fits, or
+are as short as they can be; the free number is never cut.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from burgernet.domain import ACTION_TYPE_LABELS, ActionType, Channel, Language
+from burgernet.models import MessageTemplate
+
+KINDS = ("alert", "update", "result")
+DEFAULT_FREE_NUMBER = "0800-0011"
+SMS_LIMIT = 160
+MAX_BODY = 5000
+MAX_SUBJECT = 200
+
+# Every placeholder a template may use, with what it stands for (shown in the panel).
+PLACEHOLDERS: dict[str, str] = {
+    "title": "short title of the action",
+    "type": "kind of action in words (missing child, vehicle, ...)",
+    "description": "what to look for",
+    "area": "where (place or area description)",
+    "region": "police region",
+    "free_number": "the free number to call (0800-0011)",
+    "outcome": "how the action ended (result messages)",
+    "result_message": "the closing message of the centralist (result messages)",
+}
+# Shortened first, in this order, when an SMS is too long.
+_SHORTENABLE = ("description", "result_message", "title", "area")
+_ELLIPSIS = "..."  # three dots: "…" is not in the GSM-7 alphabet and would halve the SMS size
+_SPACE_BEFORE_STOP = re.compile(r"[ ]+(?=\.)")
+_STOPS = re.compile(r"\.(?:[ ]*\.)+")
+_COLON_STOP = re.compile(r":[ ]*\.")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+class TemplateError(ValueError):
+    """A template cannot be saved or used; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str | None  # e-mail only
+    body: str
+
+
+@dataclass(frozen=True)
+class TemplateKey:
+    action_type: str
+    kind: str
+    channel: str
+    language: str
+
+    def check(self) -> TemplateKey:
+        _one_of("action type", self.action_type, [t.value for t in ActionType])
+        _one_of("kind", self.kind, list(KINDS))
+        _one_of("channel", self.channel, [c.value for c in Channel])
+        _one_of("language", self.language, [lang.value for lang in Language])
+        return self
+
+
+@dataclass(frozen=True)
+class TemplateText:
+    subject: str | None
+    body: str
+    customised: bool  # False: the default from this module
+
+
+def _one_of(name: str, value: str, allowed: list[str]) -> None:
+    if value not in allowed:
+        raise TemplateError(f"unknown {name} {value!r} (one of {', '.join(allowed)})")
+
+
+# --- defaults ------------------------------------------------------------------------------------
+# (kind, channel, language) → (subject, body). SMS texts fit 160 characters with a short
+# description; voice texts are read by text-to-speech before the key menu ("press 1 ...").
+_DEFAULTS: dict[tuple[str, str, str], tuple[str | None, str]] = {
+    ("alert", "sms", "nl"): (
+        None,
+        "Burgernet {type}: {description}. Omgeving {area}. Gezien? Bel gratis {free_number}",
+    ),
+    ("alert", "sms", "en"): (
+        None,
+        "Burgernet {type}: {description}. Area: {area}. Seen? Call free {free_number}",
+    ),
+    ("alert", "voice", "nl"): (
+        None,
+        "Dit is Burgernet, namens de politie. Burgernetactie: {type}. {description}. "
+        "In de omgeving van {area}. Heeft u iets gezien? Bel dan gratis {free_number}.",
+    ),
+    ("alert", "voice", "en"): (
+        None,
+        "This is Burgernet, on behalf of the police. Burgernet alert: {type}. {description}. "
+        "In the area of {area}. Have you seen anything? Then call {free_number}, free of charge.",
+    ),
+    ("alert", "email", "nl"): (
+        "Burgernet: {type} in {area}",
+        "Beste deelnemer,\n\n"
+        "De politie vraagt uw hulp bij een Burgernetactie in de omgeving van {area}: {type}.\n\n"
+        "{description}\n\n"
+        "Heeft u iets gezien? Bel dan direct gratis {free_number}. "
+        "Bel bij direct gevaar 112.\n\n"
+        "Met vriendelijke groet,\nBurgernet, namens de politie",
+    ),
+    ("alert", "email", "en"): (
+        "Burgernet: {type} in {area}",
+        "Dear participant,\n\n"
+        "The police ask for your help with a Burgernet alert in the area of {area}: {type}.\n\n"
+        "{description}\n\n"
+        "Have you seen anything? Then call {free_number} at once, free of charge. "
+        "In immediate danger, call 112.\n\n"
+        "Kind regards,\nBurgernet, on behalf of the police",
+    ),
+    ("update", "sms", "nl"): (
+        None,
+        "Burgernet update {type}: {description}. Gezien? Bel gratis {free_number}",
+    ),
+    ("update", "sms", "en"): (
+        None,
+        "Burgernet update {type}: {description}. Seen? Call free {free_number}",
+    ),
+    ("update", "voice", "nl"): (
+        None,
+        "Dit is Burgernet met nieuws over de Burgernetactie {type} in de omgeving van {area}. {description}. "
+        "Heeft u iets gezien? Bel dan gratis {free_number}.",
+    ),
+    ("update", "voice", "en"): (
+        None,
+        "This is Burgernet with news about the Burgernet alert {type} in the area of {area}. {description}. "
+        "Have you seen anything? Then call {free_number}, free of charge.",
+    ),
+    ("update", "email", "nl"): (
+        "Burgernet update: {type} in {area}",
+        "Beste deelnemer,\n\n"
+        "Er is nieuws over de Burgernetactie {type} in de omgeving van {area}.\n\n"
+        "{description}\n\n"
+        "Heeft u iets gezien? Bel dan gratis {free_number}.\n\n"
+        "Met vriendelijke groet,\nBurgernet, namens de politie",
+    ),
+    ("update", "email", "en"): (
+        "Burgernet update: {type} in {area}",
+        "Dear participant,\n\n"
+        "There is news about the Burgernet alert {type} in the area of {area}.\n\n"
+        "{description}\n\n"
+        "Have you seen anything? Then call {free_number}, free of charge.\n\n"
+        "Kind regards,\nBurgernet, on behalf of the police",
+    ),
+    ("result", "sms", "nl"): (
+        None,
+        "Burgernet: actie {type} ({area}) afgesloten. {outcome}. {result_message}. Dank voor uw hulp!",
+    ),
+    ("result", "sms", "en"): (
+        None,
+        "Burgernet: alert {type} ({area}) ended. {outcome}. {result_message}. Thank you!",
+    ),
+    ("result", "voice", "nl"): (
+        None,
+        "Dit is Burgernet. De Burgernetactie {type} in de omgeving van {area} is afgesloten. "
+        "{outcome}. {result_message}. Hartelijk dank voor uw hulp.",
+    ),
+    ("result", "voice", "en"): (
+        None,
+        "This is Burgernet. The Burgernet alert {type} in the area of {area} has ended. "
+        "{outcome}. {result_message}. Thank you very much for your help.",
+    ),
+    ("result", "email", "nl"): (
+        "Burgernet: actie afgesloten ({type}, {area})",
+        "Beste deelnemer,\n\n"
+        "De Burgernetactie {type} in de omgeving van {area} is afgesloten.\n\n"
+        "Afloop: {outcome}\n\n{result_message}\n\n"
+        "Hartelijk dank voor uw hulp.\n\n"
+        "Met vriendelijke groet,\nBurgernet, namens de politie",
+    ),
+    ("result", "email", "en"): (
+        "Burgernet: search ended ({type}, {area})",
+        "Dear participant,\n\n"
+        "The Burgernet alert {type} in the area of {area} has ended.\n\n"
+        "Outcome: {outcome}\n\n{result_message}\n\n"
+        "Thank you very much for your help.\n\n"
+        "Kind regards,\nBurgernet, on behalf of the police",
+    ),
+}
+
+
+def default_template(key: TemplateKey) -> TemplateText:
+    subject, body = _DEFAULTS[(key.kind, key.channel, key.language)]
+    return TemplateText(subject, body, customised=False)
+
+
+# --- parsing and checking --------------------------------------------------------------------------
+_Piece = tuple[str, str | None]  # literal text, then a placeholder name (or None)
+
+
+def _parse(text: str) -> list[_Piece]:
+    """Split ``text`` into literal text and placeholder names; TemplateError when malformed."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise TemplateError(
+            f"a brace is not closed or not paired ({exc}); write {{{{ or }}}} for a literal brace"
+        ) from None
+    pieces: list[_Piece] = []
+    for literal, field, spec, conversion in parsed:
+        if field is None:
+            pieces.append((literal, None))
+            continue
+        if field not in PLACEHOLDERS or spec or conversion:
+            shown = (
+                "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            )
+            allowed = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            raise TemplateError(f"unknown placeholder {shown}; use only {allowed}")
+        pieces.append((literal, field))
+    return pieces
+
+
+def check_template(channel: str, subject: str | None, body: str) -> tuple[str | None, str]:
+    """The cleaned (subject, body) an operator may save, or TemplateError saying what is wrong."""
+    _one_of("channel", channel, [c.value for c in Channel])
+    body = body.replace("\r\n", "\n").strip()
+    subject = (subject or "").strip() or None
+    if not body:
+        raise TemplateError("the message text is empty")
+    if len(body) > MAX_BODY:
+        raise TemplateError(f"the message text is longer than {MAX_BODY} characters")
+    _parse(body)
+    if channel == Channel.EMAIL.value:
+        if subject is None:
+            raise TemplateError("an e-mail needs a subject")
+        if len(subject) > MAX_SUBJECT or "\n" in subject:
+            raise TemplateError(f"the subject must be one line of at most {MAX_SUBJECT} characters")
+        _parse(subject)
+    elif subject is not None:
+        raise TemplateError("only e-mail has a subject; leave it empty for SMS and voice")
+    return subject, body
+
+
+def _substitute(pieces: list[_Piece], values: Mapping[str, str]) -> str:
+    return "".join(literal + (values.get(field, "") if field else "") for literal, field in pieces)
+
+
+def _one_stop(match: re.Match[str]) -> str:
+    # ". . ." left by empty fields is one full stop; a real ellipsis ("...") stays.
+    return _ELLIPSIS if _ELLIPSIS in match.group() else "."
+
+
+def _tidy(text: str) -> str:
+    """Spaces and full stops put right after empty or dotted fields, line breaks kept.
+
+    ``"{description}. In {area}"`` with an empty description gives ``". In"``; a description
+    ending in its own full stop gives ``".. In"``: both become one full stop (an ellipsis stays).
+    """
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    tidy = "\n".join(lines)
+    tidy = _STOPS.sub(_one_stop, tidy)
+    tidy = _SPACE_BEFORE_STOP.sub("", tidy)
+    tidy = _STOPS.sub(_one_stop, tidy)
+    tidy = _COLON_STOP.sub(".", tidy)
+    tidy = _BLANK_LINES.sub("\n\n", tidy)
+    return tidy.strip()
+
+
+def _values(action_type: str, language: str, fields: Mapping[str, str]) -> dict[str, str]:
+    values = {name: " ".join(str(fields.get(name, "")).split()) for name in PLACEHOLDERS}
+    if not values["type"]:
+        values["type"] = ACTION_TYPE_LABELS[ActionType(action_type)][Language(language)]
+    if not values["free_number"]:
+        values["free_number"] = DEFAULT_FREE_NUMBER
+    return values
+
+
+def _fit_sms(pieces: list[_Piece], values: dict[str, str]) -> str:
+    body = _tidy(_substitute(pieces, values))
+    for name in _SHORTENABLE:
+        excess = len(body) - SMS_LIMIT
+        if excess <= 0:
+            break
+        value = values[name]
+        if not value:
+            continue
+        keep = max(0, len(value) - excess - len(_ELLIPSIS))
+        values[name] = (value[:keep].rstrip() + _ELLIPSIS) if keep else ""
+        body = _tidy(_substitute(pieces, values))
+    return body
+
+
+def stored_template(session: Session, key: TemplateKey) -> TemplateText:
+    """The operator's template for ``key``, or the default."""
+    row = session.execute(
+        select(MessageTemplate.subject, MessageTemplate.body).where(
+            MessageTemplate.action_type == key.action_type,
+            MessageTemplate.kind == key.kind,
+            MessageTemplate.channel == key.channel,
+            MessageTemplate.language == key.language,
+        )
+    ).first()
+    if row is None:
+        return default_template(key)
+    return TemplateText(row[0], row[1], customised=True)
+
+
+def render_text(
+    key: TemplateKey, subject: str | None, body: str, fields: Mapping[str, str]
+) -> RenderedMessage:
+    """Fill a template (stored, default or a draft being previewed) with ``fields``."""
+    values = _values(key.action_type, key.language, fields)
+    pieces = _parse(body)
+    if key.channel == Channel.SMS.value:
+        text = _fit_sms(pieces, dict(values))
+    else:
+        text = _tidy(_substitute(pieces, values))
+    rendered_subject = None
+    if key.channel == Channel.EMAIL.value and subject:
+        rendered_subject = _tidy(_substitute(_parse(subject), values))[:MAX_SUBJECT]
+    return RenderedMessage(rendered_subject, text)
+
+
+def render_message(
+    session: Session,
+    *,
+    action_type: str,
+    kind: str,
+    channel: str,
+    language: str,
+    fields: dict[str, str],
+) -> RenderedMessage:
+    """The message for one participant's channel and language (what the broadcasters send).
+
+    ``fields`` holds the placeholder values (``description``, ``area``, ``outcome``, ...);
+    missing ones become empty, ``type`` defaults to the action type in words and
+    ``free_number`` to 0800-0011. Unknown keys are ignored.
+    """
+    key = TemplateKey(action_type, kind, channel, language).check()
+    template = stored_template(session, key)
+    return render_text(key, template.subject, template.body, fields)
+
+
+def save_template(
+    session: Session, key: TemplateKey, *, subject: str | None, body: str, actor: str
+) -> tuple[str | None, str]:
+    """Store (or replace) the template for ``key`` after checking it; the caller audits."""
+    key.check()
+    subject, body = check_template(key.channel, subject, body)
+    row = session.scalar(
+        select(MessageTemplate).where(
+            MessageTemplate.action_type == key.action_type,
+            MessageTemplate.kind == key.kind,
+            MessageTemplate.channel == key.channel,
+            MessageTemplate.language == key.language,
+        )
+    )
+    now = datetime.now(UTC)
+    if row is None:
+        session.add(
+            MessageTemplate(
+                action_type=key.action_type,
+                kind=key.kind,
+                channel=key.channel,
+                language=key.language,
+                subject=subject,
+                body=body,
+                updated_at=now,
+                updated_by=actor,
+            )
+        )
+    else:
+        row.subject, row.body, row.updated_at, row.updated_by = subject, body, now, actor
+    session.flush()
+    return subject, body
+
+
+def reset_template(session: Session, key: TemplateKey) -> bool:
+    """Drop the stored template so the default applies again; False when there was none."""
+    key.check()
+    row = session.scalar(
+        select(MessageTemplate).where(
+            MessageTemplate.action_type == key.action_type,
+            MessageTemplate.kind == key.kind,
+            MessageTemplate.channel == key.channel,
+            MessageTemplate.language == key.language,
+        )
+    )
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def customised_keys(session: Session) -> set[TemplateKey]:
+    rows = session.execute(
+        select(
+            MessageTemplate.action_type,
+            MessageTemplate.kind,
+            MessageTemplate.channel,
+            MessageTemplate.language,
+        )
+    )
+    return {TemplateKey(*row) for row in rows}

@@ -1,0 +1,211 @@
+"""The SMTP mailer against a real SMTP server (aiosmtpd): delivery, Message-IDs, error kinds."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from burgernet.mailer import (
+    Mailer,
+    OutgoingMail,
+    PermanentMailError,
+    TransientMailError,
+    deterministic_message_id,
+    sender_domain,
+)
+from burgernet.settings import SmtpSettings
+from tests.support.ports import port_block
+from tests.support.smtp import SmtpServer
+
+
+@pytest.fixture
+def mailer(smtp_server: SmtpServer) -> Mailer:
+    return Mailer(smtp_server.settings())
+
+
+def test_a_message_arrives_with_its_headers_and_text(mailer: Mailer, smtp_server: SmtpServer) -> None:
+    message_id = mailer.send(
+        "bewoner@example.nl",
+        "Buurtonderzoek: inbraak Lange Nieuwstraat",
+        "Heeft u iets gezien? Café ‘De Hoek’ — ja.\n",
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ("bewoner@example.nl",)
+    assert mail.mail_from == "noreply@burgernet.local"
+    assert mail.subject == "Buurtonderzoek: inbraak Lange Nieuwstraat"
+    assert mail.body() == "Heeft u iets gezien? Café ‘De Hoek’ — ja.\n"
+    assert mail.message["Auto-Submitted"] == "auto-generated"
+    assert mail.message["From"] == "Burgernet <noreply@burgernet.local>"
+    assert mail.message["Date"]
+    assert mail.message_id == message_id
+    assert message_id.startswith("<") and message_id.endswith("@burgernet.local>")
+
+
+def test_a_given_message_id_is_kept_on_the_wire(mailer: Mailer, smtp_server: SmtpServer) -> None:
+    wanted = mailer.message_id("inquiry", 3, "link", 17)
+    assert wanted == "<inquiry-3-link-17@burgernet.local>"
+    assert mailer.send("a@example.nl", "s", "b", message_id=wanted) == wanted
+    assert mailer.send("a@example.nl", "s", "b", message_id="retry-1@example.org") == "<retry-1@example.org>"
+    first, second = smtp_server.wait_for(2)
+    assert first.message_id == wanted
+    assert second.message_id == "<retry-1@example.org>"
+
+
+def test_deterministic_message_ids() -> None:
+    assert deterministic_message_id("x.nl", "a b", 1) == deterministic_message_id("x.nl", "a b", 1)
+    assert deterministic_message_id("x.nl", "a b", 1) == "<a_b-1@x.nl>"
+    assert deterministic_message_id("x.nl", "a", 1) != deterministic_message_id("x.nl", "a", 2)
+    assert sender_domain("Burgernet <noreply@politie.example>") == "politie.example"
+    with pytest.raises(ValueError):
+        deterministic_message_id("x.nl")
+
+
+def test_a_4xx_recipient_refusal_is_transient(mailer: Mailer, smtp_server: SmtpServer) -> None:
+    smtp_server.refuse("grey@example.nl", "451 4.7.1 Greylisted, try again later")
+    with pytest.raises(TransientMailError) as caught:
+        mailer.send("grey@example.nl", "s", "b")
+    assert caught.value.code == 451
+    assert caught.value.recipient == "grey@example.nl"
+    assert not caught.value.permanent
+    assert smtp_server.messages == []
+
+
+def test_a_5xx_recipient_refusal_is_permanent(mailer: Mailer, smtp_server: SmtpServer) -> None:
+    smtp_server.refuse("gone@example.nl", "550 5.1.1 No such mailbox")
+    with pytest.raises(PermanentMailError) as caught:
+        mailer.send("gone@example.nl", "s", "b")
+    assert caught.value.code == 550
+    assert caught.value.permanent
+    assert "No such mailbox" in str(caught.value)
+
+
+def test_a_4xx_answer_to_data_is_transient(mailer: Mailer, smtp_server: SmtpServer) -> None:
+    smtp_server.answer_data_with("452 4.3.1 Insufficient system storage")
+    with pytest.raises(TransientMailError) as caught:
+        mailer.send("a@example.nl", "s", "b")
+    assert caught.value.code == 452
+    smtp_server.answer_data_with("554 5.7.1 Message rejected")
+    with pytest.raises(PermanentMailError):
+        mailer.send("a@example.nl", "s", "b")
+
+
+def test_connection_refused_is_transient() -> None:
+    closed_port = port_block()  # checked free: nothing listens there
+    mailer = Mailer(SmtpSettings(host="127.0.0.1", port=closed_port, timeout_seconds=2))
+    with pytest.raises(TransientMailError) as caught:
+        mailer.send("a@example.nl", "s", "b")
+    assert caught.value.code is None
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts and never greets: the SMTP client must time out."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port_block()))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_server_that_does_not_answer_is_a_transient_timeout(silent_server: int) -> None:
+    mailer = Mailer(SmtpSettings(host="127.0.0.1", port=silent_server, timeout_seconds=0.5))
+    with pytest.raises(TransientMailError, match="did not answer in time"):
+        mailer.send("a@example.nl", "s", "b")
+
+
+def test_a_header_with_a_line_break_is_permanent_and_nothing_is_sent(
+    mailer: Mailer, smtp_server: SmtpServer
+) -> None:
+    with pytest.raises(PermanentMailError):
+        mailer.send("a@example.nl", "hello\r\nBcc: victim@example.nl", "b")
+    with pytest.raises(PermanentMailError):
+        mailer.send("a@example.nl", "s", "b", headers={"Message-ID": "<x@y>"})
+    with pytest.raises(PermanentMailError):
+        mailer.send("not an address", "s", "b")
+    assert smtp_server.rcpt_attempts == []
+
+
+def test_send_many_uses_one_connection_and_classifies_each(smtp_server: SmtpServer) -> None:
+    connections: list[int] = []
+    mailer = Mailer(smtp_server.settings())
+    original = mailer._connect
+
+    def counting_connect() -> smtplib.SMTP:
+        connections.append(1)
+        return original()
+
+    mailer._connect = counting_connect  # type: ignore[method-assign]
+    smtp_server.refuse("grey@example.nl", "451 4.7.1 Try again later")
+    smtp_server.refuse("gone@example.nl", "550 5.1.1 No such mailbox")
+    batch = [
+        OutgoingMail("one@example.nl", "s", "b", message_id=mailer.message_id("batch", 1)),
+        OutgoingMail("grey@example.nl", "s", "b", message_id=mailer.message_id("batch", 2)),
+        OutgoingMail("gone@example.nl", "s", "b", message_id=mailer.message_id("batch", 3)),
+        OutgoingMail("bad\naddress", "s", "b"),
+        OutgoingMail("two@example.nl", "s", "b"),
+    ]
+    results = mailer.send_many(batch)
+    assert [r.mail.to for r in results] == [m.to for m in batch]
+    assert [r.ok for r in results] == [True, False, False, False, True]
+    assert isinstance(results[1].error, TransientMailError)
+    assert isinstance(results[2].error, PermanentMailError)
+    assert isinstance(results[3].error, PermanentMailError)
+    assert results[0].message_id == "<batch-1@burgernet.local>"
+    assert results[1].message_id == "<batch-2@burgernet.local>"
+    assert len(connections) == 1
+    received = smtp_server.wait_for(2)
+    assert [m.rcpt_tos for m in received] == [("one@example.nl",), ("two@example.nl",)]
+    assert received[0].message_id == "<batch-1@burgernet.local>"
+    assert received[1].message_id == results[4].message_id
+
+
+def test_send_many_without_a_server_fails_every_message_as_transient_at_once() -> None:
+    mailer = Mailer(SmtpSettings(host="127.0.0.1", port=port_block(), timeout_seconds=2))
+    results = mailer.send_many([OutgoingMail(f"p{i}@example.nl", "s", "b") for i in range(3)])
+    assert [type(r.error) for r in results] == [TransientMailError] * 3
+    assert [r.error.recipient for r in results if r.error] == [f"p{i}@example.nl" for i in range(3)]
+
+
+def test_send_many_reconnects_once_when_the_server_went_away(smtp_server: SmtpServer) -> None:
+    mailer = Mailer(smtp_server.settings())
+    original_deliver = mailer._deliver
+    dropped: list[bool] = []
+
+    def drop_once(client: smtplib.SMTP, mail: OutgoingMail) -> str:
+        if mail.to == "second@example.nl" and not dropped:
+            dropped.append(True)
+            client.close()  # as if the server hung up between two messages
+        return original_deliver(client, mail)
+
+    mailer._deliver = drop_once  # type: ignore[method-assign]
+    results = mailer.send_many(
+        [
+            OutgoingMail("first@example.nl", "s", "b"),
+            OutgoingMail("second@example.nl", "s", "b", message_id="<keep-me@burgernet.local>"),
+        ]
+    )
+    assert [r.ok for r in results] == [True, True]
+    received = smtp_server.wait_for(2)
+    assert received[1].message_id == "<keep-me@burgernet.local>"

@@ -1,0 +1,180 @@
+"""Voice alerts end to end: action start → worker → AMI Originate through the real Asterisk's
+trunk → a SIPp phone that answers, is busy or never answers; the outcome lands on the Delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import select, update
+
+from broadcasting.cli import build_senders, rate_keys
+from burgernet.actions import AreaSpec
+from burgernet.context import Context
+from burgernet.db import session_scope
+from burgernet.domain import AreaKind, Channel
+from burgernet.models import Broadcast, Delivery, Participant
+from tests.broadcasting.conftest import WorkerThread
+from tests.support.ports import port_block
+from tests.telephony.conftest import PhoneSystem
+
+SPOT = (5.47, 51.44)  # Eindhoven; the freephone tests use Utrecht and Amsterdam
+_spots = itertools.count()
+
+
+@dataclass
+class AlertCalls:
+    phones: PhoneSystem
+    context: Context
+    worker: WorkerThread
+    # Each test alerts its own street, so one test's participant is never in another's area.
+    spot: tuple[float, float] = field(default_factory=lambda: (SPOT[0] + 0.02 * next(_spots), SPOT[1]))
+
+    def participant(self) -> tuple[int, str]:
+        number = f"+3162{int(time.time() * 1000) % 10_000_000:07d}"
+        with session_scope(self.context.sessions) as session:
+            participant = Participant(
+                phone_e164=number,
+                postcode="5611AB",
+                lat=self.spot[1],
+                lon=self.spot[0],
+                channel_voice=True,
+                channel_sms=False,
+                created_at=datetime.now(UTC),
+            )
+            session.add(participant)
+            session.flush()
+            return participant.id, number
+
+    def start_action(self) -> int:
+        view = self.context.actions.create(
+            action_type="missing_child",
+            title="Vermist kind Eindhoven",
+            description="Meisje van zes met een gele jas",
+            region_code="OB",
+            area=AreaSpec(AreaKind.CIRCLE, centre=self.spot, radius_m=300),
+            actor="test",
+        )
+        self.context.actions.start(view.id, actor="test")
+        return view.id
+
+    def delivery(self, action_id: int, wait_for: Callable[[Delivery], bool], timeout: float = 60) -> Delivery:
+        deadline = time.monotonic() + timeout
+        last: Delivery | None = None
+        while time.monotonic() < deadline:
+            with session_scope(self.context.sessions) as session:
+                last = session.scalars(
+                    select(Delivery).join(Broadcast).where(Broadcast.action_id == action_id)
+                ).first()
+            if last is not None and wait_for(last):
+                return last
+            time.sleep(0.2)
+        raise AssertionError(f"delivery of action {action_id} still {last and last.status} after {timeout} s")
+
+    def trunk_channels_in_use(self) -> int:
+        async def count() -> int:
+            client = aioredis.Redis.from_url(self.context.settings.redis.url)
+            try:
+                key = rate_keys(self.context.settings.redis.key_prefix)["voice_channels"]
+                seconds, micros = await client.time()
+                return int(await client.zcount(key, seconds * 1000 + micros / 1000, "+inf"))
+            finally:
+                await client.aclose()
+
+        return asyncio.run(count())
+
+
+@pytest.fixture
+def alert_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
+    # Actions the other telephony tests started queued alerts too; nobody should get those.
+    with session_scope(phones.context.sessions) as session:
+        session.execute(update(Broadcast).where(Broadcast.status != "done").values(status="cancelled"))
+        session.execute(
+            update(Delivery).where(Delivery.status.in_(("queued", "sending"))).values(status="cancelled")
+        )
+    client = phones.context.live.client
+    for key in client.scan_iter(f"{phones.settings.redis.key_prefix}bq:*"):
+        client.delete(key)
+    settings = phones.settings.model_copy(
+        update={
+            "broadcast": phones.settings.broadcast.model_copy(
+                update={
+                    "voice_ring_seconds": 5,
+                    "retry_base_seconds": 0.5,
+                    "max_attempts": 2,
+                    "voice_calls_per_second": 5.0,
+                }
+            )
+        }
+    )
+    context = Context(settings)
+
+    async def senders() -> object:
+        client = aioredis.Redis.from_url(settings.redis.url)
+        made, _closers = await build_senders(settings, {Channel.VOICE}, client, context)
+        await made[Channel.VOICE].ami.wait_connected(15)  # type: ignore[attr-defined]
+        return made
+
+    worker = WorkerThread(context, senders)
+    try:
+        yield AlertCalls(phones, context, worker)
+    finally:
+        worker.stop()
+        context.close()
+
+
+def test_an_answered_alert_call_plays_the_message_and_records_answered(alert_calls: AlertCalls) -> None:
+    phones = alert_calls.phones
+    participant_id, number = alert_calls.participant()
+    phones.sipp.phone(
+        "trunk", phones.settings.asterisk.trunk_port, port_block(), "answer", ring_ms=200, calls=1
+    )
+
+    action_id = alert_calls.start_action()
+    delivery = alert_calls.delivery(action_id, lambda d: d.status != "queued" and d.status != "sending")
+    assert (delivery.status, delivery.attempts, delivery.participant_id) == ("answered", 1, participant_id)
+    assert delivery.provider_ref == f"bn-d{delivery.id}-a1"  # the channel's unique id, chosen by us
+    # Calling the free number back now reaches this action first.
+    alerted = phones.context.live.client.zrange(phones.context.live.keys.alerted(number), 0, -1)
+    assert str(action_id).encode() in alerted
+    assert alert_calls.trunk_channels_in_use() == 1  # held while the call is up
+
+    answered = phones.sipp.phone_result("trunk", timeout_s=90)  # Asterisk hangs up after the menu
+    assert (answered.returncode, answered.successful) == (0, 1), answered.output
+    console = phones.asterisk.instance.log_text("console.log")
+    assert f"alert call, action {action_id}, delivery {delivery.id}" in console
+    deadline = time.monotonic() + 10
+    while alert_calls.trunk_channels_in_use() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alert_calls.trunk_channels_in_use() == 0  # released at the hang-up
+
+
+def test_a_busy_line_is_retried_then_recorded_busy(alert_calls: AlertCalls) -> None:
+    phones = alert_calls.phones
+    alert_calls.participant()
+    phones.sipp.phone("trunk", phones.settings.asterisk.trunk_port, port_block(), "busy", calls=2)
+
+    action_id = alert_calls.start_action()
+    delivery = alert_calls.delivery(action_id, lambda d: d.status == "busy")
+    assert delivery.attempts == 2  # max_attempts
+    result = phones.sipp.phone_result("trunk", timeout_s=30)
+    assert result.successful + result.failed == 2, result.output  # two INVITEs, no more
+
+
+def test_an_unanswered_call_gives_up_after_the_ring_time(alert_calls: AlertCalls) -> None:
+    phones = alert_calls.phones
+    alert_calls.participant()
+    phones.sipp.phone("trunk", phones.settings.asterisk.trunk_port, port_block(), "no-answer", calls=2)
+
+    began = time.monotonic()
+    action_id = alert_calls.start_action()
+    delivery = alert_calls.delivery(action_id, lambda d: d.status == "no_answer", timeout=60)
+    assert delivery.attempts == 2
+    assert time.monotonic() - began >= 2 * 5  # rang the full 5 s, twice
+    assert "reason" in (delivery.last_error or "")
