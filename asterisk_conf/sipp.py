@@ -145,7 +145,65 @@ Content-Length: 0
 """
 
 
+# A participant who answers an alert call and presses a key: the INVITE's From/To are kept to
+# address the in-dialog INFO (the key, as dtmf-relay) and the BYE this phone sends itself.
+_UAS_HEAD_REMEMBERING = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="participant">
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="From:" check_it="true" assign_to="caller"/>
+      <ereg regexp="tag=[^;> ]*" search_in="hdr" header="From:" check_it="true" assign_to="caller_tag"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="To:" check_it="true" assign_to="callee"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="peer"/>
+    </action>
+  </recv>
+"""
+
+_IN_DIALOG = """  <send><![CDATA[
+{method} [$peer] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <[$callee]>;tag=[pid]SIPpTag01[call_number]
+To: <[$caller]>;[$caller_tag]
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+{extra}Content-Length: [len]
+
+{body}]]></send>
+  <recv response="200" timeout="5000"/>
+"""
+
+
+def _press_key_then_hang_up(key: str, talk_ms: int) -> str:
+    return (
+        '  <pause milliseconds="1500"/>\n'
+        + _IN_DIALOG.format(
+            method="INFO",
+            cseq=1,
+            extra="Content-Type: application/dtmf-relay\n",
+            body=f"Signal={key}\nDuration=160\n",
+        )
+        + f'  <pause milliseconds="{talk_ms}"/>\n'
+        + _IN_DIALOG.format(method="BYE", cseq=2, extra="", body="")
+    )
+
+
 def phone_scenario(behaviour: str, ring_ms: int) -> str:
+    """``answer``, ``busy``, ``no-answer``, or ``answer-press-<key>`` (answers, presses the key
+    after 1.5 s, talks for 6 s and hangs up itself)."""
+    if behaviour.startswith("answer-press-"):
+        return "".join(
+            [
+                _UAS_HEAD_REMEMBERING,
+                _REPLY.format(code="180 Ringing", extra="", body=""),
+                f'  <pause milliseconds="{ring_ms}"/>\n',
+                _REPLY.format(code="200 OK", extra="Content-Type: application/sdp\n", body=_SDP),
+                '  <recv request="ACK"/>\n',
+                _press_key_then_hang_up(behaviour.removeprefix("answer-press-"), 6000),
+                "</scenario>\n",
+            ]
+        )
     parts = [_UAS_HEAD]
     if behaviour == "busy":
         parts.append(_REPLY.format(code="486 Busy Here", extra="", body=""))

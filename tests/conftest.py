@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from asterisk_conf.sandbox import AsteriskInstall, provision
 from burgernet import db, demo
@@ -17,6 +19,7 @@ from burgernet.db import session_scope
 from burgernet.redis_server import ManagedRedis
 from burgernet.settings import Settings, get_settings, load_settings
 from tests.support.ports import port_block
+from tests.support.postgres import ManagedPostgres
 from tests.support.smtp import SmtpServer
 
 
@@ -31,6 +34,37 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedRe
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[ManagedPostgres]:
+    """A private PostgreSQL cluster for the session (initdb'd and started by the tests)."""
+    # Not under pytest's tmp dir: that is root-only (0700) and the server runs as postgres.
+    base = Path(tempfile.mkdtemp(prefix="burgernet-pg-"))
+    server = ManagedPostgres(base, free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def postgres_context(server: ManagedPostgres, redis: ManagedRedis, data_dir: Path) -> Context:
+    """An empty, migrated PostgreSQL database with the demo regions, and a context on it."""
+    with db.make_engine(server.url).begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    db.upgrade(server.url)
+    context = Context(
+        load_settings(
+            data_dir=data_dir,
+            database={"url": server.url},
+            redis={"url": redis.url, "key_prefix": f"pg-{uuid.uuid4().hex[:8]}:"},
+        )
+    )
+    with session_scope(context.sessions) as session:
+        demo.seed_regions(session, np.random.default_rng(3))
+    return context
 
 
 @pytest.fixture(scope="session")

@@ -149,8 +149,8 @@ class WorkerThread:
 def start_worker(bn_context: Context) -> Iterator[Callable[..., WorkerThread]]:
     workers: list[WorkerThread] = []
 
-    def start(senders: Callable[[], Any], **options: object) -> WorkerThread:
-        worker = WorkerThread(bn_context, senders, **options)
+    def start(senders: Callable[[], Any], context: Context | None = None, **options: object) -> WorkerThread:
+        worker = WorkerThread(context or bn_context, senders, **options)
         workers.append(worker)
         return worker
 

@@ -13,14 +13,15 @@ from sqlalchemy import select
 
 from broadcasting.ratelimit import SharedRate
 from broadcasting.senders import EmailSender
+from burgernet.actions import AreaSpec
 from burgernet.cli import main
 from burgernet.context import Context
 from burgernet.db import session_scope
-from burgernet.domain import Channel
+from burgernet.domain import AreaKind, Channel
 from burgernet.mailer import Mailer
 from burgernet.models import AuditEvent, Delivery
 from burgernet.settings import Settings
-from tests.broadcasting.conftest import Crowd, WorkerThread
+from tests.broadcasting.conftest import CENTRE, Crowd, WorkerThread
 from tests.support.smtp import SmtpServer
 
 
@@ -184,3 +185,43 @@ def test_broadcast_status_on_the_command_line(
     assert "4/4 handled" in text.output and "100% reached after" in text.output
     missing = runner.invoke(main, ["broadcast", "status", "999999"])
     assert missing.exit_code != 0 and "no broadcast 999999" in missing.output
+
+
+def test_an_amber_alert_overtakes_an_information_broadcast_in_the_queue(
+    crowd: Crowd, bn_context: Context, smtp_server: SmtpServer, start_worker: Callable[..., WorkerThread]
+) -> None:
+    crowd.add(30, email=True)  # around CENTRE: the information action's area
+    far = (CENTRE[0] + 0.5, CENTRE[1])
+    crowd.add(5, email=True, start=500, lon=far[0])  # the AMBER Alert's area
+    settings = bn_context.settings
+    slow = settings.model_copy(
+        update={"broadcast": settings.broadcast.model_copy(update={"worker_concurrency": 1})}
+    )
+    context = Context(slow)
+    start_worker(email_senders(slow, per_second=15.0), context=context)
+
+    info_id = crowd.action("information")
+    crowd.wait_until(lambda: len(smtp_server.messages) >= 3, what="the information broadcast to begin")
+    amber = bn_context.actions.create(
+        action_type="amber_alert",
+        title="AMBER Alert",
+        description="Meisje, 4 jaar",
+        region_code="AM",
+        area=AreaSpec(AreaKind.CIRCLE, centre=far, radius_m=2000),
+        actor="test",
+    )
+    bn_context.actions.start(amber.id, actor="test")
+    (info_broadcast,) = crowd.broadcasts(info_id, "alert")
+    (amber_broadcast,) = crowd.broadcasts(amber.id, "alert")
+    crowd.wait_done(amber_broadcast)
+    assert crowd.statuses(info_broadcast).get("queued", 0) > 10  # the information alert waited
+
+    order = [
+        "amber" if m.rcpt_tos[0].startswith("p5") else "info" for m in smtp_server.wait_for(35, timeout=10)
+    ]
+    first_amber = order.index("amber")
+    # Once the AMBER fan-out was there, its five went next (one information mail may have
+    # been in flight already), and the information broadcast finished afterwards.
+    assert order[first_amber : first_amber + 6].count("amber") == 5
+    assert crowd.wait_done(info_broadcast) == {"sent": 30}
+    context.close()

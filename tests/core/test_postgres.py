@@ -2,58 +2,32 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from burgernet import db, demo, repositories
+from burgernet import demo, repositories
 from burgernet.actions import ActionError, AreaSpec
 from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Participant
 from burgernet.redis_server import ManagedRedis
-from burgernet.settings import load_settings
-from tests.conftest import free_port
+from tests.conftest import postgres_context
 from tests.support.postgres import ManagedPostgres
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[ManagedPostgres]:
-    # Not under pytest's tmp dir: that is root-only (0700) and the server runs as postgres.
-    base = Path(tempfile.mkdtemp(prefix="burgernet-pg-"))
-    server = ManagedPostgres(base, free_port())
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture
-def pg_context(postgres: ManagedPostgres, redis_server: ManagedRedis, tmp_path: Path) -> Iterator[Context]:
-    with db.make_engine(postgres.url).begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    db.upgrade(postgres.url)
-    context = Context(
-        load_settings(
-            data_dir=tmp_path,
-            database={"url": postgres.url},
-            redis={"url": redis_server.url, "key_prefix": "pg-test:"},
-        )
-    )
-    with session_scope(context.sessions) as session:
-        demo.seed_regions(session, np.random.default_rng(3))
+def pg_context(
+    postgres_server: ManagedPostgres, redis_server: ManagedRedis, tmp_path: Path
+) -> Iterator[Context]:
+    context = postgres_context(postgres_server, redis_server, tmp_path)
     yield context
     context.close()
 

@@ -178,3 +178,36 @@ def test_an_unanswered_call_gives_up_after_the_ring_time(alert_calls: AlertCalls
     assert delivery.attempts == 2
     assert time.monotonic() - began >= 2 * 5  # rang the full 5 s, twice
     assert "reason" in (delivery.last_error or "")
+
+
+def test_key_1_puts_the_participant_through_and_logs_a_transfer_against_the_action(
+    alert_calls: AlertCalls,
+) -> None:
+    phones = alert_calls.phones
+    phones.phones({})  # the centralists' phones answer
+    _, number = alert_calls.participant()
+    phones.sipp.phone(
+        "trunk", phones.settings.asterisk.trunk_port, port_block(), "answer-press-1", ring_ms=200, calls=1
+    )
+    view = alert_calls.context.actions.create(
+        action_type="missing_child",
+        title="Vermist kind, sleutel 1",
+        description="Jongen met blauwe pet",
+        region_code="AM",
+        area=AreaSpec(AreaKind.CIRCLE, centre=alert_calls.spot, radius_m=300),
+        team=["c-am-1"],
+        actor="test",
+    )
+    alert_calls.context.actions.start(view.id, actor="test")
+
+    delivery = alert_calls.delivery(view.id, lambda d: d.status == "answered")
+    result = phones.sipp.phone_result("trunk", timeout_s=60)
+    assert (result.returncode, result.successful) == (0, 1), result.output
+    call = phones.logged_call(number)
+    assert (call.kind, call.action_id, call.centralist, call.outcome) == (
+        "transfer",
+        view.id,
+        "c-am-1",
+        "connected",
+    )
+    assert delivery.participant_id is not None
