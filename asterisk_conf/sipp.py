@@ -190,9 +190,15 @@ def _press_key_then_hang_up(key: str, talk_ms: int) -> str:
 
 
 def phone_scenario(behaviour: str, ring_ms: int) -> str:
-    """``answer``, ``busy``, ``no-answer``, or ``answer-press-<key>`` (answers, presses the key
-    after 1.5 s, talks for 6 s and hangs up itself)."""
-    if behaviour.startswith("answer-press-"):
+    """``answer``, ``busy``, ``no-answer``; ``answer-press-<key>`` (answers, presses the key
+    after 1.5 s, talks for 6 s and hangs up itself); ``answer-hangup-<ms>`` (answers and hangs
+    up itself after that many milliseconds)."""
+    if behaviour.startswith(("answer-press-", "answer-hangup-")):
+        if behaviour.startswith("answer-press-"):
+            after_answer = _press_key_then_hang_up(behaviour.removeprefix("answer-press-"), 6000)
+        else:
+            after_answer = f'  <pause milliseconds="{int(behaviour.removeprefix("answer-hangup-"))}"/>\n'
+            after_answer += _IN_DIALOG.format(method="BYE", cseq=2, extra="", body="")
         return "".join(
             [
                 _UAS_HEAD_REMEMBERING,
@@ -200,7 +206,7 @@ def phone_scenario(behaviour: str, ring_ms: int) -> str:
                 f'  <pause milliseconds="{ring_ms}"/>\n',
                 _REPLY.format(code="200 OK", extra="Content-Type: application/sdp\n", body=_SDP),
                 '  <recv request="ACK"/>\n',
-                _press_key_then_hang_up(behaviour.removeprefix("answer-press-"), 6000),
+                after_answer,
                 "</scenario>\n",
             ]
         )

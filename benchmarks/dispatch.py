@@ -9,10 +9,14 @@
    processes and the official Twilio client to the local Twilio-speaking server, with the shared
    limit set to R per second (200; --quick 100). Reports the achieved rate next to R: the
    workers together should reach, and never exceed, the configured rate.
+3. **Voice** — C alert calls (120; --quick 40) through the real Asterisk to a SIPp trunk that
+   answers and hangs up after 3 s, with 10 trunk channels allowed for alerts: how many are in
+   use while the broadcast runs (never more than allowed; ideally all of them), next to the
+   shortest possible time with every allowed channel busy.
 
 Prints one JSON object last.
 
-    python benchmarks/dispatch.py [--quick] [--skip-sms]
+    python benchmarks/dispatch.py [--quick] [--skip-sms] [--skip-voice]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -171,7 +175,7 @@ def measure_sms(workdir: Path, redis_url: str, messages: int, rate: float) -> di
     )
     context = seed(settings, messages)
     with session_scope(context.sessions) as session:
-        session.execute(Participant.__table__.update().values(channel_voice=False, channel_email=False))
+        session.execute(update(Participant).values(channel_voice=False, channel_email=False))
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "burgernet.cli", "worker", "--channels", "sms"],
@@ -217,6 +221,137 @@ def measure_sms(workdir: Path, redis_url: str, messages: int, rate: float) -> di
         context.close()
 
 
+def measure_voice(
+    workdir: Path, redis_url: str, calls: int, channels: int, hold_ms: int
+) -> dict[str, object]:
+    """Alert calls through the real Asterisk to a SIPp trunk that answers and hangs up after
+    ``hold_ms``: how full the allowed trunk channels stay while the broadcast runs."""
+    import asyncio
+    import statistics
+    import threading
+
+    import redis.asyncio as aioredis
+
+    from asterisk_conf.instance import prepare
+    from asterisk_conf.plan import plan_from_database
+    from broadcasting.cli import build_senders, rate_keys
+    from broadcasting.worker import BroadcastWorker
+    from recordings.catalogue import build_catalogue
+    from tests.support.sipp import Sipp
+
+    settings = load_settings(
+        data_dir=workdir / "voice",
+        log_level="WARNING",
+        database={"url": f"sqlite:///{workdir / 'voice.db'}"},
+        redis={"url": redis_url, "key_prefix": "bench-voice:"},
+        asterisk={
+            "sip_port": port_block(),
+            "ami_port": port_block(),
+            "agi_port": port_block(),
+            "trunk_port": port_block(),
+            "rtp_start": 20000,
+            "rtp_end": 40000,
+            "instance_name": f"bench-voice-{port_block()}",
+            "trunk_channels": channels + 2,
+        },
+        broadcast={
+            "inbound_reserved_channels": 2,
+            "voice_calls_per_second": 50.0,
+            "voice_ring_seconds": 10,
+            "worker_concurrency": channels * 2,
+        },
+    )
+    context = seed(settings, 0)
+    now = datetime.now(UTC)
+    with session_scope(context.sessions) as session:
+        session.add_all(
+            Participant(
+                phone_e164=f"+3164{n:07d}",
+                postcode="3511AB",
+                lat=52.09,
+                lon=5.12,
+                channel_voice=True,
+                channel_sms=False,
+                created_at=now,
+            )
+            for n in range(calls)
+        )
+        plan = plan_from_database(session, settings)
+    build_catalogue(settings=settings, langs=["nl"])
+    asterisk = prepare(settings, plan, log=lambda line: print(line, file=sys.stderr))
+    asterisk.instance.start()
+    sipp = Sipp(settings.asterisk.sip_port)
+    sipp.phone("trunk", settings.asterisk.trunk_port, port_block(), f"answer-hangup-{hold_ms}", ring_ms=0)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start_worker() -> BroadcastWorker:
+        client = aioredis.Redis.from_url(redis_url)
+        senders, _ = await build_senders(settings, {Channel.VOICE}, client, context)
+        await senders[Channel.VOICE].ami.wait_connected(15)  # type: ignore[attr-defined]
+        worker = BroadcastWorker(context, senders)
+        await worker.start()
+        return worker
+
+    worker = asyncio.run_coroutine_threadsafe(start_worker(), loop).result(60)
+    slots_key = rate_keys("bench-voice:")["voice_channels"]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        view = context.actions.create(
+            action_type="missing_child",
+            title="Voice benchmark",
+            description="Benchmark",
+            region_code="MN",
+            area=AreaSpec(AreaKind.CIRCLE, (5.12, 52.09), 500),
+            actor="bench",
+        )
+        started = time.perf_counter()
+        context.actions.start(view.id, actor="bench")
+        broadcast_id = context.broadcasts.of_action(view.id)[0].counts.broadcast_id
+        samples: list[int] = []
+        first_call_at: float | None = None
+        deadline = time.monotonic() + calls * hold_ms / 1000 + 120
+        while time.monotonic() < deadline:
+            seconds, micros = client.time()
+            in_use = int(client.zcount(slots_key, seconds * 1000 + micros / 1000, "+inf"))
+            if in_use and first_call_at is None:
+                first_call_at = time.perf_counter()
+            if first_call_at is not None:
+                samples.append(in_use)
+            status = context.broadcasts.status(broadcast_id)
+            if status is not None and status.counts.status == "done" and in_use == 0:
+                break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        status = context.broadcasts.status(broadcast_id)
+        assert status is not None
+        data = status.as_dict()
+        busy = [n for n in samples if n > 0]
+        # Calls last ~hold_ms plus set-up: with every allowed channel busy all the time the
+        # broadcast cannot end sooner than this.
+        ideal = -(-calls // channels) * hold_ms / 1000
+        return {
+            "calls": calls,
+            "allowed_channels": channels,
+            "hold_seconds": hold_ms / 1000,
+            "by_status": data["by_status"],
+            "wall_seconds": round(elapsed, 1),
+            "ideal_seconds": ideal,
+            "max_channels_in_use": max(samples) if samples else 0,
+            "mean_channels_in_use_while_calling": round(statistics.mean(busy), 2) if busy else 0,
+            "occupancy": round(statistics.mean(busy) / channels, 3) if busy else 0,
+            "seconds_to": data["seconds_to"],
+        }
+    finally:
+        asyncio.run_coroutine_threadsafe(worker.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        sipp.cleanup()
+        asterisk.instance.remove()
+        client.close()
+        context.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -224,6 +359,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--participants", type=int)
     parser.add_argument("--skip-sms", action="store_true")
+    parser.add_argument("--skip-voice", action="store_true")
     args = parser.parse_args()
     count = args.participants or (50_000 if args.quick else 300_000)
     workdir = Path(tempfile.mkdtemp(prefix="bn-bench-dispatch-"))
@@ -245,6 +381,8 @@ def main() -> None:
             result["sms"] = measure_sms(
                 workdir, redis_server.url, 600 if args.quick else 2_000, 100.0 if args.quick else 200.0
             )
+        if not args.skip_voice:
+            result["voice"] = measure_voice(workdir, redis_server.url, 40 if args.quick else 120, 10, 3000)
         print(json.dumps(result))
     finally:
         redis_server.stop()

@@ -245,6 +245,8 @@ class AsteriskVoiceSender:
                         "ChannelId": unique_id,
                         "ActionID": unique_id,
                         "Variable": [
+                            # The menu after the message is spoken in the participant's language.
+                            f"CHANNEL(language)={job.language}",
                             f"{cv.VAR_ALERT_SOUND}={sound}",
                             f"{cv.VAR_ACTION_ID}={job.action_id}",
                             f"{cv.VAR_PARTICIPANT_ID}={job.participant_id}",

@@ -149,6 +149,9 @@ def test_an_answered_alert_call_plays_the_message_and_records_answered(alert_cal
     assert (answered.returncode, answered.successful) == (0, 1), answered.output
     console = phones.asterisk.instance.log_text("console.log")
     assert f"alert call, action {action_id}, delivery {delivery.id}" in console
+    # The message and the Dutch menu were found and played.
+    assert "Unable to open" not in console and "File does not exist" not in console
+    assert "/nl/burgernet/alert-menu" in console
     deadline = time.monotonic() + 10
     while alert_calls.trunk_channels_in_use() and time.monotonic() < deadline:
         time.sleep(0.2)
