@@ -23,7 +23,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import CursorResult, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    CursorResult,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from burgernet.domain import ActionType, Channel
@@ -167,6 +181,21 @@ def _chunks(ids: np.ndarray | Sequence[int], size: int) -> Iterator[list[int]]:
         yield [int(i) for i in ids[start : start + size]]
 
 
+_FAN_OUT_IDS = Table(
+    "fan_out_ids",
+    MetaData(),
+    Column("participant_id", Integer, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _insert_ignoring_duplicates(session: Session) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING in the dialect at hand (SQLite and PostgreSQL both)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(Delivery)
+    return sqlite_insert(Delivery)
+
+
 def add_deliveries(
     session: Session, broadcast: Broadcast, recipients: dict[Channel, np.ndarray | Sequence[int]]
 ) -> FanOut:
@@ -174,35 +203,47 @@ def add_deliveries(
 
     Resuming a fan-out a dead worker left half done creates only the missing rows (the unique
     key (broadcast, participant, channel) decides), then returns every delivery still queued.
+
+    Set-based, because an alert may reach hundreds of thousands: the participant ids go into a
+    temporary table with a plain executemany of integers, then one INSERT … SELECT per channel
+    makes the deliveries inside the database.
     """
     now = _now()
-    existing: dict[str, set[int]] = {}
-    if broadcast.total:
-        for channel_value, participant_id in session.execute(
-            select(Delivery.channel, Delivery.participant_id).where(Delivery.broadcast_id == broadcast.id)
-        ):
-            existing.setdefault(channel_value, set()).add(participant_id)
-    created = 0
     connection = session.connection()
+    _FAN_OUT_IDS.create(connection, checkfirst=True)
+    created = 0
     for channel, ids in recipients.items():
-        already = existing.get(channel.value, set())
-        for chunk in _chunks(ids, 20_000):
-            rows = [
-                {
-                    "broadcast_id": broadcast.id,
-                    "participant_id": pid,
-                    "channel": channel.value,
-                    "status": "queued",
-                    "attempts": 0,
-                    "updated_at": now,
-                }
-                for pid in chunk
-                if pid not in already
-            ]
-            if rows:
-                # Core executemany: an ORM unit of work per row would be ten times slower.
-                connection.execute(insert(Delivery), rows)
-                created += len(rows)
+        connection.execute(_FAN_OUT_IDS.delete())
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            for chunk in _chunks(ids, 50_000):
+                cursor.executemany(
+                    "INSERT INTO fan_out_ids (participant_id) VALUES (%s)"
+                    if connection.dialect.name == "postgresql"
+                    else "INSERT INTO fan_out_ids (participant_id) VALUES (?)",
+                    [(pid,) for pid in chunk],
+                )
+        finally:
+            cursor.close()
+        rows = select(
+            literal(broadcast.id),
+            _FAN_OUT_IDS.c.participant_id,
+            literal(channel.value),
+            literal("queued"),
+            literal(0),
+            literal(now, DateTime(timezone=True)),
+        ).where(true())  # SQLite needs a WHERE to parse INSERT … SELECT … ON CONFLICT
+        statement = (
+            _insert_ignoring_duplicates(session)
+            .from_select(
+                ["broadcast_id", "participant_id", "channel", "status", "attempts", "updated_at"], rows
+            )
+            .on_conflict_do_nothing()
+        )
+        created += _rowcount(connection.execute(statement))
+    connection.execute(_FAN_OUT_IDS.delete())
     broadcast.total = int(
         session.scalar(
             select(func.count()).select_from(Delivery).where(Delivery.broadcast_id == broadcast.id)
@@ -210,7 +251,7 @@ def add_deliveries(
         or 0
     )
     queued: dict[Channel, list[int]] = {}
-    for delivery_id, channel_value in session.execute(
+    for delivery_id, channel_value in connection.execute(
         select(Delivery.id, Delivery.channel)
         .where(Delivery.broadcast_id == broadcast.id, Delivery.status == "queued")
         .order_by(Delivery.id)
