@@ -98,6 +98,7 @@ class ConfigReloader:
         self.last_report: str | None = None
         self._subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._client: aioredis.Redis | None = None
 
     async def start(self) -> None:
@@ -110,9 +111,14 @@ class ConfigReloader:
         await asyncio.wait_for(self._subscribed.wait(), timeout)
 
     async def stop(self) -> None:
+        # The flag as well as the cancellation: a cancellation that lands inside redis-py's
+        # read with a timeout can be swallowed there, and the loop would go on listening.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
+                log.warning("the reload listener did not stop within 5 s; leaving it behind")
             self._task = None
         if self._client is not None:
             await self._client.aclose()
@@ -120,12 +126,12 @@ class ConfigReloader:
 
     async def _run(self) -> None:
         assert self._client is not None
-        while True:
+        while not self._stopping:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(reload_channel(self.prefix))
                 self._subscribed.set()
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue

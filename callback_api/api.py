@@ -1,4 +1,4 @@
-"""REST API ``/api/v1``: actions and their callbacks, for control-room systems.
+"""REST API ``/api/v1``: actions, their callbacks and broadcasts, for control-room systems.
 
 Authentication is a bearer token per user (``Authorization: Bearer <token>``; the database
 keeps only its SHA-256), so the API is exempt from CSRF: a browser never sends the token by
@@ -12,8 +12,9 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from broadcasting.service import BroadcastError
 from burgernet.actions import ActionError, ActionView
 from burgernet.calls import CallLog
 from burgernet.domain import ActionStatus, Role
@@ -21,6 +22,7 @@ from callback_api.openapi import openapi_document
 from callback_api.security import ACTION_ROLES, ALL_ROLES
 from callback_api.services import users
 from callback_api.services.areas import AreaInputError, area_from_fields
+from callback_api.services.broadcasts import UPDATE_MAX_CHARS
 from callback_api.services.recordings import store_alert_recording
 from callback_api.state import panel
 from recordings.convert import AudioError
@@ -200,6 +202,46 @@ def upload_recording(action_id: int) -> tuple[Response, int]:
     except AudioError as exc:
         raise ApiError(422, f"recording refused: {exc}") from None
     return jsonify({"action_id": action_id, "lang": lang, "seconds": round(seconds, 2)}), 201
+
+
+@bp.route("/actions/<int:action_id>/broadcasts", methods=["GET"])
+def action_broadcasts(action_id: int) -> Response:
+    """The action's alert, updates and result message with their delivery counts (no personal data)."""
+    _require(ALL_ROLES)
+    _existing(action_id)
+    statuses = panel().context.broadcasts.of_action(action_id)
+    return jsonify({"action_id": action_id, "broadcasts": [status.as_dict() for status in statuses]})
+
+
+@bp.route("/broadcasts/<int:broadcast_id>", methods=["GET"])
+def get_broadcast(broadcast_id: int) -> Response:
+    _require(ALL_ROLES)
+    status = panel().context.broadcasts.status(broadcast_id)
+    if status is None:
+        raise ApiError(404, f"no broadcast {broadcast_id}")
+    return jsonify(status.as_dict())
+
+
+@bp.route("/actions/<int:action_id>/updates", methods=["POST"])
+def send_update(action_id: int) -> tuple[Response, int, dict[str, str]]:
+    """An update about an active action to everyone its alert reached; 201 with the broadcast."""
+    info = _require(ACTION_ROLES)
+    _existing(action_id)
+    message = _body().get("message")
+    if not isinstance(message, str) or not message.strip():
+        raise ApiError(400, "message is required: the text of the update")
+    if len(message) > UPDATE_MAX_CHARS:
+        raise ApiError(400, f"message is longer than {UPDATE_MAX_CHARS} characters")
+    service = panel().context.broadcasts
+    try:
+        broadcast_id = service.update(action_id, message, actor=info.username, source=_source())
+    except BroadcastError as exc:
+        # The message was checked above: what is left is the action's state (not active).
+        raise ApiError(409, str(exc)) from None
+    status = service.status(broadcast_id)
+    body = status.as_dict() if status is not None else {"broadcast_id": broadcast_id, "action_id": action_id}
+    location = url_for("api.get_broadcast", broadcast_id=broadcast_id)
+    return jsonify(body), 201, {"Location": location}
 
 
 def error_body(status: int, message: str, error_id: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from burgernet.domain import ActionStatus, ActionType, AreaKind
+from callback_api.services.broadcasts import UPDATE_MAX_CHARS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -26,6 +27,26 @@ ERRORS = {
     "403": _error("the token's role may not do this"),
 }
 ACTION_ID = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+BROADCAST_ID = {"name": "broadcast_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+# Delivery statuses (broadcasting/store.py): "sent" is final for e-mail, provisional for SMS.
+DELIVERY_STATUSES = [
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "answered",
+    "busy",
+    "no_answer",
+    "undelivered",
+    "failed",
+    "cancelled",
+]
+_COUNTS = {
+    "type": "object",
+    "description": "deliveries per status; statuses without deliveries are left out",
+    "additionalProperties": {"type": "integer"},
+    "example": {"answered": 40, "no_answer": 3, "queued": 57},
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -34,8 +55,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Burgernet API",
             "version": "1",
-            "description": "Actions and their callbacks. Every error is JSON: status, error_id (quote it "
-            "when reporting a problem) and message.",
+            "description": "Actions, their callbacks and broadcasts. Every error is JSON: status, "
+            "error_id (quote it when reporting a problem) and message.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
@@ -145,6 +166,52 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"201": _ok("Stored"), "404": _error("no such action"), **ERRORS},
                 },
             },
+            "/actions/{action_id}/broadcasts": {
+                "get": {
+                    "summary": "The action's broadcasts (alert, updates, result) with delivery counts",
+                    "parameters": [ACTION_ID],
+                    "responses": {"200": _ok("BroadcastList"), "404": _error("no such action"), **ERRORS},
+                },
+            },
+            "/actions/{action_id}/updates": {
+                "post": {
+                    "summary": "Send an update about an active action to everyone its alert reached",
+                    "description": "Queues an update broadcast; a worker sends it on the channel that "
+                    "reached each person. Not for viewers.",
+                    "parameters": [ACTION_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["message"],
+                                    "properties": {
+                                        "message": {"type": "string", "maxLength": UPDATE_MAX_CHARS}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            **_ok("Broadcast", "queued; Location is the broadcast's URL"),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("not a JSON object, or no message"),
+                        "404": _error("no such action"),
+                        "409": _error("the action is not active"),
+                        **ERRORS,
+                    },
+                },
+            },
+            "/broadcasts/{broadcast_id}": {
+                "get": {
+                    "summary": "One broadcast: progress, counts per status and channel, milestone times",
+                    "parameters": [BROADCAST_ID],
+                    "responses": {"200": _ok("Broadcast"), "404": _error("no such broadcast"), **ERRORS},
+                },
+            },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -211,6 +278,56 @@ def openapi_document() -> dict[str, Any]:
                             "example": ["c-mn-1", "c-mn-2"],
                         },
                         "start": {"type": "boolean", "default": False},
+                    },
+                },
+                "Stored": {
+                    "type": "object",
+                    "properties": {
+                        "action_id": {"type": "integer"},
+                        "lang": {"type": "string", "enum": ["nl", "en"], "nullable": True},
+                        "seconds": {"type": "number", "description": "length of the stored recording"},
+                    },
+                },
+                "Broadcast": {
+                    "type": "object",
+                    "properties": {
+                        "broadcast_id": {"type": "integer"},
+                        "action_id": {"type": "integer"},
+                        "kind": {"type": "string", "enum": ["alert", "update", "result"]},
+                        "status": {"type": "string", "enum": ["pending", "running", "done", "cancelled"]},
+                        "priority": {
+                            "type": "integer",
+                            "enum": [0, 1, 2],
+                            "description": "0 AMBER Alert, 1 urgent, 2 information (lower goes first)",
+                        },
+                        "total": {"type": "integer", "description": "deliveries (0 until a worker fans out)"},
+                        "handled": {"type": "integer", "description": "deliveries in a final status"},
+                        "by_status": {
+                            **_COUNTS,
+                            "description": "deliveries per status: " + ", ".join(DELIVERY_STATUSES),
+                        },
+                        "by_channel": {
+                            "type": "object",
+                            "description": "per channel (voice, sms, email): deliveries per status",
+                            "additionalProperties": _COUNTS,
+                        },
+                        "seconds_to": {
+                            "type": "object",
+                            "description": "seconds from the start of the fan-out to 50, 90 and 100 % "
+                            "handled; a milestone not reached yet is left out",
+                            "additionalProperties": {"type": "number"},
+                            "example": {"50%": 1.8, "90%": 6.2},
+                        },
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "started_at": {"type": "string", "format": "date-time", "nullable": True},
+                        "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+                    },
+                },
+                "BroadcastList": {
+                    "type": "object",
+                    "properties": {
+                        "action_id": {"type": "integer"},
+                        "broadcasts": {"type": "array", "items": {"$ref": "#/components/schemas/Broadcast"}},
                     },
                 },
                 "Callbacks": {

@@ -1,4 +1,5 @@
-/* Dashboard: active actions on the map, centralist presence, live call feed (server-sent events). */
+/* Dashboard: active actions on the map, centralist presence, broadcast progress and the live
+   call feed (server-sent events). */
 "use strict";
 (function () {
   var mapElement = document.getElementById("map");
@@ -46,6 +47,65 @@
       });
   }
 
+  var broadcasts = document.getElementById("broadcasts");
+  var noBroadcasts = document.getElementById("broadcasts-none");
+  var broadcastLabels = JSON.parse(broadcasts.dataset.labels);
+  var broadcastTimer = null;
+  function percent(handled, total) { return total > 0 ? Math.min(100, Math.floor(handled * 100 / total)) : 0; }
+  function showProgress(item, handled, total, status) {
+    var bar = item.querySelector("progress");
+    bar.max = total > 0 ? total : 1;
+    bar.value = handled;
+    bar.textContent = percent(handled, total) + " %";
+    item.querySelector(".progress-text").textContent = broadcastLabels.progress.replace("{handled}", handled)
+      .replace("{total}", total).replace("{percent}", percent(handled, total));
+    var badge = item.querySelector(".badge");
+    badge.className = "badge broadcast-" + status;
+    badge.textContent = broadcastLabels[status] || status;
+    item.dataset.status = status;
+  }
+  function broadcastItem(b) {
+    var item = document.createElement("li");
+    item.dataset.broadcastId = String(b.broadcast_id);
+    var id = "dashboard-broadcast-" + b.broadcast_id;
+    var title = document.createElement("p");
+    var link = document.createElement("a");
+    link.href = broadcasts.dataset.detail + "/" + b.action_id + "#broadcasts-title";
+    link.id = id + "-title";
+    link.textContent = "#" + b.action_id + " " + b.action_title + " · " + (broadcastLabels[b.kind] || b.kind);
+    var badge = document.createElement("span");
+    badge.className = "badge";
+    title.appendChild(link);
+    title.appendChild(document.createTextNode(" "));
+    title.appendChild(badge);
+    var bar = document.createElement("progress");
+    bar.id = id + "-progress";
+    bar.className = "broadcast-progress";
+    bar.setAttribute("aria-labelledby", link.id);
+    bar.setAttribute("aria-describedby", id + "-text");
+    var text = document.createElement("span");
+    text.id = id + "-text";
+    text.className = "progress-text";
+    item.appendChild(title);
+    item.appendChild(bar);
+    item.appendChild(document.createTextNode(" "));
+    item.appendChild(text);
+    showProgress(item, b.handled, b.total, b.status);
+    return item;
+  }
+  function loadBroadcasts() {
+    broadcastTimer = null;
+    fetch(broadcasts.dataset.source, { credentials: "same-origin" }).then(function (r) { return r.json(); })
+      .then(function (data) {
+        broadcasts.textContent = "";
+        data.broadcasts.forEach(function (b) { broadcasts.appendChild(broadcastItem(b)); });
+        noBroadcasts.hidden = data.broadcasts.length > 0;
+      });
+  }
+  function reloadBroadcastsSoon() {
+    if (broadcastTimer === null) { broadcastTimer = setTimeout(loadBroadcasts, 500); }
+  }
+
   var feed = document.getElementById("feed");
   function addFeed(text) {
     if (feed.firstElementChild && feed.firstElementChild.classList.contains("muted")) { feed.textContent = ""; }
@@ -67,9 +127,20 @@
     });
   });
   source.addEventListener("presence", function () { loadPresence(); });
-  source.addEventListener("actions_changed", function () { loadActions(); });
+  source.addEventListener("actions_changed", function () { loadActions(); reloadBroadcastsSoon(); });
+  // Events published while the stream was down are not replayed: load the list again.
+  source.addEventListener("open", reloadBroadcastsSoon);
+  source.addEventListener("broadcast", function (e) {
+    var event = JSON.parse(e.data);
+    var item = broadcasts.querySelector('[data-broadcast-id="' + Number(event.broadcast_id) + '"]');
+    if (!item) { reloadBroadcastsSoon(); return; }
+    var handled = Number(event.handled), total = Number(event.total);
+    // A finished bar stays at 100 % until the list is next loaded; then it leaves the list.
+    showProgress(item, handled, total, handled >= total ? "done" : "running");
+  });
 
   loadActions();
   loadPresence();
+  loadBroadcasts();
   setInterval(loadPresence, 30000);
 })();

@@ -1,4 +1,5 @@
-"""Actions: list, create, start, close; the detail page with timeline, calls, tips and the map."""
+"""Actions: list, create, start, close; the detail page with timeline, calls, tips, the map and
+the broadcasts (live progress, updates to everyone the alert reached)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
+from wtforms import TextAreaField
+from wtforms.validators import DataRequired, Length
 
 from broadcasting.recipients import count_inside
+from broadcasting.service import BroadcastError
 from burgernet.actions import ActionError, ActionView
 from burgernet.calls import CallLog, CallView, TipView
 from burgernet.db import session_scope
@@ -22,6 +27,7 @@ from burgernet.repositories import action_area
 from callback_api.forms import ActionForm, CloseForm, ConfirmForm, RecordingForm
 from callback_api.i18n import current_language, translate
 from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, roles_required, user
+from callback_api.services import broadcasts as broadcast_views
 from callback_api.services.areas import (
     AreaInputError,
     action_feature,
@@ -29,6 +35,7 @@ from callback_api.services.areas import (
     routing_area,
     split_list,
 )
+from callback_api.services.broadcasts import UPDATE_MAX_CHARS
 from callback_api.services.photos import PhotoError, check_photo, photo_file, store_photo
 from callback_api.services.recordings import store_alert_recording
 from callback_api.state import panel
@@ -36,6 +43,14 @@ from recordings.convert import AudioError
 from recordings.messages import recorded_message_path
 
 bp = Blueprint("actions", __name__)
+
+
+class UpdateForm(FlaskForm):
+    """An update about an active action, to everyone its alert reached (CSRF like every form)."""
+
+    message = TextAreaField(
+        "Update to everyone the alert reached", validators=[DataRequired(), Length(max=UPDATE_MAX_CHARS)]
+    )
 
 
 @dataclass(frozen=True)
@@ -205,7 +220,56 @@ def detail(action_id: int) -> str:
         close_form=CloseForm(),
         recording_form=RecordingForm(),
         has_recording=recorded_message_path(action_id, settings=panel().settings).is_file(),
+        broadcasts=broadcast_views.of_action(panel().context.broadcasts, action_id),
+        update_form=UpdateForm(),
+        update_max_chars=UPDATE_MAX_CHARS,
     )
+
+
+@bp.route("/actions/<int:action_id>/broadcasts")
+@roles_required(ALL_ROLES)
+def broadcasts(action_id: int) -> str:
+    """The broadcasts section alone: what the detail page fetches when the live feed says so."""
+    view = _action_or_404(action_id)
+    return render_template(
+        "actions/_broadcasts.html",
+        action=view,
+        broadcasts=broadcast_views.of_action(panel().context.broadcasts, action_id),
+    )
+
+
+@bp.route("/actions/<int:action_id>/updates", methods=["POST"])
+@roles_required(ACTION_ROLES)
+def send_update(action_id: int) -> Response | tuple[str, int]:
+    view = _action_or_404(action_id)
+    form = UpdateForm()
+    if not form.validate_on_submit():
+        if form.message.errors and form.message.data and form.message.data.strip():
+            flash(translate("The update is longer than %(max)s characters.", max=UPDATE_MAX_CHARS), "error")
+        else:
+            flash(translate("Write the update first."), "error")
+        return detail(action_id), 400
+    if view.status != ActionStatus.ACTIVE.value:
+        # Checked here for a clear message in the user's language; the service checks again.
+        flash(
+            translate(
+                "Only an active action can send updates; this action is %(status)s.",
+                status=translate(view.status),
+            ),
+            "error",
+        )
+        return detail(action_id), 409
+    try:
+        broadcast_id = panel().context.broadcasts.update(
+            action_id, form.message.data or "", actor=user().username, source=audit_source()
+        )
+    except BroadcastError as exc:
+        flash(translate("The update was not sent: %(why)s", why=str(exc)), "error")
+        return detail(action_id), 409
+    flash(
+        translate("Update %(id)s queued: it goes to everyone the alert reached.", id=broadcast_id), "success"
+    )
+    return redirect(url_for("actions.detail", action_id=action_id, _anchor="broadcasts-title"))
 
 
 @bp.route("/actions/<int:action_id>/start", methods=["POST"])

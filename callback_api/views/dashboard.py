@@ -1,4 +1,5 @@
-"""The dashboard: active actions on a map, centralist availability, the live call feed (SSE)."""
+"""The dashboard: active actions on a map, centralist availability, broadcasts under way, the
+live call feed (SSE)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from sqlalchemy.orm import selectinload
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, Role
 from burgernet.models import Action, Centralist, Region
+from callback_api.i18n import translate
 from callback_api.security import ALL_ROLES, roles_required, user
+from callback_api.services import broadcasts
 from callback_api.services.areas import action_feature
 from callback_api.state import panel
 
@@ -28,7 +31,29 @@ PERSONAL_FIELDS = frozenset({"caller", "caller_number", "number", "phone", "call
 @bp.route("/")
 @roles_required(ALL_ROLES)
 def index() -> str:
-    return render_template("dashboard.html")
+    return render_template("dashboard.html", broadcast_labels=_broadcast_labels())
+
+
+def _broadcast_labels() -> dict[str, str]:
+    """The words dashboard.js puts next to the progress bars, in the user's language."""
+    words = ("alert", "update", "result", "pending", "running", "done", "cancelled")
+    return {
+        **{word: translate(word) for word in words},
+        "progress": translate(
+            "%(handled)s of %(total)s handled (%(percent)s %%)",
+            handled="{handled}",
+            total="{total}",
+            percent="{percent}",
+        ),
+    }
+
+
+@bp.route("/dashboard/broadcasts.json")
+@roles_required(ALL_ROLES)
+def current_broadcasts() -> Response:
+    """Broadcasts of active actions still pending or running: the bars before live events move them."""
+    state = panel()
+    return jsonify({"broadcasts": broadcasts.under_way(state.context.sessions, state.context.broadcasts)})
 
 
 @bp.route("/dashboard/actions.geojson")

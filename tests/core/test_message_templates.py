@@ -46,7 +46,11 @@ def test_every_default_renders_in_both_languages(bn_context: Context) -> None:
             for channel in Channel:
                 for language in Language:
                     subject, body = render(
-                        bn_context, action_type=action_type.value, kind=kind, channel=channel.value, language=language.value
+                        bn_context,
+                        action_type=action_type.value,
+                        kind=kind,
+                        channel=channel.value,
+                        language=language.value,
                     )
                     assert "{" not in body and "}" not in body
                     assert "0800-0011" in body or kind == "result"
@@ -69,12 +73,19 @@ def test_dutch_and_english_defaults_differ_and_fill_the_fields(bn_context: Conte
 def test_missing_fields_leave_no_stray_punctuation_and_free_number_defaults(bn_context: Context) -> None:
     with session_scope(bn_context.sessions) as session:
         message = render_message(
-            session, action_type="vehicle", kind="result", channel="voice", language="nl", fields={"area": "Delft"}
+            session,
+            action_type="vehicle",
+            kind="result",
+            channel="voice",
+            language="nl",
+            fields={"area": "Delft"},
         )
     assert ". ." not in message.body and ".." not in message.body
     assert "voertuig" in message.body
     with session_scope(bn_context.sessions) as session:
-        alert = render_message(session, action_type="vehicle", kind="alert", channel="sms", language="en", fields={})
+        alert = render_message(
+            session, action_type="vehicle", kind="alert", channel="sms", language="en", fields={}
+        )
     assert alert.body.endswith("0800-0011")
 
 
@@ -95,7 +106,9 @@ def test_long_sms_descriptions_are_shortened_not_the_free_number(bn_context: Con
 def test_a_stored_template_replaces_the_default_and_reset_brings_it_back(bn_context: Context) -> None:
     key = TemplateKey("amber_alert", "alert", "sms", "nl")
     with session_scope(bn_context.sessions) as session:
-        save_template(session, key, subject=None, body="AMBER Alert! {description} Bel {free_number}.", actor="t")
+        save_template(
+            session, key, subject=None, body="AMBER Alert! {description} Bel {free_number}.", actor="t"
+        )
     _, body = render(bn_context, action_type="amber_alert")
     assert body == "AMBER Alert! Meisje, 8 jaar, rode jas. Bel 0800-0011."
     _, other = render(bn_context, action_type="amber_alert", language="en")

@@ -166,8 +166,12 @@ def test_openapi_document(world: World, app: Flask) -> None:
         "/actions/{action_id}/close",
         "/actions/{action_id}/callbacks",
         "/actions/{action_id}/recording",
+        "/actions/{action_id}/broadcasts",
+        "/actions/{action_id}/updates",
+        "/broadcasts/{broadcast_id}",
     }
     # Every documented path exists in the app.
     rules = {str(rule) for rule in app.url_map.iter_rules()}
     for path in document["paths"]:
-        assert "/api/v1" + path.replace("{action_id}", "<int:action_id>") in rules
+        rule = path.replace("{action_id}", "<int:action_id>").replace("{broadcast_id}", "<int:broadcast_id>")
+        assert "/api/v1" + rule in rules

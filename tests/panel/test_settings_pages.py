@@ -56,7 +56,9 @@ def _ids(context: Context) -> tuple[int, int, int]:
 def _audits(context: Context) -> int:
     """Audit rows of changes (logins, audited themselves, do not count here)."""
     with session_scope(context.sessions) as session:
-        query = select(func.count()).select_from(AuditEvent).where(AuditEvent.verb.not_in(["login", "logout"]))
+        query = (
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.verb.not_in(["login", "logout"]))
+        )
         return int(session.scalar(query) or 0)
 
 
@@ -168,7 +170,11 @@ def test_changes_refused_for_other_roles_change_nothing(
         ({"code": "ZZ", "name": "Midden-Nederland"}, "name: another region already has"),
         ({"code": "ZZ", "name": "Zuidzee", "boundary": "{not json"}, "boundary GeoJSON: not JSON"),
         (
-            {"code": "ZZ", "name": "Zuidzee", "boundary": json.dumps({"type": "Point", "coordinates": [5, 52]})},
+            {
+                "code": "ZZ",
+                "name": "Zuidzee",
+                "boundary": json.dumps({"type": "Point", "coordinates": [5, 52]}),
+            },
             "must be Polygon or MultiPolygon",
         ),
         (
@@ -203,7 +209,9 @@ def test_create_and_edit_a_region(
 ) -> None:
     admin = client_for("admin")
     version = bn_context.live.client.get(bn_context.live.keys.actions_version)
-    response = _post(admin, "/settings/regions/new", {"code": "zz", "name": " Zuid  zee ", "boundary": json.dumps(SQUARE)})
+    response = _post(
+        admin, "/settings/regions/new", {"code": "zz", "name": " Zuid  zee ", "boundary": json.dumps(SQUARE)}
+    )
     assert response.status_code == 302
     with session_scope(bn_context.sessions) as session:
         region = session.scalar(select(Region).where(Region.code == "ZZ"))
@@ -214,12 +222,20 @@ def test_create_and_edit_a_region(
     # A viewer reads it, without a form.
     viewer_page = client_for("viewer").get(f"/settings/regions/{region_id}").get_data(as_text=True)
     assert "Zuid zee" in viewer_page and "<textarea" not in viewer_page
-    response = _post(admin, f"/settings/regions/{region_id}", {"code": "ZY", "name": "Zuidzee", "boundary": ""})
+    response = _post(
+        admin, f"/settings/regions/{region_id}", {"code": "ZY", "name": "Zuidzee", "boundary": ""}
+    )
     assert response.status_code == 302
     with session_scope(bn_context.sessions) as session:
         region = session.get(Region, region_id)
-        assert region is not None and (region.code, region.name, region.boundary_geojson) == ("ZY", "Zuidzee", None)
-        detail = session.scalar(select(AuditEvent.detail).where(AuditEvent.verb == "edit", AuditEvent.entity == "region"))
+        assert region is not None and (region.code, region.name, region.boundary_geojson) == (
+            "ZY",
+            "Zuidzee",
+            None,
+        )
+        detail = session.scalar(
+            select(AuditEvent.detail).where(AuditEvent.verb == "edit", AuditEvent.entity == "region")
+        )
         source = session.scalar(select(AuditEvent.source).where(AuditEvent.entity == "region").limit(1))
     assert detail is not None and '"ZZ", "ZY"' in detail and "removed" in detail
     assert source is not None and source.startswith("web ")
@@ -230,7 +246,9 @@ def test_the_default_region_keeps_its_code(
 ) -> None:
     region_id, _, _ = _ids(bn_context)
     before = _audits(bn_context)
-    response = _post(client_for("admin"), f"/settings/regions/{region_id}", {"code": "MX", "name": "Midden-Nederland"})
+    response = _post(
+        client_for("admin"), f"/settings/regions/{region_id}", {"code": "MX", "name": "Midden-Nederland"}
+    )
     assert response.status_code == 400 and "default or fallback region" in _errors(response)
     assert _audits(bn_context) == before
 
@@ -250,7 +268,7 @@ def _listen(context: Context) -> Any:
 
 
 def _requests(pubsub: Any) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
         message = pubsub.get_message(timeout=0.2)
@@ -268,8 +286,14 @@ def _requests(pubsub: Any) -> list[dict[str, Any]]:
         ({"name": "Piet", "endpoint": "c-mn-1", "region": "MN"}, "endpoint 'c-mn-1' already exists"),
         ({"name": "Piet", "endpoint": "c-mn-9", "region": "QQ"}, "Not a valid choice"),
         ({"name": "", "endpoint": "c-mn-9", "region": "MN"}, "a name of 1 to 120 characters is required"),
-        ({"name": "Piet", "endpoint": "c-mn-9", "region": "MN", "password": "short"}, "at least 8 characters"),
-        ({"name": "Piet", "endpoint": "c-mn-9", "region": "MN", "contact": "10.0.0.1"}, "a contact is a SIP URI"),
+        (
+            {"name": "Piet", "endpoint": "c-mn-9", "region": "MN", "password": "short"},
+            "at least 8 characters",
+        ),
+        (
+            {"name": "Piet", "endpoint": "c-mn-9", "region": "MN", "contact": "10.0.0.1"},
+            "a contact is a SIP URI",
+        ),
     ],
 )
 def test_bad_centralists_are_refused_clearly(
@@ -325,10 +349,14 @@ def test_edit_rename_and_deactivate_a_centralist(
     pjsip = _rendered_pjsip(bn_context, tmp_path)
     assert "[c-ams-3]" in pjsip and "[c-mn-3]" not in pjsip
     with session_scope(bn_context.sessions) as session:
-        detail = session.scalar(select(AuditEvent.detail).where(AuditEvent.entity == "centralist", AuditEvent.verb == "edit"))
+        detail = session.scalar(
+            select(AuditEvent.detail).where(AuditEvent.entity == "centralist", AuditEvent.verb == "edit")
+        )
     assert detail is not None and "c-ams-3" in detail and "AM" in detail
     # A bad rename is refused and changes nothing.
-    bad = _post(admin, f"/settings/centralists/{centralist_id}", {"name": "X", "endpoint": "c-mn-1", "region": "MN"})
+    bad = _post(
+        admin, f"/settings/centralists/{centralist_id}", {"name": "X", "endpoint": "c-mn-1", "region": "MN"}
+    )
     assert bad.status_code == 400 and "already exists" in _errors(bad)
     # Deactivate: gone from Asterisk, off duty, no way back on duty, no new actions.
     assert _post(admin, f"/settings/centralists/{centralist_id}/active", {"active": "0"}).status_code == 302
@@ -395,7 +423,9 @@ def test_reloader_renders_once_per_burst_and_reports(bn_context: Context) -> Non
         await reloader.start()
         await reloader.wait_subscribed(5)
         for n in range(3):
-            assert await asyncio.to_thread(request_reload, bn_context.live, reason=f"change {n}", actor="t") == 1
+            assert (
+                await asyncio.to_thread(request_reload, bn_context.live, reason=f"change {n}", actor="t") == 1
+            )
         await _wait(lambda: reloader.reloads == 1)
         await asyncio.to_thread(request_reload, bn_context.live, reason="again", actor="t")
         await _wait(lambda: reloader.failures == 1)
@@ -406,7 +436,11 @@ def test_reloader_renders_once_per_burst_and_reports(bn_context: Context) -> Non
     assert len(applied) == 2 and reloader.last_report and "Unable to connect" in reloader.last_report
     events = _requests(feed)
     reloaded = [e for e in events if e["type"] == EVENT_RELOADED]
-    assert reloaded[0] == {"type": EVENT_RELOADED, "ok": True, "reasons": ["change 0", "change 1", "change 2"]}
+    assert reloaded[0] == {
+        "type": EVENT_RELOADED,
+        "ok": True,
+        "reasons": ["change 0", "change 1", "change 2"],
+    }
     assert reloaded[1]["ok"] is False and "Unable to connect" in reloaded[1]["error"]
     feed.close()
     # After stop nobody listens any more.
@@ -519,7 +553,7 @@ def test_admins_cannot_lock_themselves_out(
     assert _audits(bn_context) == before
 
 
-# --- message templates ---------------------------------------------------------------------------------------
+# --- message templates ---------------------------------------------------------------------------
 def test_templates_edit_preview_save_and_reset(
     world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient]
 ) -> None:
@@ -545,12 +579,21 @@ def test_templates_edit_preview_save_and_reset(
 
     with session_scope(bn_context.sessions) as session:
         body = render_message(
-            session, action_type="missing_child", kind="alert", channel="sms", language="nl", fields={"description": "X."}
+            session,
+            action_type="missing_child",
+            kind="alert",
+            channel="sms",
+            language="nl",
+            fields={"description": "X."},
         ).body
     assert body == "Kind kwijt: X. Bel 0800-0011"
     assert "NL*" in operator.get("/settings/templates").get_data(as_text=True)
     # E-mail needs a subject.
-    email = _post(operator, "/settings/templates/missing_child/alert/email/en", {"subject": "", "body": "x", "do": "save"})
+    email = _post(
+        operator,
+        "/settings/templates/missing_child/alert/email/en",
+        {"subject": "", "body": "x", "do": "save"},
+    )
     assert email.status_code == 400 and "an e-mail needs a subject" in _errors(email)
     # Reset: back to the default.
     assert _post(operator, path, {"body": "", "do": "reset"}).status_code == 302

@@ -43,9 +43,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_message_templates")),
         sa.UniqueConstraint("action_type", "kind", "channel", "language", name="uq_message_templates_key"),
     )
+    # The action page's timeline reads the audit log by entity: an index, not a full scan.
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_events_entity", ["entity", "entity_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_events_entity")
     op.drop_table("message_templates")
     with op.batch_alter_table("centralists", schema=None) as batch_op:
         batch_op.drop_column("active")
