@@ -187,11 +187,19 @@ class ActionService:
             result_message=result_message.strip(),
         )
 
-    def list_actions(self, status: str | None = None) -> list[ActionView]:
+    def list_actions(
+        self, status: str | None = None, *, limit: int | None = None, before_id: int | None = None
+    ) -> list[ActionView]:
+        """Newest first. ``limit`` and ``before_id`` page through a long history (a year of
+        closed actions is thousands): the next page starts before the last id seen."""
         with session_scope(self._sessions) as session:
-            query = select(Action).options(*self._eager()).order_by(Action.id)
+            query = select(Action).options(*self._eager()).order_by(Action.id.desc())
             if status:
                 query = query.where(Action.status == ActionStatus(status).value)
+            if before_id is not None:
+                query = query.where(Action.id < before_id)
+            if limit is not None:
+                query = query.limit(limit)
             return [_view(action) for action in session.scalars(query)]
 
     def get(self, action_id: int) -> ActionView:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -173,15 +173,25 @@ class CallLog:
                 session.flush()
             return tip.id
 
-    def for_action(self, action_id: int) -> list[CallView]:
+    def for_action(self, action_id: int, limit: int | None = None) -> list[CallView]:
+        """The action's calls in the order they came in; with ``limit``, only the latest ones."""
         with session_scope(self._sessions) as session:
-            rows = session.execute(
+            query = (
                 select(Call, Centralist.sip_endpoint)
                 .outerjoin(Centralist, Centralist.id == Call.centralist_id)
                 .where(Call.action_id == action_id)
-                .order_by(Call.started_at, Call.id)
-            ).all()
-            return [_view(call, endpoint) for call, endpoint in rows]
+                .order_by(Call.started_at.desc(), Call.id.desc())
+            )
+            if limit is not None:
+                query = query.limit(limit)
+            rows = session.execute(query).all()
+            return [_view(call, endpoint) for call, endpoint in reversed(rows)]
+
+    def count_for_action(self, action_id: int) -> int:
+        with session_scope(self._sessions) as session:
+            return int(
+                session.scalar(select(func.count()).select_from(Call).where(Call.action_id == action_id)) or 0
+            )
 
     def get(self, unique_id: str) -> CallView | None:
         with session_scope(self._sessions) as session:

@@ -92,7 +92,19 @@ def list_actions() -> Response:
     status = request.args.get("status") or None
     if status is not None and status not in {s.value for s in ActionStatus}:
         raise ApiError(400, f"status must be one of {', '.join(s.value for s in ActionStatus)}")
-    return jsonify({"actions": [_view(v) for v in panel().context.actions.list_actions(status)]})
+    limit_text = request.args.get("limit", "100")
+    before_text = request.args.get("before")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
+        raise ApiError(400, "limit must be a number from 1 to 500")
+    if before_text is not None and not before_text.isdigit():
+        raise ApiError(400, "before must be an action id")
+    limit = int(limit_text)
+    before = int(before_text) if before_text is not None else None
+    views = panel().context.actions.list_actions(status, limit=limit + 1, before_id=before)
+    page = views[:limit]
+    # Newest first; pass next_before as ?before= for the next (older) page.
+    next_before = page[-1].id if len(views) > limit else None
+    return jsonify({"actions": [_view(v) for v in page], "next_before": next_before})
 
 
 @bp.route("/actions", methods=["POST"])

@@ -291,6 +291,8 @@ DUTCH: dict[str, str] = {
     "Only an active action can send updates; this action is %(status)s.": "Alleen een actieve actie kan berichten versturen; deze actie is %(status)s.",
     "The update was not sent: %(why)s": "Het bericht is niet verstuurd: %(why)s",
     "Update %(id)s queued: it goes to everyone the alert reached.": "Bericht %(id)s staat klaar: het gaat naar iedereen die de alarmering heeft ontvangen.",
+    "Older actions": "Oudere acties",
+    "The latest %(shown)s of %(total)s calls.": "De laatste %(shown)s van %(total)s gesprekken.",
 }
 
 

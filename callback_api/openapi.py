@@ -63,16 +63,33 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/actions": {
                 "get": {
-                    "summary": "List actions",
+                    "summary": "List actions, newest first, a page at a time",
                     "parameters": [
                         {
                             "name": "status",
                             "in": "query",
                             "required": False,
                             "schema": {"type": "string", "enum": [s.value for s in ActionStatus]},
-                        }
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        },
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "required": False,
+                            "description": "only actions with a lower id (next_before of the previous page)",
+                            "schema": {"type": "integer"},
+                        },
                     ],
-                    "responses": {"200": _ok("ActionList"), "400": _error("unknown status"), **ERRORS},
+                    "responses": {
+                        "200": _ok("ActionList"),
+                        "400": _error("unknown status or bad limit"),
+                        **ERRORS,
+                    },
                 },
                 "post": {
                     "summary": "Create an action (draft, or started at once with start: true)",
@@ -245,7 +262,12 @@ def openapi_document() -> dict[str, Any]:
                 "ActionList": {
                     "type": "object",
                     "properties": {
-                        "actions": {"type": "array", "items": {"$ref": "#/components/schemas/Action"}}
+                        "actions": {"type": "array", "items": {"$ref": "#/components/schemas/Action"}},
+                        "next_before": {
+                            "type": "integer",
+                            "nullable": True,
+                            "description": "pass as ?before= for the next, older page; null on the last page",
+                        },
                     },
                 },
                 "Area": {

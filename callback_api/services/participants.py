@@ -113,7 +113,8 @@ def search(sessions: sessionmaker[Session], query: str) -> list[ParticipantRow]:
         statement = statement.where(Participant.phone_e164 == phone)
     else:
         if is_pc4(postcode):
-            statement = statement.where(Participant.postcode.like(f"{postcode}%"))
+            # A range, not LIKE: SQLite's case-insensitive LIKE cannot use the postcode index.
+            statement = statement.where(Participant.postcode.between(postcode, f"{postcode}ZZ"))
         else:
             statement = statement.where(Participant.postcode == postcode)
     with session_scope(sessions) as session:

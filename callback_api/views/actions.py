@@ -43,6 +43,9 @@ from recordings.convert import AudioError
 from recordings.messages import recorded_message_path
 
 bp = Blueprint("actions", __name__)
+# Actions per page of the list, and calls shown on an action's page (newest).
+PAGE_SIZE = 100
+CALLS_SHOWN = 200
 
 
 class UpdateForm(FlaskForm):
@@ -100,8 +103,10 @@ def index() -> str:
     status = request.args.get("status") or None
     if status not in {None, *(s.value for s in ActionStatus)}:
         abort(400, "unknown status")
-    actions = panel().context.actions.list_actions(status)
-    return render_template("actions/index.html", actions=list(reversed(actions)), status=status)
+    before = request.args.get("before", type=int)
+    actions = panel().context.actions.list_actions(status, limit=PAGE_SIZE + 1, before_id=before)
+    older = actions[PAGE_SIZE - 1].id if len(actions) > PAGE_SIZE else None
+    return render_template("actions/index.html", actions=actions[:PAGE_SIZE], status=status, older=older)
 
 
 @bp.route("/actions/new", methods=["GET", "POST"])
@@ -205,7 +210,10 @@ def _details(action_id: int) -> dict[str, Any]:
 @roles_required(ALL_ROLES)
 def detail(action_id: int) -> str:
     view = _action_or_404(action_id)
-    calls: list[CallView] = CallLog(panel().context.sessions).for_action(action_id)
+    log = CallLog(panel().context.sessions)
+    # A long search gathers thousands of calls: the page shows the latest, the API has them all.
+    calls: list[CallView] = log.for_action(action_id, limit=CALLS_SHOWN)
+    calls_total = log.count_for_action(action_id) if len(calls) == CALLS_SHOWN else len(calls)
     tips: list[TipView] = CallLog(panel().context.sessions).tips(action_id) if can(ACTION_ROLES) else []
     return render_template(
         "actions/detail.html",
@@ -213,6 +221,7 @@ def detail(action_id: int) -> str:
         details=_details(action_id),
         timeline=_timeline(action_id),
         calls=calls,
+        calls_total=calls_total,
         tips=tips,
         mask=user().role is Role.VIEWER,
         mask_number=mask_number,

@@ -175,3 +175,17 @@ def test_openapi_document(world: World, app: Flask) -> None:
     for path in document["paths"]:
         rule = path.replace("{action_id}", "<int:action_id>").replace("{broadcast_id}", "<int:broadcast_id>")
         assert "/api/v1" + rule in rules
+
+
+def test_actions_are_listed_newest_first_a_page_at_a_time(app: Flask, world: World) -> None:
+    client = app.test_client()
+    headers = _auth(world, "viewer")
+    everything = client.get("/api/v1/actions?limit=500", headers=headers).get_json()
+    ids = [a["id"] for a in everything["actions"]]
+    assert ids == sorted(ids, reverse=True) and everything["next_before"] is None
+    first = client.get("/api/v1/actions?limit=1", headers=headers).get_json()
+    assert [a["id"] for a in first["actions"]] == ids[:1] and first["next_before"] == ids[0]
+    second = client.get(f"/api/v1/actions?limit=1&before={first['next_before']}", headers=headers).get_json()
+    assert [a["id"] for a in second["actions"]] == ids[1:2]
+    for bad in ("0", "501", "many"):
+        _is_error(client.get(f"/api/v1/actions?limit={bad}", headers=headers), 400)
