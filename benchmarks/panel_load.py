@@ -12,10 +12,14 @@ session (logged in through the form, CSRF token and all) or API token:
 * ``people_search``: participants by PC4 postcode and by phone number.
 
 Baseline, same run, same load: a second database with 10,000 participants and nothing else.
-Reports p50/p95/p99 (ms) per endpoint for both; target p95 < 100 ms with N participants.
+Two loads each: R page requests per second offered on a schedule (40; a busy control room
+and its integrations), where latency counts from when a request was due; and the clients
+sending back to back, which saturates the server and shows its throughput (its latencies are
+queueing time). Reports p50/p95/p99 (ms) per endpoint; target p95 < 100 ms with N
+participants at the offered rate.
 Prints one JSON object last.
 
-    python benchmarks/panel_load.py [--quick] [--participants N] [--clients C] [--requests R]
+    python benchmarks/panel_load.py [--quick] [--participants N] [--clients C] [--requests R] [--rate R]
 """
 
 from __future__ import annotations
@@ -278,9 +282,20 @@ def endpoints(
     }
 
 
-def load(stack: Stack, clients: int, per_endpoint: int) -> dict[str, dict[str, float]]:
-    """Every client thread runs every endpoint in a shuffled order; timings per endpoint (ms)."""
+def load(
+    stack: Stack, clients: int, per_endpoint: int, rate: float | None = None
+) -> dict[str, dict[str, float]]:
+    """Every client thread runs every endpoint in a shuffled order; timings per endpoint (ms).
+
+    With ``rate`` (requests per second, all clients together) each client sends on a fixed
+    schedule and a request's time counts from when it was *due*, so a server that falls behind
+    is charged for the wait (no coordinated omission). Without it, clients send back to back:
+    the server is saturated and the figures measure its queue; ``throughput`` says how much it
+    served.
+    """
     timings: dict[str, list[float]] = {name: [] for name in endpoints(stack)}
+    interval = clients / rate if rate else 0.0
+    served = [0]
     errors: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(clients)
@@ -293,8 +308,16 @@ def load(stack: Stack, clients: int, per_endpoint: int) -> dict[str, dict[str, f
         rnd.shuffle(plan)
         start.wait()
         table = endpoints(stack)
+        due = time.perf_counter() + rnd.random() * interval
         for name in plan:
-            began = time.perf_counter()
+            if interval:
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                began = due
+                due += interval
+            else:
+                began = time.perf_counter()
             for path, headers in table[name](browser, rnd):
                 status, _ = browser.request("GET", path, headers=headers)
                 if status != 200:
@@ -303,15 +326,20 @@ def load(stack: Stack, clients: int, per_endpoint: int) -> dict[str, dict[str, f
             elapsed = (time.perf_counter() - began) * 1000
             with lock:
                 timings[name].append(elapsed)
+                served[0] += 1
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    began_all = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    wall = time.perf_counter() - began_all
     if errors:
         raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[:3]}")
-    return {name: _percentiles(values) for name, values in timings.items()}
+    figures: dict[str, dict[str, float]] = {name: _percentiles(values) for name, values in timings.items()}
+    figures["all"] = {"requests": served[0], "per_second": round(served[0] / wall, 1)}
+    return figures
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -332,6 +360,12 @@ def main() -> None:
     parser.add_argument("--participants", type=int)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, help="requests per endpoint (all clients together)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=40.0,
+        help="offered page requests per second, all clients together, for the latency figures",
+    )
     args = parser.parse_args()
     participants = args.participants or (100_000 if args.quick else 1_000_000)
     per_endpoint = args.requests or (200 if args.quick else 800)
@@ -360,14 +394,22 @@ def main() -> None:
             )
             start_panel(stack)
             load(stack, args.clients, args.clients * 2)  # warm-up: connections, caches, first compiles
-            result[stack.name] = load(stack, args.clients, per_endpoint)
+            result[stack.name] = load(stack, args.clients, per_endpoint, args.rate)
+            result[f"{stack.name}_saturated"] = load(stack, args.clients, per_endpoint)
             stop_panel(stack)
-            for name, figures in result[stack.name].items():  # type: ignore[attr-defined]
-                line = "  ".join(f"{k} {figures[k]:7.1f}" for k in ("p50_ms", "p95_ms", "p99_ms"))
-                print(f"{stack.name:9} {name:14} {line}", file=sys.stderr)
+            for run in (stack.name, f"{stack.name}_saturated"):
+                for name, figures in result[run].items():  # type: ignore[attr-defined]
+                    if name == "all":
+                        print(f"{run:17} {figures['per_second']:.1f} requests/s served", file=sys.stderr)
+                        continue
+                    line = "  ".join(f"{k} {figures[k]:7.1f}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+                    print(f"{run:17} {name:14} {line}", file=sys.stderr)
         loaded: dict[str, dict[str, float]] = result["loaded"]  # type: ignore[assignment]
+        result["offered_per_second"] = args.rate
         result["target_p95_ms"] = TARGET_P95_MS
-        result["missed"] = [name for name, figures in loaded.items() if figures["p95_ms"] >= TARGET_P95_MS]
+        result["missed"] = [
+            name for name, figures in loaded.items() if name != "all" and figures["p95_ms"] >= TARGET_P95_MS
+        ]
         result["target_met"] = not result["missed"]
         print(json.dumps(result))
     finally:
