@@ -414,7 +414,20 @@ def finish(
             update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "sending").values(**values)
         )
     )
-    return bool(changed)
+    if changed:
+        return True
+    if provider_ref is None:
+        return False
+    # The provider's status callback may beat the worker to the database (it names the
+    # delivery in its URL): the attempt is then finished already, by this very send.
+    early = session.scalar(
+        select(Delivery.id).where(
+            Delivery.id == delivery_id,
+            Delivery.provider_ref == provider_ref,
+            Delivery.status.in_(tuple(_CALLBACK_MAY_REPLACE)),
+        )
+    )
+    return early is not None
 
 
 def requeue(session: Session, delivery_id: int, *, error: str) -> bool:
@@ -430,13 +443,21 @@ def requeue(session: Session, delivery_id: int, *, error: str) -> bool:
 
 
 def apply_provider_status(
-    session: Session, *, provider_ref: str, status: str, error: str | None = None
+    session: Session,
+    *,
+    provider_ref: str,
+    status: str,
+    error: str | None = None,
+    delivery_id: int | None = None,
 ) -> bool:
     """A provider's status callback (e.g. Twilio's) for the delivery it knows as ``provider_ref``.
 
     Only moves forward (``sent`` → ``delivered``, never ``delivered`` → ``sent``); False when
-    nothing changed. Exactly-once handling of repeated callbacks is the caller's job (the
-    ``provider_events`` key in the same transaction).
+    nothing changed. A callback that arrives before the worker stored the provider's answer
+    names the delivery itself (``delivery_id``, from the signed callback URL): it is applied to
+    that delivery while it is still ``sending`` without a reference, and the worker's
+    :func:`finish` then finds the attempt done. Exactly-once handling of repeated callbacks is
+    the caller's job (the ``provider_events`` key in the same transaction).
     """
     allowed_from = _CALLBACK_MAY_REPLACE.get(status)
     if allowed_from is None:
@@ -448,6 +469,14 @@ def apply_provider_status(
     delivery = session.scalars(
         select(Delivery).where(Delivery.provider_ref == provider_ref).with_for_update()
     ).first()
+    if delivery is None and delivery_id is not None:
+        delivery = session.scalars(
+            select(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "sending", Delivery.provider_ref.is_(None))
+            .with_for_update()
+        ).first()
+        if delivery is not None:
+            values["provider_ref"] = provider_ref
     if delivery is None or delivery.status not in allowed_from:
         return False
     if delivery.status == status:

@@ -165,6 +165,9 @@ class TwilioSettings(_Section):
     # Where Twilio posts status callbacks and inbound messages (our callback_api); empty = the
     # panel's public_base_url.
     callback_base_url: str = ""
+    # Key 1 on a Twilio alert call: Twilio dials the free number on our Asterisk over SIP, at
+    # an address Twilio can reach; empty = sip:<free_number>@<asterisk.sip_bind>:<sip_port>.
+    transfer_sip_uri: str = ""
 
 
 class WebSettings(_Section):

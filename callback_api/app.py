@@ -27,7 +27,7 @@ from callback_api.i18n import LANGUAGES, current_language, translate
 from callback_api.security import ACTION_ROLES, ALL_ROLES, PEOPLE_ROLES, LoginThrottle, PanelUser, can
 from callback_api.services import users
 from callback_api.state import PanelState, panel
-from callback_api.views import actions, auth, dashboard, feeds, inquiry, people
+from callback_api.views import actions, auth, dashboard, feeds, inquiry, people, twilio_hooks
 from callback_api.views import settings as settings_pages
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,11 @@ def create_app(
         api.bp,
         inquiry.bp,
         settings_pages.bp,
+        twilio_hooks.bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, never cookie-authenticated
+    csrf.exempt(twilio_hooks.bp)  # authenticated by Twilio's request signature
 
     @app.route("/vendor/<package>/<path:filename>")
     def vendor(package: str, filename: str) -> Response:

@@ -18,6 +18,7 @@ from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.redis_server import ManagedRedis
 from burgernet.settings import Settings, get_settings, load_settings
+from tests.support.fake_twilio import FakeTwilio
 from tests.support.ports import port_block
 from tests.support.postgres import ManagedPostgres
 from tests.support.smtp import SmtpServer
@@ -124,5 +125,15 @@ def smtp_server() -> Iterator[SmtpServer]:
     ``bn_settings.model_copy(update={"smtp": smtp_server.settings(bn_settings.smtp)})``.
     """
     server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    """A Twilio-speaking server on loopback (tests/support/fake_twilio.py) that records every
+    message and call and posts signed status callbacks. Point code at it with
+    ``fake_twilio.settings(bn_settings.twilio, callback_base_url=...)``."""
+    server = FakeTwilio().start()
     yield server
     server.stop()
