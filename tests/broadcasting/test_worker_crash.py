@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -42,7 +42,7 @@ def bn_settings(bn_settings: Settings, fake_twilio: FakeTwilio) -> Settings:
 
 
 @pytest.fixture
-def spawn_worker(bn_settings: Settings) -> Iterator[object]:
+def spawn_worker(bn_settings: Settings) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     s = bn_settings
     env = {
         **os.environ,
@@ -85,11 +85,10 @@ def spawn_worker(bn_settings: Settings) -> Iterator[object]:
 
 
 def test_killing_a_worker_mid_broadcast_neither_loses_nor_doubles_a_message(
-    crowd: Crowd, fake_twilio: FakeTwilio, spawn_worker: object
+    crowd: Crowd, fake_twilio: FakeTwilio, spawn_worker: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
     crowd.add(PEOPLE, sms=True)
-    spawn = spawn_worker  # type: ignore[assignment]
-    first = spawn()  # type: ignore[operator]
+    first = spawn_worker()
     # Some answers get lost on the way back, so the dead worker surely leaves deliveries in
     # doubt: Twilio took them, the worker never recorded it.
     fake_twilio.lose_next_answers(3)
@@ -108,7 +107,7 @@ def test_killing_a_worker_mid_broadcast_neither_loses_nor_doubles_a_message(
             .select_from(Delivery)
             .where(Delivery.broadcast_id == alert_id, Delivery.status == "sending")
         )
-    second = spawn()  # type: ignore[operator]
+    second = spawn_worker()
     statuses = crowd.wait_done(alert_id, timeout=60)
 
     counts = Counter(message.to for message in fake_twilio.messages)
