@@ -295,7 +295,7 @@ def measure_voice(
 
     async def start_worker() -> BroadcastWorker:
         client = aioredis.Redis.from_url(redis_url)
-        senders, _ = await build_senders(settings, {Channel.VOICE}, client, context)
+        senders = await build_senders(settings, {Channel.VOICE}, client)
         await senders[Channel.VOICE].ami.wait_connected(15)  # type: ignore[attr-defined]
         worker = BroadcastWorker(context, senders)
         await worker.start()

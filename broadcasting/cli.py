@@ -62,13 +62,12 @@ def alert_sound(settings: Settings) -> Any:
 
 
 async def build_senders(
-    settings: Settings, channels: set[Channel], client: aioredis.Redis, context: Context
-) -> tuple[dict[Channel, Sender], list[Any]]:
-    """The senders for ``channels`` with the shared limits; plus things to close afterwards."""
+    settings: Settings, channels: set[Channel], client: aioredis.Redis
+) -> dict[Channel, Sender]:
+    """The senders for ``channels`` with the shared limits (each closes what it opened)."""
     b = settings.broadcast
     keys = rate_keys(settings.redis.key_prefix)
     senders: dict[Channel, Sender] = {}
-    closers: list[Any] = []
     if Channel.SMS in channels:
         from broadcasting.twilio_sms import TwilioSms
 
@@ -98,7 +97,7 @@ async def build_senders(
         if b.voice_provider == "twilio":
             from broadcasting.twilio_voice import TwilioVoice
 
-            senders[Channel.VOICE] = TwilioVoiceSender(TwilioVoice(settings), calls, slots)
+            senders[Channel.VOICE] = TwilioVoiceSender(TwilioVoice(settings), calls)
         else:
             from ivr.ami import AmiClient
 
@@ -106,7 +105,7 @@ async def build_senders(
             ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
             senders[Channel.VOICE] = AsteriskVoiceSender(settings, ami, slots, calls, alert_sound(settings))
             await ami.connect()  # keeps retrying in the background when Asterisk is not up yet
-    return senders, closers
+    return senders
 
 
 def parse_channels(value: str) -> set[Channel]:
@@ -119,7 +118,7 @@ def parse_channels(value: str) -> set[Channel]:
 async def run_worker(context: Context, channels: set[Channel], fan_out: bool) -> None:
     settings = context.settings
     client = aioredis.Redis.from_url(settings.redis.url)
-    senders, closers = await build_senders(settings, channels, client, context)
+    senders = await build_senders(settings, channels, client)
     worker = BroadcastWorker(context, senders, fan_out=fan_out)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -129,8 +128,6 @@ async def run_worker(context: Context, channels: set[Channel], fan_out: bool) ->
     await stop.wait()
     log.info("worker %s stopping: finishing deliveries in progress", worker.name)
     await worker.stop()
-    for closer in closers:
-        await closer.close()
     await client.aclose()
 
 

@@ -76,14 +76,10 @@ def _from_error(exc: ProviderError) -> Outcome:
     return Outcome("failed", error=str(exc))
 
 
-class SmsSender:
-    """Twilio SMS; status callbacks later move ``sent`` to ``delivered`` / ``undelivered``."""
+class _RateLimited:
+    """A sender whose only shared limit is a rate: the permit is just a booked slot."""
 
-    channel = Channel.SMS
-
-    def __init__(self, provider: Any, rate: SharedRate) -> None:
-        self.provider = provider  # broadcasting.twilio_sms.TwilioSms
-        self.rate = rate
+    rate: SharedRate
 
     async def acquire(self) -> object:
         await self.rate.wait_turn()
@@ -91,6 +87,19 @@ class SmsSender:
 
     async def release(self, permit: object) -> None:
         return None
+
+    async def close(self) -> None:
+        return None
+
+
+class SmsSender(_RateLimited):
+    """Twilio SMS; status callbacks later move ``sent`` to ``delivered`` / ``undelivered``."""
+
+    channel = Channel.SMS
+
+    def __init__(self, provider: Any, rate: SharedRate) -> None:
+        self.provider = provider  # broadcasting.twilio_sms.TwilioSms
+        self.rate = rate
 
     async def send(self, job: DeliveryJob, message: Message, permit: object) -> Outcome:
         try:
@@ -116,11 +125,8 @@ class SmsSender:
         )
         return Outcome("sent", provider_ref=sid) if sid else None
 
-    async def close(self) -> None:
-        return None
 
-
-class EmailSender:
+class EmailSender(_RateLimited):
     """SMTP. An e-mail cannot be looked up after the fact, so an in-doubt one is sent again
     with the same Message-ID: mail systems that deduplicate by Message-ID drop the copy."""
 
@@ -133,13 +139,6 @@ class EmailSender:
 
     def message_id(self, job: DeliveryJob) -> str:
         return f"<delivery-{job.delivery_id}@{self.domain}>"
-
-    async def acquire(self) -> object:
-        await self.rate.wait_turn()
-        return None
-
-    async def release(self, permit: object) -> None:
-        return None
 
     async def send(self, job: DeliveryJob, message: Message, permit: object) -> Outcome:
         if not job.email:
@@ -154,9 +153,6 @@ class EmailSender:
         return Outcome("sent", provider_ref=self.message_id(job))
 
     async def reconcile(self, job: DeliveryJob, message: Message) -> Outcome | None:
-        return None
-
-    async def close(self) -> None:
         return None
 
 
@@ -339,22 +335,15 @@ class AsteriskVoiceSender:
         await self.ami.close()
 
 
-class TwilioVoiceSender:
+class TwilioVoiceSender(_RateLimited):
     """Twilio Programmable Voice: Twilio fetches TwiML from callback_api and reports by callback."""
 
     channel = Channel.VOICE
 
-    def __init__(self, provider: Any, rate: SharedRate, slots: SharedSlots) -> None:
+    def __init__(self, provider: Any, rate: SharedRate) -> None:
+        # Our trunk's channels do not limit calls Twilio places: only the call set-up rate does.
         self.provider = provider  # broadcasting.twilio_voice.TwilioVoice
         self.rate = rate
-        self.slots = slots
-
-    async def acquire(self) -> object:
-        await self.rate.wait_turn()
-        return None
-
-    async def release(self, permit: object) -> None:
-        return None
 
     async def send(self, job: DeliveryJob, message: Message, permit: object) -> Outcome:
         try:
@@ -368,6 +357,3 @@ class TwilioVoiceSender:
 
     async def reconcile(self, job: DeliveryJob, message: Message) -> Outcome | None:
         return Outcome("sent", error="outcome unknown: the worker stopped during the call")
-
-    async def close(self) -> None:
-        return None

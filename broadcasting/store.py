@@ -17,9 +17,9 @@ provider; SMS may later become ``delivered`` / ``undelivered``), ``answered``, `
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -487,10 +487,6 @@ def apply_provider_status(
     return True
 
 
-def broadcast_of_delivery(session: Session, provider_ref: str) -> int | None:
-    return session.scalar(select(Delivery.broadcast_id).where(Delivery.provider_ref == provider_ref))
-
-
 def finish_broadcast_if_done(session: Session, broadcast_id: int) -> bool:
     """Mark a running broadcast done once no delivery is queued or sending any more."""
     open_count = session.scalar(
@@ -542,12 +538,4 @@ def counts(session: Session, broadcast_id: int) -> BroadcastCounts | None:
 def broadcasts_of_action(session: Session, action_id: int) -> list[int]:
     return list(
         session.scalars(select(Broadcast.id).where(Broadcast.action_id == action_id).order_by(Broadcast.id))
-    )
-
-
-def stale_sending(session: Session, older_than: timedelta) -> Iterable[int]:
-    """Deliveries left in ``sending`` longer than any live worker would (for the health view)."""
-    cutoff = _now() - older_than
-    return list(
-        session.scalars(select(Delivery.id).where(Delivery.status == "sending", Delivery.sending_at < cutoff))
     )

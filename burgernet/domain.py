@@ -36,6 +36,22 @@ class Channel(enum.StrEnum):
     EMAIL = "email"
 
 
+# The life of a delivery, in order (broadcasting/store.py explains each): "sent" is final for
+# e-mail and provisional for SMS, which a status callback may move to delivered/undelivered.
+DELIVERY_STATUSES: tuple[str, ...] = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "answered",
+    "busy",
+    "no_answer",
+    "undelivered",
+    "failed",
+    "cancelled",
+)
+
+
 class Language(enum.StrEnum):
     NL = "nl"
     EN = "en"

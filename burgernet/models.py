@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from burgernet.domain import (
+    DELIVERY_STATUSES,
     ActionStatus,
     ActionType,
     AreaKind,
@@ -271,24 +272,7 @@ class Delivery(Base):
         # One delivery per person per channel per broadcast: the idempotency key.
         UniqueConstraint("broadcast_id", "participant_id", "channel", name="uq_deliveries_once"),
         CheckConstraint(_in("channel", [c.value for c in Channel]), name="channel"),
-        CheckConstraint(
-            _in(
-                "status",
-                [
-                    "queued",
-                    "sending",
-                    "sent",
-                    "delivered",
-                    "answered",
-                    "busy",
-                    "no_answer",
-                    "failed",
-                    "cancelled",
-                    "undelivered",
-                ],
-            ),
-            name="status",
-        ),
+        CheckConstraint(_in("status", list(DELIVERY_STATUSES)), name="status"),
     )
 
 

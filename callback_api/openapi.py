@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from burgernet.domain import ActionStatus, ActionType, AreaKind
+from burgernet.domain import DELIVERY_STATUSES, ActionStatus, ActionType, AreaKind
 from callback_api.services.broadcasts import UPDATE_MAX_CHARS
 
 
@@ -28,19 +28,6 @@ ERRORS = {
 }
 ACTION_ID = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 BROADCAST_ID = {"name": "broadcast_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-# Delivery statuses (broadcasting/store.py): "sent" is final for e-mail, provisional for SMS.
-DELIVERY_STATUSES = [
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "answered",
-    "busy",
-    "no_answer",
-    "undelivered",
-    "failed",
-    "cancelled",
-]
 _COUNTS = {
     "type": "object",
     "description": "deliveries per status; statuses without deliveries are left out",

@@ -11,23 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcasting.service import BroadcastService
+from burgernet import domain
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, Channel
 from burgernet.models import Action, Broadcast
 
-# The life of a delivery, left to right; a column is shown only when some delivery has it.
-DELIVERY_STATUSES = (
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "answered",
-    "busy",
-    "no_answer",
-    "undelivered",
-    "failed",
-    "cancelled",
-)
+# Columns left to right, as a delivery goes; a column is shown only when some delivery has it.
+DELIVERY_STATUSES = domain.DELIVERY_STATUSES
 CHANNELS = tuple(channel.value for channel in Channel)
 MILESTONES = ("50%", "90%", "100%")
 UNDER_WAY = ("pending", "running")

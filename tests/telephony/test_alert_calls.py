@@ -117,7 +117,7 @@ def alert_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
 
     async def senders() -> object:
         client = aioredis.Redis.from_url(settings.redis.url)
-        made, _closers = await build_senders(settings, {Channel.VOICE}, client, context)
+        made = await build_senders(settings, {Channel.VOICE}, client)
         await made[Channel.VOICE].ami.wait_connected(15)  # type: ignore[attr-defined]
         return made
 
