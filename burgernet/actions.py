@@ -187,6 +187,51 @@ class ActionService:
             result_message=result_message.strip(),
         )
 
+    def edit(
+        self,
+        action_id: int,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        actor: str,
+        source: str = "cli",
+    ) -> ActionView:
+        """Correct the title or description of a draft or active action (audited, old → new).
+
+        What participants were already told does not change: send an update for that.
+        """
+        with session_scope(self._sessions) as session:
+            action = session.get(Action, action_id, with_for_update=True)
+            if action is None:
+                raise ActionError(f"no action {action_id}")
+            if action.status == ActionStatus.CLOSED.value:
+                raise ActionError(f"action {action_id} is closed and can no longer be changed")
+            changes: dict[str, object] = {}
+            if title is not None:
+                title = title.strip()
+                if not title or len(title) > 120:
+                    raise ActionError("a title of 1 to 120 characters is required (it is spoken in menus)")
+                if title != action.title:
+                    changes["title"] = [action.title, title]
+                    action.title = title
+            if description is not None and description.strip() != action.description:
+                changes["description"] = [action.description, description.strip()]
+                action.description = description.strip()
+            if changes:
+                record_audit(
+                    session,
+                    actor=actor,
+                    verb="edit",
+                    entity="action",
+                    entity_id=action_id,
+                    detail=changes,
+                    source=source,
+                )
+            view = self._load_view(session, action_id)
+        if changes:
+            self._on_change(action_id)  # the title is spoken in the free number's menu
+        return view
+
     def list_actions(
         self, status: str | None = None, *, limit: int | None = None, before_id: int | None = None
     ) -> list[ActionView]:

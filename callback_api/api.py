@@ -145,6 +145,32 @@ def get_action(action_id: int) -> Response:
     return jsonify(_view(_existing(action_id)))
 
 
+@bp.route("/actions/<int:action_id>", methods=["PATCH"])
+def edit_action(action_id: int) -> Response:
+    """Correct the title or description of a draft or active action."""
+    info = _require(ACTION_ROLES)
+    if _existing(action_id).status == ActionStatus.CLOSED.value:
+        raise ApiError(409, f"action {action_id} is closed and can no longer be changed")
+    body = _body()
+    unknown = set(body) - {"title", "description"}
+    if unknown:
+        raise ApiError(422, f"only title and description can be changed, not {', '.join(sorted(unknown))}")
+    for field in ("title", "description"):
+        if field in body and not isinstance(body[field], str):
+            raise ApiError(422, f"{field} must be a string")
+    try:
+        view = panel().context.actions.edit(
+            action_id,
+            title=body.get("title"),
+            description=body.get("description"),
+            actor=info.username,
+            source=_source(),
+        )
+    except ActionError as exc:
+        raise ApiError(422, str(exc)) from None
+    return jsonify(_view(view))
+
+
 @bp.route("/actions/<int:action_id>/start", methods=["POST"])
 def start_action(action_id: int) -> Response:
     info = _require(ACTION_ROLES)

@@ -100,6 +100,32 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [ACTION_ID],
                     "responses": {"200": _ok("Action"), "404": _error("no such action"), **ERRORS},
                 },
+                "patch": {
+                    "summary": "Correct the title or description of a draft or active action",
+                    "parameters": [ACTION_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "title": {"type": "string", "minLength": 1, "maxLength": 120},
+                                        "description": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _ok("Action"),
+                        "404": _error("no such action"),
+                        "409": _error("the action is closed"),
+                        "422": _error("invalid title or another field"),
+                        **ERRORS,
+                    },
+                },
             },
             "/actions/{action_id}/start": {
                 "post": {

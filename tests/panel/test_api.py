@@ -189,3 +189,27 @@ def test_actions_are_listed_newest_first_a_page_at_a_time(app: Flask, world: Wor
     assert [a["id"] for a in second["actions"]] == ids[1:2]
     for bad in ("0", "501", "many"):
         _is_error(client.get(f"/api/v1/actions?limit={bad}", headers=headers), 400)
+
+
+def test_patch_corrects_title_and_description_audited_and_never_after_close(
+    app: Flask, world: World, bn_context: Context
+) -> None:
+    client = app.test_client()
+    path = f"/api/v1/actions/{world.active_id}"
+    edited = client.patch(
+        path,
+        json={"title": "Vermist: meisje (8)", "description": "Rode jas"},
+        headers=_auth(world, "operator"),
+    )
+    assert edited.status_code == 200 and edited.get_json()["title"] == "Vermist: meisje (8)"
+    assert bn_context.actions.get(world.active_id).title == "Vermist: meisje (8)"
+    assert audit_count(bn_context, entity_id=str(world.active_id), verb="edit", actor="operator") == 1
+    # Wrong role, unknown field, empty title: refused, nothing changed.
+    _is_error(client.patch(path, json={"title": "x"}, headers=_auth(world, "viewer")), 403)
+    _is_error(client.patch(path, json={"status": "closed"}, headers=_auth(world, "operator")), 422)
+    _is_error(client.patch(path, json={"title": "  "}, headers=_auth(world, "operator")), 422)
+    _is_error(client.patch(path, json={"title": 5}, headers=_auth(world, "operator")), 422)
+    assert bn_context.actions.get(world.active_id).title == "Vermist: meisje (8)"
+    bn_context.actions.close(world.active_id, outcome="Gevonden", result_message="", actor="test")
+    _is_error(client.patch(path, json={"title": "Later"}, headers=_auth(world, "operator")), 409)
+    assert audit_count(bn_context, entity_id=str(world.active_id), verb="edit") == 1
