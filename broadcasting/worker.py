@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+from sqlalchemy import select
 
 from broadcasting import progress, store
 from broadcasting.messages import compose
@@ -85,10 +86,13 @@ class BroadcastWorker:
     async def start(self) -> None:
         await self.queue.ensure_groups()
         if self.fan_out:
-            # A broadcast whose control entry was lost (Redis restarted, panel crashed between
-            # the insert and the XADD) is picked up again: fan-out is idempotent.
-            for broadcast_id in await self._db_call(self._unfinished_broadcasts):
-                await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
+            # A broadcast whose control entry was lost (Redis restarted empty, the panel died
+            # between the insert and the XADD) is asked for again: fan-out is idempotent and a
+            # delivery queued twice is still sent once. One worker does this sweep per minute,
+            # not every worker that starts.
+            if await self.redis.set(f"{self.keys.prefix}bq:sweep", self.name, nx=True, ex=60):
+                for broadcast_id in await self._db_call(self._unfinished_broadcasts):
+                    await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
             self._spawn(self._control_loop(), "fan-out")
         for channel in self.senders:
             self._spawn(self._channel_loop(channel), f"channel-{channel.value}")
@@ -130,8 +134,6 @@ class BroadcastWorker:
 
     # -- fan-out -----------------------------------------------------------------------------------------
     def _unfinished_broadcasts(self) -> list[int]:
-        from sqlalchemy import select
-
         with session_scope(self.context.sessions) as session:
             return list(
                 session.scalars(select(Broadcast.id).where(Broadcast.status.in_(("pending", "running"))))
