@@ -31,6 +31,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import redis
@@ -47,7 +48,7 @@ from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.models import Action, Broadcast, Delivery, Participant
 from burgernet.redis_server import ManagedRedis
-from burgernet.settings import Settings, load_settings
+from burgernet.settings import Settings, as_environment, load_settings
 from tests.support.ports import port_block
 
 BASELINE_SAMPLE = 5_000
@@ -154,25 +155,19 @@ def measure_sms(workdir: Path, redis_url: str, messages: int, rate: float) -> di
     from tests.support.fake_twilio import FakeTwilio
 
     twilio = FakeTwilio().start()
-    prefix = "bench-sms:"
-    env = {
-        **os.environ,
-        "BURGERNET_DATA_DIR": str(workdir / "sms"),
-        "BURGERNET_DATABASE__URL": f"sqlite:///{workdir / 'sms.db'}",
-        "BURGERNET_REDIS__URL": redis_url,
-        "BURGERNET_REDIS__KEY_PREFIX": prefix,
-        "BURGERNET_BROADCAST__SMS_PER_SECOND": str(rate),
-        "BURGERNET_BROADCAST__WORKER_CONCURRENCY": "50",
-        "BURGERNET_TWILIO__API_BASE_URL": twilio.base_url,
-        "BURGERNET_TWILIO__ACCOUNT_SID": twilio.account_sid,
-        "BURGERNET_TWILIO__AUTH_TOKEN": twilio.auth_token,
-        "BURGERNET_LOG_LEVEL": "WARNING",
-    }
     settings = load_settings(
         data_dir=workdir / "sms",
-        database={"url": env["BURGERNET_DATABASE__URL"]},
-        redis={"url": redis_url, "key_prefix": prefix},
+        log_level="WARNING",
+        database={"url": f"sqlite:///{workdir / 'sms.db'}"},
+        redis={"url": redis_url, "key_prefix": "bench-sms:"},
+        broadcast={"sms_per_second": rate, "worker_concurrency": 50},
+        twilio={
+            "api_base_url": twilio.base_url,
+            "account_sid": twilio.account_sid,
+            "auth_token": twilio.auth_token,
+        },
     )
+    env = {**os.environ, **as_environment(settings)}
     context = seed(settings, messages)
     with session_scope(context.sessions) as session:
         session.execute(update(Participant).values(channel_voice=False, channel_email=False))
@@ -241,7 +236,8 @@ def measure_voice(
 
     from asterisk_conf.instance import prepare
     from asterisk_conf.plan import plan_from_database
-    from broadcasting.cli import build_senders, rate_keys
+    from broadcasting.cli import build_senders
+    from broadcasting.senders import AsteriskVoiceSender
     from broadcasting.worker import BroadcastWorker
     from recordings.catalogue import build_catalogue
     from tests.support.sipp import Sipp
@@ -302,8 +298,7 @@ def measure_voice(
         return worker
 
     worker = asyncio.run_coroutine_threadsafe(start_worker(), loop).result(60)
-    slots_key = rate_keys("bench-voice:")["voice_channels"]
-    client = redis.Redis.from_url(redis_url)
+    slots = cast(AsteriskVoiceSender, worker.senders[Channel.VOICE]).slots
     try:
         view = context.actions.create(
             action_type="missing_child",
@@ -320,8 +315,7 @@ def measure_voice(
         first_call_at: float | None = None
         deadline = time.monotonic() + calls * hold_ms / 1000 + 120
         while time.monotonic() < deadline:
-            seconds, micros = client.time()
-            in_use = int(client.zcount(slots_key, seconds * 1000 + micros / 1000, "+inf"))
+            in_use = asyncio.run_coroutine_threadsafe(slots.in_use(), loop).result(10)
             if in_use and first_call_at is None:
                 first_call_at = time.perf_counter()
             if first_call_at is not None:
@@ -355,7 +349,6 @@ def measure_voice(
         loop.call_soon_threadsafe(loop.stop)
         sipp.cleanup()
         asterisk.instance.remove()
-        client.close()
         context.close()
 
 

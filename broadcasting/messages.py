@@ -8,13 +8,8 @@ from sqlalchemy.orm import Session
 from broadcasting.senders import Message
 from broadcasting.store import DeliveryJob
 from burgernet.message_templates import render_message
+from burgernet.phone import free_number_display
 from burgernet.settings import Settings
-
-
-def national_free_number(number: str) -> str:
-    """08000011 → 0800-0011, the way the number is printed and spoken."""
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return f"{digits[:4]}-{digits[4:]}" if digits.startswith("0800") and len(digits) > 4 else number
 
 
 def compose(session: Session, job: DeliveryJob, settings: Settings) -> Message:
@@ -32,7 +27,7 @@ def compose(session: Session, job: DeliveryJob, settings: Settings) -> Message:
             "region": job.region_name,
             "outcome": job.action_outcome,
             "result_message": job.action_result_message if job.kind == "result" else "",
-            "free_number": national_free_number(settings.asterisk.free_number),
+            "free_number": free_number_display(settings.asterisk.free_number),
         },
     )
     return Message(subject=rendered.subject or "", body=rendered.body)

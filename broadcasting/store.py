@@ -105,6 +105,7 @@ class DeliveryJob:
     action_result_message: str
     region_name: str
     sending_at: datetime | None
+    status: str  # as read with the job (after a claim: "sending")
 
 
 @dataclass(frozen=True)
@@ -336,8 +337,7 @@ def claim(session: Session, delivery_id: int) -> tuple[Claim, DeliveryJob | None
         return Claim.SKIP, None
     if taken:
         return Claim.CLAIMED, job
-    status = session.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
-    return (Claim.IN_DOUBT, job) if status == "sending" else (Claim.SKIP, job)
+    return (Claim.IN_DOUBT, job) if job.status == "sending" else (Claim.SKIP, job)
 
 
 def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
@@ -361,6 +361,7 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
             Action.outcome,
             Action.result_message,
             Region.name,
+            Delivery.status,
         )
         .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
         .join(Action, Action.id == Broadcast.action_id)
@@ -389,6 +390,7 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
         action_outcome=row[15] or "",
         action_result_message=row[16] or "",
         region_name=row[17],
+        status=row[18],
     )
 
 

@@ -39,6 +39,7 @@ from broadcasting.senders import Message, Outcome, Sender
 from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import Channel
+from burgernet.live import AsyncLiveState, LiveKeys
 from burgernet.models import Action, Broadcast
 from burgernet.repositories import action_area
 
@@ -76,6 +77,12 @@ class BroadcastWorker:
         self.queue = AsyncDeliveryQueue(self.redis, self.keys, self.name)
         self.sync_queue = DeliveryQueue(redis.Redis.from_url(self.settings.redis.url), self.keys)
         self.progress = progress.AsyncProgress(self.redis, prefix)
+        self.live = AsyncLiveState(
+            self.redis, LiveKeys(prefix), self.settings.redis.alerted_caller_ttl_seconds
+        )
+        # The words of a broadcast are the same for everyone with one channel and language:
+        # rendered once per (broadcast, channel, language), not once per delivery.
+        self._messages: dict[tuple[int, Channel, str], Message] = {}
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="worker-db")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: dict[str, Entry] = {}
@@ -298,7 +305,13 @@ class BroadcastWorker:
             claim, job = store.claim(session, delivery_id)
             if job is None or claim is store.Claim.SKIP:
                 return claim, job, None
-            return claim, job, compose(session, job, self.settings)
+            key = (job.broadcast_id, job.channel, job.language)
+            message = self._messages.get(key)
+            if message is None:
+                if len(self._messages) > 1000:
+                    self._messages.clear()
+                message = self._messages[key] = compose(session, job, self.settings)
+            return claim, job, message
 
     async def _record(self, entry: Entry, job: store.DeliveryJob, outcome: Outcome) -> None:
         max_attempts = self.settings.broadcast.max_attempts
@@ -326,12 +339,12 @@ class BroadcastWorker:
         self.sent += 1
         if outcome.status in store.REACHED_STATUSES:
             # A participant who calls the free number back now reaches this action first.
-            self.context.live.mark_alerted(job.phone_e164, job.action_id, time.time())
+            await self.live.mark_alerted(job.phone_e164, job.action_id, time.time())
         handled, total = await self.progress.handled(job.broadcast_id)
         if handled >= total:
             await self._db_call(self._finish_broadcast, job.broadcast_id)
         if handled >= total or handled % max(1, total // 100) == 0:
-            self.context.live.publish(
+            await self.live.publish(
                 {
                     "type": "broadcast",
                     "broadcast_id": job.broadcast_id,

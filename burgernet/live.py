@@ -234,5 +234,12 @@ class AsyncLiveState:
     async def publish(self, event: dict[str, Any]) -> None:
         await self.client.publish(self.keys.events, json.dumps(event, default=str))
 
+    async def mark_alerted(self, phone_e164: str, action_id: int, at_epoch: float) -> None:
+        key = self.keys.alerted(phone_e164)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {str(action_id): at_epoch})
+            pipe.expire(key, self.alerted_ttl_seconds)
+            await pipe.execute()
+
     async def close(self) -> None:
         await self.client.aclose()

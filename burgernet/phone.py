@@ -65,3 +65,8 @@ def e164_to_national(e164: str) -> str:
     if e164.startswith("+"):
         return "00" + e164[1:]
     return e164
+
+
+def free_number_display(digits: str) -> str:
+    """``08000011`` → ``0800-0011``, the way the free number is printed and read out."""
+    return f"{digits[:4]}-{digits[4:]}" if len(digits) == 8 and digits.startswith("0800") else digits

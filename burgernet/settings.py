@@ -287,3 +287,22 @@ def load_settings(**overrides: Any) -> Settings:
 def get_settings() -> Settings:
     """Process-wide settings, loaded once (tests call ``get_settings.cache_clear()``)."""
     return load_settings()
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """``BURGERNET_*`` variables that give a child process (a worker, the panel) these settings:
+    every value that differs from the default in code, e.g. ``BURGERNET_REDIS__URL``."""
+    environment: dict[str, str] = {}
+
+    def add(prefix: str, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            key = f"{prefix}{name.upper()}"
+            if isinstance(value, dict):
+                add(f"{key}__", value)
+            elif isinstance(value, bool):
+                environment[key] = "true" if value else "false"
+            else:
+                environment[key] = str(value)
+
+    add(ENV_PREFIX, settings.model_dump(exclude_defaults=True))
+    return environment

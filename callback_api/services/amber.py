@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from burgernet.domain import ActionStatus, ActionType, AreaKind
 from burgernet.models import Action
+from burgernet.phone import free_number_display
 from burgernet.settings import Settings
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -39,11 +40,6 @@ def as_utc(moment: datetime) -> datetime:
 
 def cap_time(moment: datetime) -> str:
     return as_utc(moment).astimezone(LOCAL_TZ).isoformat(timespec="seconds")
-
-
-def spoken_number(digits: str) -> str:
-    """``08000011`` → ``0800-0011`` as people write it."""
-    return f"{digits[:4]}-{digits[4:]}" if len(digits) == 8 and digits.startswith("0800") else digits
 
 
 @dataclass(frozen=True)
@@ -194,7 +190,7 @@ def cap_document(alert: AmberAlert, settings: Settings) -> bytes:
     """One CAP 1.2 ``<alert>``: the alert itself while active, the all-clear once closed."""
     base = settings.web.public_base_url.rstrip("/")
     closed = not alert.active and alert.closed_at is not None
-    number = spoken_number(settings.asterisk.free_number)
+    number = free_number_display(settings.asterisk.free_number)
     root = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
     _sub(root, "identifier", cap_identifier(alert, closed=closed))
     _sub(root, "sender", _sender(settings))
@@ -276,7 +272,7 @@ def atom_document(alerts: list[AmberAlert], settings: Settings, now: datetime | 
 # --- JSON Feed 1.1 -------------------------------------------------------------------------------------
 def json_feed(alerts: list[AmberAlert], settings: Settings) -> dict[str, Any]:
     base = settings.web.public_base_url.rstrip("/")
-    number = spoken_number(settings.asterisk.free_number)
+    number = free_number_display(settings.asterisk.free_number)
     items = []
     for alert in alerts:
         item: dict[str, Any] = {

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType
 from burgernet.models import Action
+from burgernet.phone import free_number_display
 from callback_api.services.amber import (
     AmberAlert,
     amber_alerts,
     atom_document,
     cap_document,
-    spoken_number,
 )
 from callback_api.services.amber import json_feed as build_json_feed
 from callback_api.services.photos import photo_file
@@ -93,7 +93,7 @@ def display(action_id: int | None = None) -> Response:
         alerts = [a for a in alerts if a.id == action_id]
         if not alerts:
             abort(404)
-    number = spoken_number(panel().settings.asterisk.free_number)
+    number = free_number_display(panel().settings.asterisk.free_number)
     html = render_template("amber_display.html", alerts=alerts, number=number, poll_seconds=POLL_SECONDS)
     response = Response(html, mimetype="text/html")
     response.headers["X-Burgernet-Frameable"] = "1"  # screens may embed this page (see app.py)

@@ -16,9 +16,9 @@ from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, Stri
 from wtforms.validators import Length, Optional
 
 from asterisk_conf.reload import request_reload
-from broadcasting.messages import national_free_number
 from burgernet.domain import ACTION_TYPE_LABELS, ActionType, Language, Role
 from burgernet.message_templates import PLACEHOLDERS, SMS_LIMIT, RenderedMessage
+from burgernet.phone import free_number_display
 from callback_api.forms import ConfirmForm
 from callback_api.i18n import current_language, translate
 from callback_api.security import ALL_ROLES, PEOPLE_ROLES, audit_source, roles_required, user
@@ -499,7 +499,7 @@ def template_edit(
     )
     errors: list[str] = []
     rendered: RenderedMessage | None = None
-    free_number = national_free_number(panel().settings.asterisk.free_number)
+    free_number = free_number_display(panel().settings.asterisk.free_number)
     if request.method == "POST":
         if not form.validate_on_submit():
             errors = _form_errors(form) or [

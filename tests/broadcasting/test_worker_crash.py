@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from burgernet.db import session_scope
 from burgernet.models import Delivery
-from burgernet.settings import Settings
+from burgernet.settings import Settings, as_environment
 from tests.broadcasting.conftest import Crowd
 from tests.support.fake_twilio import FakeTwilio
 
@@ -43,23 +43,9 @@ def bn_settings(bn_settings: Settings, fake_twilio: FakeTwilio) -> Settings:
 
 @pytest.fixture
 def spawn_worker(bn_settings: Settings) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    s = bn_settings
-    env = {
-        **os.environ,
-        "BURGERNET_DATA_DIR": str(s.data_dir),
-        "BURGERNET_DATABASE__URL": s.database_url,
-        "BURGERNET_REDIS__URL": s.redis.url,
-        "BURGERNET_REDIS__KEY_PREFIX": s.redis.key_prefix,
-        "BURGERNET_TWILIO__API_BASE_URL": s.twilio.api_base_url,
-        "BURGERNET_TWILIO__ACCOUNT_SID": s.twilio.account_sid,
-        "BURGERNET_TWILIO__AUTH_TOKEN": s.twilio.auth_token,
-        "BURGERNET_TWILIO__CALLBACK_BASE_URL": s.twilio.callback_base_url,
-        "BURGERNET_BROADCAST__SMS_PER_SECOND": str(s.broadcast.sms_per_second),
-        "BURGERNET_BROADCAST__CLAIM_IDLE_SECONDS": str(s.broadcast.claim_idle_seconds),
-        "BURGERNET_BROADCAST__WORKER_CONCURRENCY": str(s.broadcast.worker_concurrency),
-    }
+    env = {**os.environ, **as_environment(bn_settings)}
     processes: list[subprocess.Popen[bytes]] = []
-    logs = s.data_dir / "worker-logs"
+    logs = bn_settings.data_dir / "worker-logs"
     logs.mkdir(parents=True, exist_ok=True)
 
     def spawn() -> subprocess.Popen[bytes]:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from burgernet.settings import SettingsError, load_settings
+from burgernet.settings import SettingsError, as_environment, load_settings
 
 
 def test_defaults_are_usable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -53,3 +54,20 @@ def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, t
 def test_cross_field_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError, match="rtp_end must be above rtp_start"):
         load_settings(asterisk={"rtp_start": 20000, "rtp_end": 10000})
+
+
+def test_as_environment_gives_a_child_process_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = load_settings(
+        data_dir="/srv/burgernet",
+        redis={"url": "redis://10.0.0.5:6379/2", "key_prefix": "x:"},
+        broadcast={"sms_per_second": 40.5, "voice_provider": "twilio"},
+        smtp={"starttls": True},
+    )
+    environment = as_environment(parent)
+    assert environment["BURGERNET_REDIS__URL"] == "redis://10.0.0.5:6379/2"
+    assert "BURGERNET_WEB__PORT" not in environment  # defaults stay out
+    for name in [n for n in os.environ if n.startswith("BURGERNET_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == parent

@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
-from broadcasting.cli import build_senders, rate_keys
+from broadcasting.cli import build_senders
+from broadcasting.senders import AsteriskVoiceSender
 from burgernet.actions import AreaSpec
 from burgernet.context import Context
 from burgernet.db import session_scope
@@ -78,16 +80,9 @@ class AlertCalls:
         raise AssertionError(f"delivery of action {action_id} still {last and last.status} after {timeout} s")
 
     def trunk_channels_in_use(self) -> int:
-        async def count() -> int:
-            client = aioredis.Redis.from_url(self.context.settings.redis.url)
-            try:
-                key = rate_keys(self.context.settings.redis.key_prefix)["voice_channels"]
-                seconds, micros = await client.time()
-                return int(await client.zcount(key, seconds * 1000 + micros / 1000, "+inf"))
-            finally:
-                await client.aclose()
-
-        return asyncio.run(count())
+        """The voice sender's own count of trunk channel leases, asked on the worker's loop."""
+        sender = cast(AsteriskVoiceSender, self.worker.worker.senders[Channel.VOICE])
+        return asyncio.run_coroutine_threadsafe(sender.slots.in_use(), self.worker.loop).result(10)
 
 
 @pytest.fixture
