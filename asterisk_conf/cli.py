@@ -12,11 +12,11 @@ from asterisk_conf.instance import check_configuration, install_for, paths_for, 
 from asterisk_conf.plan import plan_from_database
 from asterisk_conf.render import AsteriskPlan, render
 from asterisk_conf.sandbox import SandboxError
-from burgernet.context import Context
 from burgernet.db import session_scope
+from burgernet.services import Services
 
 
-def _plan(context: Context) -> AsteriskPlan:
+def _plan(context: Services) -> AsteriskPlan:
     with session_scope(context.sessions) as session:
         return plan_from_database(session, context.settings)
 
@@ -32,7 +32,7 @@ def asterisk_group() -> None:
 
 @asterisk_group.command("sandbox")
 @click.pass_obj
-def sandbox_cmd(context: Context) -> None:
+def sandbox_cmd(context: Services) -> None:
     """Provision Asterisk 22 (Debian sid chroot, cached) unless a system Asterisk is installed."""
     try:
         install = install_for(context.settings, log=_err)
@@ -50,7 +50,7 @@ def sandbox_cmd(context: Context) -> None:
     help="Write here instead of the instance's own configuration folder.",
 )
 @click.pass_obj
-def render_cmd(context: Context, out: Path | None) -> None:
+def render_cmd(context: Services, out: Path | None) -> None:
     """Render the configuration from settings and the database (admin files are kept)."""
     plan = _plan(context)
     try:
@@ -67,7 +67,7 @@ def render_cmd(context: Context, out: Path | None) -> None:
 
 @asterisk_group.command("reload")
 @click.pass_obj
-def reload_cmd(context: Context) -> None:
+def reload_cmd(context: Services) -> None:
     """Render from the database again and make the running Asterisk reload it (no call is dropped)."""
     try:
         configured = prepare(context.settings, _plan(context), log=lambda line: click.echo(line, err=True))
@@ -85,7 +85,7 @@ def reload_cmd(context: Context) -> None:
     help="Take pjsip_custom.conf/extensions_custom.conf from here (default: the instance's folder).",
 )
 @click.pass_obj
-def check_cmd(context: Context, admin_dir: Path | None) -> None:
+def check_cmd(context: Services, admin_dir: Path | None) -> None:
     """Let Asterisk load the configuration on spare ports and report every error it logs."""
     try:
         problems = check_configuration(context.settings, _plan(context), admin_dir, log=_err)
@@ -100,7 +100,7 @@ def check_cmd(context: Context, admin_dir: Path | None) -> None:
 
 @asterisk_group.command("start")
 @click.pass_obj
-def start_cmd(context: Context) -> None:
+def start_cmd(context: Services) -> None:
     """Render and run this instance in the foreground until Ctrl-C (without `serve`)."""
     try:
         configured = prepare(context.settings, _plan(context), log=_err)

@@ -57,7 +57,7 @@ def request_reload(live: LiveState, *, reason: str, actor: str) -> int:
 def render_and_reload(context: Any) -> str:
     """Render from the database into this instance's folder and reload the running Asterisk.
 
-    ``context`` is a :class:`burgernet.context.Context`. Blocking (files, a subprocess): run it
+    ``context`` is a :class:`burgernet.services.Services`. Blocking (files, a subprocess): run it
     in a worker thread. Raises :class:`asterisk_conf.sandbox.SandboxError` when Asterisk is not
     running.
     """

@@ -34,14 +34,15 @@ from sqlalchemy import select, update
 
 from asterisk_conf.instance import prepare
 from asterisk_conf.plan import plan_from_database
-from burgernet import db, demo
+from burgernet import db
 from burgernet.actions import AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Centralist, Participant
-from burgernet.redis_server import ManagedRedis
 from burgernet.settings import load_settings
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from ivr.app import TelephonyService
 from recordings.catalogue import build_catalogue
 
@@ -143,7 +144,7 @@ def main() -> None:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()
-        service = TelephonyService(settings)
+        service = TelephonyService(Context(settings))
         asyncio.run_coroutine_threadsafe(service.start(), loop).result(30)
         sipp.answer_all(phone_port, port_block())
         time.sleep(0.5)

@@ -49,13 +49,14 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from burgernet import db, demo
-from burgernet.context import Context
+from burgernet import db
 from burgernet.db import session_scope
 from burgernet.models import Action, AuditEvent, Call, Centralist, Participant, Region
-from burgernet.redis_server import ManagedRedis
 from burgernet.settings import load_settings
 from callback_api.services.users import create_user, issue_token
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 
 PASSWORD = "benchmark-password-1"
 TARGET_P95_MS = 100.0
@@ -201,7 +202,7 @@ def start_panel(stack: Stack) -> None:
         [
             sys.executable,
             "-m",
-            "burgernet.cli",
+            "composition.cli",
             "web",
             "serve",
             "--host",

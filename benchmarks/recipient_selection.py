@@ -40,11 +40,12 @@ from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
 
 from broadcasting.recipients import select_recipients
-from burgernet import db, demo
-from burgernet.context import Context
+from burgernet import db
 from burgernet.db import session_scope
 from burgernet.models import Participant
 from burgernet.settings import load_settings
+from composition import demo
+from composition.context import Context
 from routing import CircleArea, Location, NationalArea
 from routing.areas import distance_m
 

@@ -28,14 +28,15 @@ import numpy as np
 from shapely.geometry import Polygon, mapping
 from sqlalchemy import insert, select
 
-from burgernet import db, demo
-from burgernet.context import Context
+from burgernet import db
 from burgernet.db import session_scope
 from burgernet.live import AsyncLiveState
 from burgernet.models import Action, ActionCentralist, Centralist, Participant, PostcodeArea, Region
-from burgernet.redis_server import ManagedRedis
 from burgernet.routing_service import RoutingService
 from burgernet.settings import load_settings
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from routing import AreaIndex, LinearScanIndex, RoutingPolicy
 
 

@@ -21,11 +21,12 @@ from broadcasting.senders import (
     SmsSender,
     TwilioVoiceSender,
 )
-from broadcasting.service import BroadcastError, BroadcastStatus
+from broadcasting.service import BroadcastService, BroadcastStatus
 from broadcasting.store import DeliveryJob
 from broadcasting.worker import BroadcastWorker
-from burgernet.context import Context
+from burgernet.actions import ActionError
 from burgernet.domain import Channel
+from burgernet.services import Services
 from burgernet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def parse_channels(value: str) -> set[Channel]:
         raise click.BadParameter(f"channels are {', '.join(c.value for c in Channel)}") from None
 
 
-async def run_worker(context: Context, channels: set[Channel], fan_out: bool) -> None:
+async def run_worker(context: Services, channels: set[Channel], fan_out: bool) -> None:
     settings = context.settings
     client = aioredis.Redis.from_url(settings.redis.url)
     senders = await build_senders(settings, channels, client)
@@ -140,7 +141,7 @@ async def run_worker(context: Context, channels: set[Channel], fan_out: bool) ->
 )
 @click.option("--no-fan-out", is_flag=True, help="Leave recipient selection to other workers.")
 @click.pass_obj
-def worker_cmd(context: Context, channels: str, no_fan_out: bool) -> None:
+def worker_cmd(context: Services, channels: str, no_fan_out: bool) -> None:
     """Work the broadcast queue until stopped (SIGTERM/Ctrl-C finish what is in progress)."""
     asyncio.run(run_worker(context, parse_channels(channels), not no_fan_out))
 
@@ -170,10 +171,10 @@ def _print_status(status: BroadcastStatus, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.option("--watch", is_flag=True, help="Print again every 2 s until the broadcast is over.")
 @click.pass_obj
-def status_cmd(context: Context, broadcast_id: int, as_json: bool, watch: bool) -> None:
+def status_cmd(context: Services, broadcast_id: int, as_json: bool, watch: bool) -> None:
     """Counts by status and the time to reach 50 %, 90 % and 100 % of the recipients."""
     while True:
-        status = context.broadcasts.status(broadcast_id)
+        status = BroadcastService.for_services(context).status(broadcast_id)
         if status is None:
             raise click.ClickException(f"no broadcast {broadcast_id}")
         _print_status(status, as_json)
@@ -186,9 +187,9 @@ def status_cmd(context: Context, broadcast_id: int, as_json: bool, watch: bool) 
 @click.argument("action_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def list_cmd(context: Context, action_id: int, as_json: bool) -> None:
+def list_cmd(context: Services, action_id: int, as_json: bool) -> None:
     """Every broadcast of an action: the alert, updates, the result message."""
-    statuses = context.broadcasts.of_action(action_id)
+    statuses = BroadcastService.for_services(context).of_action(action_id)
     if not statuses:
         click.echo("no broadcasts")
     for status in statuses:
@@ -200,10 +201,10 @@ def list_cmd(context: Context, action_id: int, as_json: bool) -> None:
 @click.argument("message")
 @click.option("--actor", default="cli", show_default=True)
 @click.pass_obj
-def update_cmd(context: Context, action_id: int, message: str, actor: str) -> None:
+def update_cmd(context: Services, action_id: int, message: str, actor: str) -> None:
     """Send an update about an active action to everyone its alert reached."""
     try:
-        broadcast_id = context.broadcasts.update(action_id, message, actor=actor)
-    except BroadcastError as exc:
+        broadcast_id = context.actions.send_update(action_id, message, actor=actor)
+    except ActionError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"broadcast {broadcast_id} queued")

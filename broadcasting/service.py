@@ -1,14 +1,17 @@
-"""Asking for broadcasts and reading their progress: what the panel, the API and the CLI call.
+"""Asking for broadcasts and reading their progress.
 
 Asking is cheap and never blocks on the size of the area: a Broadcast row is written and its
-id put on the control stream; a worker does the recipient selection and the fan-out. Closing
-an action cancels what is still queued and asks for the result message to everyone reached.
+id put on the control stream; a worker does the recipient selection and the fan-out. *When*
+to ask is a domain rule and lives in :class:`burgernet.actions.ActionService`: starting an
+action alerts, an update goes to everyone reached, closing cancels what is still queued and
+sends the result.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,13 +20,12 @@ from broadcasting import progress, store
 from broadcasting.queue import DeliveryQueue, QueueKeys
 from burgernet.db import session_scope
 from burgernet.models import Action
-from burgernet.repositories import record_audit
+from burgernet.ports import BroadcastKind
+
+if TYPE_CHECKING:
+    from burgernet.services import Services
 
 log = logging.getLogger(__name__)
-
-
-class BroadcastError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -52,71 +54,38 @@ class BroadcastStatus:
 
 
 class BroadcastService:
+    """Implements the core's :class:`~burgernet.ports.BroadcastPort` and reads progress.
+
+    Asking writes a pending Broadcast row in the caller's transaction; after the commit the
+    caller nudges the workers through the control stream. A nudge lost to a Redis outage is
+    repaired by the workers' periodic sweep of pending broadcasts.
+    """
+
     def __init__(self, sessions: sessionmaker[Session], client: redis.Redis, prefix: str) -> None:
         self._sessions = sessions
         self._client = client
         self._prefix = prefix
         self.queue = DeliveryQueue(client, QueueKeys(prefix))
 
-    def _request(self, action_id: int, kind: str, message: str | None, *, actor: str, source: str) -> int:
-        with session_scope(self._sessions) as session:
-            action = session.get(Action, action_id)
-            if action is None:
-                raise BroadcastError(f"no action {action_id}")
-            if kind in ("alert", "update") and action.status != "active":
-                raise BroadcastError(f"action {action_id} is {action.status}: only an active action alerts")
-            if kind == "update" and not (message or "").strip():
-                raise BroadcastError("an update needs a message")
-            if kind == "result" and action.status != "closed":
-                raise BroadcastError(f"action {action_id} is not closed: no result message yet")
-            text = (message or "").strip()
-            if kind == "alert":
-                text = action.description or action.title
-            elif kind == "result":
-                text = action.result_message or action.outcome or ""
-            broadcast = store.new_broadcast(session, action=action, kind=kind, message=text)
-            record_audit(
-                session,
-                actor=actor,
-                verb=f"broadcast-{kind}",
-                entity="action",
-                entity_id=action_id,
-                detail={"broadcast": broadcast.id},
-                source=source,
-            )
-            broadcast_id = broadcast.id
-        try:
-            self.queue.request_fan_out(broadcast_id)
-        except redis.RedisError:
-            # The row is written; a worker starting up picks up every pending broadcast.
-            log.exception("broadcast %s: control entry not queued; a worker will pick it up", broadcast_id)
-        return broadcast_id
+    @classmethod
+    def for_services(cls, services: Services) -> BroadcastService:
+        return cls(services.sessions, services.live.client, services.settings.redis.key_prefix)
 
-    def alert(self, action_id: int, *, actor: str, source: str = "cli") -> int:
-        return self._request(action_id, "alert", None, actor=actor, source=source)
+    # -- the port: inside the caller's transaction -------------------------------------------
+    def request(self, session: Session, action: Action, kind: BroadcastKind, message: str) -> int:
+        broadcast = store.new_broadcast(session, action=action, kind=kind.value, message=message)
+        return broadcast.id
 
-    def update(self, action_id: int, message: str, *, actor: str, source: str = "cli") -> int:
-        return self._request(action_id, "update", message, actor=actor, source=source)
+    def cancel_queued(self, session: Session, action_id: int) -> int:
+        return store.cancel_pending(session, action_id)
 
-    def close(self, action_id: int, *, actor: str, source: str = "cli") -> int | None:
-        """The action closed: cancel queued deliveries, then the result message to all reached."""
-        with session_scope(self._sessions) as session:
-            cancelled = store.cancel_pending(session, action_id)
-            if cancelled:
-                record_audit(
-                    session,
-                    actor=actor,
-                    verb="broadcast-cancel",
-                    entity="action",
-                    entity_id=action_id,
-                    detail={"cancelled_deliveries": cancelled},
-                    source=source,
-                )
-            alerted = bool(store.broadcasts_of_action(session, action_id))
-        if not alerted:
-            return None
-        return self._request(action_id, "result", None, actor=actor, source=source)
+    def has_alerted(self, session: Session, action_id: int) -> bool:
+        return bool(store.broadcasts_of_action(session, action_id))
 
+    def nudge(self, broadcast_id: int) -> None:
+        self.queue.request_fan_out(broadcast_id)
+
+    # -- progress ------------------------------------------------------------------------------
     def status(self, broadcast_id: int) -> BroadcastStatus | None:
         with session_scope(self._sessions) as session:
             counts = store.counts(session, broadcast_id)

@@ -36,12 +36,12 @@ from broadcasting.messages import compose
 from broadcasting.queue import AsyncDeliveryQueue, DeliveryQueue, Entry, QueueKeys
 from broadcasting.recipients import select_recipients
 from broadcasting.senders import Message, Outcome, Sender
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.live import AsyncLiveState, LiveKeys
 from burgernet.models import Action, Broadcast
 from burgernet.repositories import action_area
+from burgernet.services import Services
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +60,7 @@ def backoff_seconds(base: float, attempt: int, retry_after: float | None = None)
 class BroadcastWorker:
     def __init__(
         self,
-        context: Context,
+        context: Services,
         senders: Mapping[Channel, Sender],
         *,
         fan_out: bool = True,

@@ -1,12 +1,23 @@
-"""Action life cycle as a service: create, start, close, list — validated, audited, announced.
+"""Action life cycle as a service: create, start, update, close, list — validated, audited.
 
-Every change commits together with its audit event; after the commit ``on_change`` is told
-(the live-state cache of active actions is invalidated through it) so that the next call to
-the free number sees the new situation.
+The rules of the life cycle live here, in one place:
+
+* **starting** an action asks for its alert to everyone in the area;
+* an **update** goes to everyone the alert reached (only while the action is active);
+* **closing** cancels every delivery still queued and, if anyone was alerted, asks for the
+  result message to everyone reached.
+
+Each broadcast is written through :class:`~burgernet.ports.BroadcastPort` in the *same
+transaction* as the status change and its audit event: a crash or a Redis outage after the
+commit can delay an alert, never lose it. After the commit two best-effort effects follow,
+each logged when it fails: ``on_change`` (the routing snapshot of active actions is
+invalidated, so the next call to the free number sees the change) and the port's ``nudge``
+(workers start at once instead of at their next sweep of pending broadcasts).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,8 +30,14 @@ from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind, InvalidTransition, check_transition
 from burgernet.geo import InvalidGeometry, parse_area_geometry, to_geojson
 from burgernet.models import NL_BOUNDS, Action, ActionCentralist, Centralist, Region
+from burgernet.ports import BroadcastKind, BroadcastPort
 from burgernet.postcode import InvalidPostcode, normalise_postcode
 from burgernet.repositories import record_audit
+
+log = logging.getLogger(__name__)
+
+# The longest update accepted: a description's length, still fit to read out.
+UPDATE_MAX_CHARS = 2000
 
 
 class ActionError(ValueError):
@@ -100,14 +117,12 @@ class ActionService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
+        broadcasts: BroadcastPort,
         on_change: Callable[[int], object] = lambda _action_id: None,
-        after_move: Callable[[int, ActionStatus, str, str], object] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._broadcasts = broadcasts
         self._on_change = on_change
-        # Called after a start or close is committed (action id, new status, actor, source):
-        # broadcasting hangs the alert and the result message here.
-        self._after_move = after_move
 
     def create(
         self,
@@ -229,8 +244,25 @@ class ActionService:
                 )
             view = self._load_view(session, action_id)
         if changes:
-            self._on_change(action_id)  # the title is spoken in the free number's menu
+            self._after_commit(action_id, [])  # the title is spoken in the free number's menu
         return view
+
+    def send_update(self, action_id: int, message: str, *, actor: str, source: str = "cli") -> int:
+        """New information about an active action, to everyone its alert reached."""
+        text = message.strip()
+        if not text:
+            raise ActionError("an update needs a message")
+        if len(text) > UPDATE_MAX_CHARS:
+            raise ActionError(f"an update is at most {UPDATE_MAX_CHARS} characters")
+        with session_scope(self._sessions) as session:
+            action = session.get(Action, action_id, with_for_update=True)
+            if action is None:
+                raise ActionError(f"no action {action_id}")
+            if action.status != ActionStatus.ACTIVE.value:
+                raise ActionError(f"action {action_id} is {action.status}: only an active action alerts")
+            broadcast_id = self._request(session, action, BroadcastKind.UPDATE, text, actor, source)
+        self._after_commit(action_id, [broadcast_id])
+        return broadcast_id
 
     def list_actions(
         self, status: str | None = None, *, limit: int | None = None, before_id: int | None = None
@@ -290,11 +322,65 @@ class ActionService:
                 source=source,
             )
             session.flush()
+            requested: list[int] = []
+            if target is ActionStatus.ACTIVE and broadcast:
+                text = action.description or action.title
+                requested.append(self._request(session, action, BroadcastKind.ALERT, text, actor, source))
+            elif target is ActionStatus.CLOSED:
+                requested.extend(self._cancel_and_tell_result(session, action, actor, source))
             view = self._load_view(session, action_id)
-        self._on_change(action_id)
-        if broadcast and self._after_move is not None:
-            self._after_move(action_id, target, actor, source)
+        self._after_commit(action_id, requested)
         return view
+
+    def _cancel_and_tell_result(self, session: Session, action: Action, actor: str, source: str) -> list[int]:
+        cancelled = self._broadcasts.cancel_queued(session, action.id)
+        if cancelled:
+            record_audit(
+                session,
+                actor=actor,
+                verb="broadcast-cancel",
+                entity="action",
+                entity_id=action.id,
+                detail={"cancelled_deliveries": cancelled},
+                source=source,
+            )
+        if not self._broadcasts.has_alerted(session, action.id):
+            return []
+        text = action.result_message or action.outcome or ""
+        return [self._request(session, action, BroadcastKind.RESULT, text, actor, source)]
+
+    def _request(
+        self, session: Session, action: Action, kind: BroadcastKind, text: str, actor: str, source: str
+    ) -> int:
+        broadcast_id = self._broadcasts.request(session, action, kind, text)
+        record_audit(
+            session,
+            actor=actor,
+            verb=f"broadcast-{kind.value}",
+            entity="action",
+            entity_id=action.id,
+            detail={"broadcast": broadcast_id},
+            source=source,
+        )
+        return broadcast_id
+
+    def _after_commit(self, action_id: int, broadcast_ids: Sequence[int]) -> None:
+        """Best-effort effects of a committed change; the workers' sweep repairs a lost nudge and
+        the snapshot's time-to-live bounds a missed invalidation."""
+        try:
+            self._on_change(action_id)
+        except Exception:
+            log.exception("action %s: routing snapshot not invalidated (it expires by itself)", action_id)
+        for broadcast_id in broadcast_ids:
+            try:
+                self._broadcasts.nudge(broadcast_id)
+            except Exception:
+                log.exception(
+                    "action %s: broadcast %s written but the workers were not nudged; "
+                    "their sweep of pending broadcasts sends it",
+                    action_id,
+                    broadcast_id,
+                )
 
     @staticmethod
     def _team(session: Session, endpoints: Sequence[str]) -> list[Centralist]:

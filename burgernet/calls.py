@@ -21,7 +21,6 @@ from burgernet import channel_vars as cv
 from burgernet.db import session_scope
 from burgernet.models import ActionCentralist, Call, Centralist, Tip
 from burgernet.repositories import record_audit
-from recordings.retention import StoredRecording
 
 # Later outcomes win over earlier ones; equal rank keeps the first.
 OUTCOME_RANK = {
@@ -238,6 +237,16 @@ def _view(call: Call, endpoint: str | None) -> CallView:
         route_reason=call.route_reason,
         recording_path=call.recording_path,
     )
+
+
+@dataclass(frozen=True)
+class StoredRecording:
+    """A recording on disk as the retention purge sees it."""
+
+    id: int
+    # The file itself, extension included.
+    path: Path
+    created_at: datetime
 
 
 class TipRecordings:

@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from broadcasting.service import BroadcastError
 from burgernet.actions import ActionError, ActionView
 from burgernet.calls import CallLog
 from burgernet.domain import ActionStatus, Role
@@ -247,14 +246,14 @@ def action_broadcasts(action_id: int) -> Response:
     """The action's alert, updates and result message with their delivery counts (no personal data)."""
     _require(ALL_ROLES)
     _existing(action_id)
-    statuses = panel().context.broadcasts.of_action(action_id)
+    statuses = panel().broadcasts.of_action(action_id)
     return jsonify({"action_id": action_id, "broadcasts": [status.as_dict() for status in statuses]})
 
 
 @bp.route("/broadcasts/<int:broadcast_id>", methods=["GET"])
 def get_broadcast(broadcast_id: int) -> Response:
     _require(ALL_ROLES)
-    status = panel().context.broadcasts.status(broadcast_id)
+    status = panel().broadcasts.status(broadcast_id)
     if status is None:
         raise ApiError(404, f"no broadcast {broadcast_id}")
     return jsonify(status.as_dict())
@@ -270,13 +269,14 @@ def send_update(action_id: int) -> tuple[Response, int, dict[str, str]]:
         raise ApiError(400, "message is required: the text of the update")
     if len(message) > UPDATE_MAX_CHARS:
         raise ApiError(400, f"message is longer than {UPDATE_MAX_CHARS} characters")
-    service = panel().context.broadcasts
     try:
-        broadcast_id = service.update(action_id, message, actor=info.username, source=_source())
-    except BroadcastError as exc:
+        broadcast_id = panel().context.actions.send_update(
+            action_id, message, actor=info.username, source=_source()
+        )
+    except ActionError as exc:
         # The message was checked above: what is left is the action's state (not active).
         raise ApiError(409, str(exc)) from None
-    status = service.status(broadcast_id)
+    status = panel().broadcasts.status(broadcast_id)
     body = status.as_dict() if status is not None else {"broadcast_id": broadcast_id, "action_id": action_id}
     location = url_for("api.get_broadcast", broadcast_id=broadcast_id)
     return jsonify(body), 201, {"Location": location}

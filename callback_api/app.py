@@ -1,6 +1,6 @@
 """The Flask application: control panel, REST API and public AMBER Alert feeds.
 
-``create_app()`` wires the core services (``burgernet.context.Context``) into Flask once; the
+``create_app()`` wires the core services (``burgernet.services.Services``) into Flask once; the
 views call those services and never hold ORM objects after a request. Security defaults:
 Flask-Login sessions in HttpOnly, SameSite=Lax cookies (Secure when the public URL is https),
 CSRF tokens on every panel form, role checks on every route, a Redis-backed login throttle,
@@ -19,9 +19,10 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.exceptions import HTTPException
 
-from burgernet.context import Context
+from broadcasting.service import BroadcastService
 from burgernet.domain import Role
-from burgernet.settings import Settings, get_settings
+from burgernet.services import Services
+from burgernet.settings import Settings
 from callback_api import api
 from callback_api.i18n import LANGUAGES, current_language, translate
 from callback_api.security import ACTION_ROLES, ALL_ROLES, PEOPLE_ROLES, LoginThrottle, PanelUser, can
@@ -45,13 +46,11 @@ csrf = CSRFProtect()
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: Settings,
     *,
-    context: Context | None = None,
+    context: Services,
     config: dict[str, Any] | None = None,
 ) -> Flask:
-    settings = settings or get_settings()
-    context = context or Context(settings)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.web.secret_key,
@@ -71,7 +70,9 @@ def create_app(
     if config:
         app.config.update(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documents in the order written
-    app.extensions["burgernet"] = PanelState(settings, context, LoginThrottle(context.live))
+    app.extensions["burgernet"] = PanelState(
+        settings, context, BroadcastService.for_services(context), LoginThrottle(context.live)
+    )
 
     csrf.init_app(app)
     login_manager = LoginManager(app)

@@ -11,19 +11,17 @@ import sys
 
 import click
 
-from burgernet.context import Context
 from burgernet.domain import Role
-from burgernet.settings import SettingsError, load_settings
+from burgernet.services import Services
+from burgernet.settings import SettingsError
 from callback_api.services.users import UserError, create_user, issue_token
 
 
-def _context(ctx: click.Context) -> Context:
-    # Inside `burgernet` the parent group already made a Context; standalone we build one.
-    if isinstance(ctx.obj, Context):
-        return ctx.obj
-    context = Context(load_settings())
-    ctx.obj = context
-    ctx.call_on_close(context.close)
+def _context(ctx: click.Context) -> Services:
+    # The `burgernet` command (the composition root) builds the services and hands them down.
+    context = ctx.find_object(Services)
+    if context is None:
+        raise click.UsageError("run this as 'burgernet web ...'")
     return context
 
 

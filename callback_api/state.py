@@ -1,4 +1,4 @@
-"""What the app holds for its requests: settings, the core context, the login throttle."""
+"""What the app holds for its requests: settings, core services, broadcast progress, login throttle."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from burgernet.context import Context
+from broadcasting.service import BroadcastService
+from burgernet.services import Services
 from burgernet.settings import Settings
 from callback_api.security import LoginThrottle
 
@@ -14,7 +15,8 @@ from callback_api.security import LoginThrottle
 @dataclass
 class PanelState:
     settings: Settings
-    context: Context
+    context: Services
+    broadcasts: BroadcastService  # progress of alerts, updates and results
     throttle: LoginThrottle
 
 

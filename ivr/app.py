@@ -14,10 +14,10 @@ import signal
 from asterisk_conf.reload import ConfigReloader, render_and_reload
 from burgernet import channel_vars as cv
 from burgernet.calls import CallLog
-from burgernet.context import Context
 from burgernet.live import AsyncLiveState
 from burgernet.participants import set_opted_out
 from burgernet.routing_service import RoutingService
+from burgernet.services import Services
 from burgernet.settings import Settings
 from ivr.ami import AmiClient
 from ivr.call_tracker import CallTracker
@@ -40,7 +40,7 @@ class CataloguePrompts:
         return menu_item_prompt(language, int(digit), title, settings=self.settings)
 
 
-def build_services(context: Context, prompts: Prompts) -> IvrServices:
+def build_services(context: Services, prompts: Prompts) -> IvrServices:
     settings = context.settings
     live = AsyncLiveState.from_url(
         settings.redis.url, settings.redis.key_prefix, settings.redis.alerted_caller_ttl_seconds
@@ -77,9 +77,11 @@ def build_services(context: Context, prompts: Prompts) -> IvrServices:
 class TelephonyService:
     """The FastAGI server and the AMI call tracker, started and stopped together (or apart)."""
 
-    def __init__(self, settings: Settings, prompts: Prompts | None = None) -> None:
+    def __init__(self, context: Services, prompts: Prompts | None = None) -> None:
+        # Takes ownership of ``context``: :meth:`stop` closes it.
+        settings = context.settings
         self.settings = settings
-        self.context = Context(settings)
+        self.context = context
         self.services = build_services(self.context, prompts or CataloguePrompts(settings))
         a = settings.asterisk
         self.agi = FastAgiServer(
@@ -110,9 +112,9 @@ class TelephonyService:
         self.context.close()
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(context: Services, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (``burgernet serve``)."""
-    service = TelephonyService(settings)
+    service = TelephonyService(context)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -21,20 +21,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from burgernet.calls import StoredRecording as StoredRecording
 from burgernet.settings import Settings, get_settings
 from recordings.paths import tip_recording_path
 
 log = logging.getLogger(__name__)
 
 TRASH_SUFFIX = ".purging"
-
-
-@dataclass(frozen=True)
-class StoredRecording:
-    id: int
-    # The file itself, extension included.
-    path: Path
-    created_at: datetime
 
 
 class RecordingRepository(Protocol):

@@ -28,17 +28,18 @@ from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy import func, select
 
-from burgernet import db, demo
+from burgernet import db
 from burgernet.actions import AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Participant
-from burgernet.redis_server import ManagedRedis
 from burgernet.settings import load_settings
 from callback_api.app import create_app
 from callback_api.services.users import create_user
 from callback_api.views import dashboard
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the tests package holds the helpers

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import text
 
 from asterisk_conf.sandbox import AsteriskInstall, provision
-from burgernet import db, demo
-from burgernet.context import Context
+from burgernet import db
 from burgernet.db import session_scope
-from burgernet.redis_server import ManagedRedis
 from burgernet.settings import Settings, get_settings, load_settings
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.ports import port_block
 from tests.support.postgres import ManagedPostgres

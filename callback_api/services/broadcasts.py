@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broadcasting.service import BroadcastService
 from burgernet import domain
+from burgernet.actions import UPDATE_MAX_CHARS as UPDATE_MAX_CHARS
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, Channel
 from burgernet.models import Action, Broadcast
@@ -21,8 +22,6 @@ DELIVERY_STATUSES = domain.DELIVERY_STATUSES
 CHANNELS = tuple(channel.value for channel in Channel)
 MILESTONES = ("50%", "90%", "100%")
 UNDER_WAY = ("pending", "running")
-# The longest update the panel and the API accept: a description's length, still fit to read out.
-UPDATE_MAX_CHARS = 2000
 
 
 @dataclass(frozen=True)

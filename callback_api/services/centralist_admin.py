@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asterisk_conf.reload import request_reload
 from burgernet.centralists import CentralistError, CentralistService
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import Centralist, Region
+from burgernet.services import Services
 
 __all__ = [
     "CentralistError",
@@ -88,16 +88,16 @@ def get(sessions: sessionmaker[Session], centralist_id: int) -> CentralistRow | 
         return CentralistRow(*row) if row else None
 
 
-def _reload(context: Context, reason: str, actor: str) -> ReloadOutcome:
+def _reload(context: Services, reason: str, actor: str) -> ReloadOutcome:
     return ReloadOutcome(request_reload(context.live, reason=reason, actor=actor))
 
 
-def _service(context: Context) -> CentralistService:
+def _service(context: Services) -> CentralistService:
     return context.centralists
 
 
 def add(
-    context: Context,
+    context: Services,
     *,
     endpoint: str,
     name: str,
@@ -128,7 +128,7 @@ def add(
 
 
 def edit(
-    context: Context,
+    context: Services,
     centralist_id: int,
     *,
     name: str,
@@ -156,7 +156,7 @@ def edit(
 
 
 def set_on_duty(
-    context: Context, centralist_id: int, on_duty: bool, *, actor: str, source: str
+    context: Services, centralist_id: int, on_duty: bool, *, actor: str, source: str
 ) -> ReloadOutcome:
     current = get(context.sessions, centralist_id)
     if current is None:
@@ -167,7 +167,7 @@ def set_on_duty(
 
 
 def set_active(
-    context: Context, centralist_id: int, active: bool, *, actor: str, source: str
+    context: Services, centralist_id: int, active: bool, *, actor: str, source: str
 ) -> ReloadOutcome:
     current = get(context.sessions, centralist_id)
     if current is None:

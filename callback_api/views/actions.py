@@ -17,7 +17,6 @@ from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from broadcasting.recipients import count_inside
-from broadcasting.service import BroadcastError
 from burgernet.actions import ActionError, ActionView
 from burgernet.calls import CallLog, CallView, TipView
 from burgernet.db import session_scope
@@ -229,7 +228,7 @@ def detail(action_id: int) -> str:
         close_form=CloseForm(),
         recording_form=RecordingForm(),
         has_recording=recorded_message_path(action_id, settings=panel().settings).is_file(),
-        broadcasts=broadcast_views.of_action(panel().context.broadcasts, action_id),
+        broadcasts=broadcast_views.of_action(panel().broadcasts, action_id),
         update_form=UpdateForm(),
         update_max_chars=UPDATE_MAX_CHARS,
     )
@@ -243,7 +242,7 @@ def broadcasts(action_id: int) -> str:
     return render_template(
         "actions/_broadcasts.html",
         action=view,
-        broadcasts=broadcast_views.of_action(panel().context.broadcasts, action_id),
+        broadcasts=broadcast_views.of_action(panel().broadcasts, action_id),
     )
 
 
@@ -269,10 +268,10 @@ def send_update(action_id: int) -> Response | tuple[str, int]:
         )
         return detail(action_id), 409
     try:
-        broadcast_id = panel().context.broadcasts.update(
+        broadcast_id = panel().context.actions.send_update(
             action_id, form.message.data or "", actor=user().username, source=audit_source()
         )
-    except BroadcastError as exc:
+    except ActionError as exc:
         flash(translate("The update was not sent: %(why)s", why=str(exc)), "error")
         return detail(action_id), 409
     flash(

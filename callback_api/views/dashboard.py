@@ -53,7 +53,7 @@ def _broadcast_labels() -> dict[str, str]:
 def current_broadcasts() -> Response:
     """Broadcasts of active actions still pending or running: the bars before live events move them."""
     state = panel()
-    return jsonify({"broadcasts": broadcasts.under_way(state.context.sessions, state.context.broadcasts)})
+    return jsonify({"broadcasts": broadcasts.under_way(state.context.sessions, state.broadcasts)})
 
 
 @bp.route("/dashboard/actions.geojson")

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from asterisk_conf.instance import free_udp_and_tcp_port
 from asterisk_conf.sandbox import AsteriskInstall
-from burgernet.cli import main
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import Centralist
 from burgernet.settings import Settings
+from composition.cli import main
+from composition.context import Context
 
 pytestmark = pytest.mark.asterisk
 

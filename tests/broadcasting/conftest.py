@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 
 from broadcasting.worker import BroadcastWorker
 from burgernet.actions import AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Broadcast, Delivery, Participant
+from composition.context import Context
 
 # A spot far from every demo postcode (the seeded regions hold no participants anyway).
 CENTRE = (4.90, 52.37)

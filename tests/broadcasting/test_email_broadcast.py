@@ -14,13 +14,13 @@ from sqlalchemy import select
 from broadcasting.ratelimit import SharedRate
 from broadcasting.senders import EmailSender
 from burgernet.actions import AreaSpec
-from burgernet.cli import main
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.mailer import Mailer
 from burgernet.models import AuditEvent, Delivery
 from burgernet.settings import Settings
+from composition.cli import main
+from composition.context import Context
 from tests.broadcasting.conftest import CENTRE, Crowd, WorkerThread
 from tests.support.smtp import SmtpServer
 

@@ -16,13 +16,13 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy import insert, select
 
 from broadcasting.recipients import Recipients, count_inside, select_recipients
-from burgernet import demo
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import Participant
-from burgernet.redis_server import ManagedRedis
 from burgernet.settings import load_settings
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from routing import (
     Area,
     Caller,

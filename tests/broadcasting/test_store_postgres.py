@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 
 from broadcasting import store
 from burgernet.actions import AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.models import Action, Delivery, Participant
-from burgernet.redis_server import ManagedRedis
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from tests.conftest import postgres_context
 from tests.support.postgres import ManagedPostgres
 

@@ -20,12 +20,12 @@ from broadcasting.senders import SmsSender
 from broadcasting.twilio_client import retry_after_seconds
 from broadcasting.twilio_sms import TwilioSms
 from broadcasting.twilio_voice import TwilioVoice
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import Delivery, ProviderEvent
 from burgernet.settings import Settings
 from callback_api.app import create_app
+from composition.context import Context
 from tests.broadcasting.conftest import Crowd, WorkerThread
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.ports import port_block

@@ -51,7 +51,7 @@ def spawn_worker(bn_settings: Settings) -> Iterator[Callable[[], subprocess.Pope
     def spawn() -> subprocess.Popen[bytes]:
         log = (logs / f"worker-{len(processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "burgernet.cli", "worker", "--channels", "sms"],
+            [sys.executable, "-m", "composition.cli", "worker", "--channels", "sms"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from shapely.geometry import shape
 from sqlalchemy import select
 
-from burgernet.cli import main
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import Centralist, Participant, Region
 from burgernet.settings import Settings
+from composition.cli import main
+from composition.context import Context
 
 
 @pytest.fixture

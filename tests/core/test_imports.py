@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from shapely.geometry import box, mapping
 from sqlalchemy import func, select
 
-from burgernet.cli import main
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.imports import ImportFileError, import_areas, import_participants
 from burgernet.models import Participant, PostcodeArea, Region
+from composition.cli import main
+from composition.context import Context
 
 GOOD_AND_BAD = """phone,postcode,email,language,channels,inquiry_opt_in
 06 1234 5678,3511 AB,,nl,voice;sms,yes

@@ -8,7 +8,6 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import ActionType, Channel, Language
 from burgernet.message_templates import (
@@ -23,6 +22,7 @@ from burgernet.message_templates import (
     save_template,
 )
 from burgernet.models import Base, MessageTemplate
+from composition.context import Context
 
 FIELDS = {
     "description": "Meisje, 8 jaar, rode jas.",

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from burgernet.actions import ActionError, AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, InvalidTransition
 from burgernet.models import Action, AuditEvent, Centralist, Participant, Region
+from composition.context import Context
 
 NOW = datetime.now(UTC)
 

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from burgernet import demo, repositories
+from burgernet import repositories
 from burgernet.actions import ActionError, AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Participant
-from burgernet.redis_server import ManagedRedis
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from tests.conftest import postgres_context
 from tests.support.postgres import ManagedPostgres
 

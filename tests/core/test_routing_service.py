@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from burgernet.actions import AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.live import AsyncLiveState
 from burgernet.models import Participant
 from burgernet.routing_service import RoutingService
+from composition.context import Context
 from routing import CallerKind, DecisionKind, Presence, RoutingPolicy
 
 UTRECHT = (5.1214, 52.0907)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from burgernet.context import Context
 from callback_api import app as panel_app
 from callback_api.services.users import create_user
 from callback_api.views import dashboard
+from composition.context import Context
 from tests.conftest import free_port
 from tests.e2e.browser import PanelServer, launch_chromium, offline_context
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from burgernet import channel_vars as cv
-from burgernet.context import Context
+from composition.context import Context
 from ivr.app import CataloguePrompts, build_services
 from ivr.call_tracker import CallTracker
 from ivr.routes import build_routes

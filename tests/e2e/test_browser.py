@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from burgernet import channel_vars as cv
 from burgernet.calls import CallLog
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import Action, AuditEvent, Participant
+from composition.context import Context
 from tests.e2e.browser import draw_polygon
 from tests.e2e.conftest import OPERATOR, PASSWORD, BrowserPage
 from tests.e2e.telephony import call_free_number, phones_change, run_telephony

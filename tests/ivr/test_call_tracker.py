@@ -7,8 +7,8 @@ import pytest
 from burgernet import channel_vars as cv
 from burgernet.actions import AreaSpec
 from burgernet.calls import CallLog
-from burgernet.context import Context
 from burgernet.domain import AreaKind
+from composition.context import Context
 from ivr.call_tracker import Answered, Ended, PresenceChanged, endpoint_of, interpret
 from routing import Presence
 

@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 
 from burgernet.actions import AreaSpec
 from burgernet.calls import CallLog
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Role
 from burgernet.models import AuditEvent, Participant
 from callback_api.app import create_app
 from callback_api.services.users import create_user, issue_token
+from composition.context import Context
 
 PASSWORD = "correct horse battery"
 UTRECHT = (5.1214, 52.0907)

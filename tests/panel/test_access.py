@@ -8,9 +8,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import Action, Participant
+from composition.context import Context
 from tests.panel.conftest import World, audit_count, csrf_token
 
 ROLES = [None, "viewer", "centralist", "operator", "admin"]

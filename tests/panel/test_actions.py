@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import func, select
 
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import Action, AuditEvent
+from composition.context import Context
 from tests.panel.conftest import UTRECHT, World, audit_count, csrf_token
 
 POLYGON = {"type": "Polygon", "coordinates": [[[5.10, 52.08], [5.14, 52.08], [5.14, 52.10], [5.10, 52.08]]]}

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from burgernet.context import Context
+from composition.context import Context
 from tests.panel.conftest import UTRECHT, World, audit_count
 
 

@@ -17,9 +17,9 @@ from lxml import html
 from sqlalchemy import func, select
 
 from broadcasting import progress
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import AuditEvent, Broadcast, Delivery, Participant
+from composition.context import Context
 from tests.panel.conftest import UTRECHT, World, audit_count, csrf_token
 
 ROLES = [None, "viewer", "centralist", "operator", "admin"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 from flask import Flask
 
-from burgernet.context import Context
 from callback_api.cli import web
+from composition.context import Context
 from tests.panel.conftest import login
 
 

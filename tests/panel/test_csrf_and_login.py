@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Flask
 from flask.testing import FlaskClient
 
-from burgernet.context import Context
+from composition.context import Context
 from tests.panel.conftest import PASSWORD, World, audit_count, csrf_token, login
 
 

@@ -12,9 +12,9 @@ from lxml import etree
 from PIL import Image
 
 from burgernet.actions import AreaSpec
-from burgernet.context import Context
 from burgernet.domain import AreaKind
 from callback_api.services.photos import check_photo, store_photo
+from composition.context import Context
 from tests.panel.conftest import UTRECHT, World
 
 XSD = Path(__file__).resolve().parents[2] / "callback_api" / "static" / "cap" / "CAP-v1.2.xsd"

@@ -13,12 +13,12 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import func, select, update
 
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import AuditEvent, Inquiry, InquiryLink, InquiryUpdate, Participant, Statement
 from burgernet.settings import Settings
 from callback_api.services.inquiries import LOCAL_TZ, hash_token
 from callback_api.services.photos import MAX_PHOTO_BYTES, photos_dir
+from composition.context import Context
 from tests.panel.conftest import UTRECHT, World, audit_count, csrf_token
 from tests.support.smtp import SmtpServer
 

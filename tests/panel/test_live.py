@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from flask.testing import FlaskClient
 
-from burgernet.context import Context
+from composition.context import Context
 from routing.model import Presence
 from tests.panel.conftest import World
 

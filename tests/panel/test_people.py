@@ -9,9 +9,9 @@ from collections.abc import Callable
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import AuditEvent, Call, Participant
+from composition.context import Context
 from tests.panel.conftest import World, audit_count, csrf_token
 
 

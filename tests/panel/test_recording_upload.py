@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from burgernet.context import Context
+from composition.context import Context
 from recordings.messages import recorded_message_path, resolve_alert_sound
 from tests.panel.conftest import World, audit_count, csrf_token
 

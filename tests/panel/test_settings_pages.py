@@ -25,10 +25,10 @@ from asterisk_conf.reload import EVENT_CONFIG_CHANGED, EVENT_RELOADED, ConfigRel
 from asterisk_conf.render import RenderPaths, render
 from asterisk_conf.sandbox import InstanceLayout
 from burgernet.actions import ActionError, AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import AuditEvent, Centralist, MessageTemplate, Region, User
+from composition.context import Context
 from tests.panel.conftest import PASSWORD, World, audit_count, csrf_token, login
 
 ROLES = (None, "admin", "operator", "centralist", "viewer")

@@ -21,11 +21,11 @@ from broadcasting import store
 from broadcasting.errors import PermanentProviderError
 from broadcasting.twilio_sms import TwilioSms
 from broadcasting.twilio_voice import TwilioVoice
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import Action, AuditEvent, Delivery, Participant, ProviderEvent
 from burgernet.settings import Settings
+from composition.context import Context
 from recordings.catalogue import prompt_text
 from recordings.messages import recorded_message_path
 from tests.panel.conftest import World, wav_bytes

@@ -23,7 +23,7 @@ from tests.recordings.test_retention import InMemoryRecordings
 
 @pytest.fixture
 def obj(audio_settings: Settings) -> SimpleNamespace:
-    # Stands in for burgernet.context.Context: the commands only read .settings.
+    # Stands in for composition.context.Context: the commands only read .settings.
     return SimpleNamespace(settings=audio_settings)
 
 

@@ -21,11 +21,11 @@ from asterisk_conf.plan import plan_from_database
 from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.actions import AreaSpec
 from burgernet.calls import CallView
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.models import Action, Call, Centralist, Participant
-from burgernet.redis_server import ManagedRedis
 from burgernet.settings import Settings, load_settings
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from ivr.app import TelephonyService
 from recordings.catalogue import build_catalogue
 from tests.support.ports import port_block
@@ -49,7 +49,7 @@ class ServiceThread:
 
     def start(self) -> None:
         async def start() -> TelephonyService:
-            service = TelephonyService(self.settings)
+            service = TelephonyService(Context(self.settings))
             await service.start()
             await service.ami.connect(wait=15)
             return service

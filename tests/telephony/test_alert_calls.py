@@ -18,10 +18,10 @@ from sqlalchemy import select, update
 from broadcasting.cli import build_senders
 from broadcasting.senders import AsteriskVoiceSender
 from burgernet.actions import AreaSpec
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.models import Broadcast, Delivery, Participant
+from composition.context import Context
 from tests.broadcasting.conftest import WorkerThread
 from tests.support.ports import port_block
 from tests.telephony.conftest import PhoneSystem

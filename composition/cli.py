@@ -11,15 +11,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from burgernet import db, demo
+from burgernet import db
 from burgernet.actions import ActionError, AreaSpec
 from burgernet.calls import TipRecordings
 from burgernet.centralists import CentralistError
-from burgernet.context import Context
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
 from burgernet.imports import ImportFileError, ImportReport, import_areas, import_participants
 from burgernet.settings import SettingsError, load_settings
+from composition import demo
+from composition.context import Context
 
 
 class BurgernetGroup(click.Group):
@@ -319,7 +320,7 @@ def serve_cmd(context: Context) -> None:
 
     from ivr.app import serve
 
-    asyncio.run(serve(context.settings))
+    asyncio.run(serve(context))
 
 
 @main.command("run")
@@ -332,7 +333,7 @@ def serve_cmd(context: Context) -> None:
 @pass_context
 def run_cmd(context: Context, participants: int | None) -> None:
     """The whole system in the foreground: Redis, database, prompts, Asterisk, FastAGI/AMI."""
-    from burgernet.runner import Supervisor
+    from composition.runner import Supervisor
 
     supervisor = Supervisor(
         context, context.settings.demo.participants if participants is None else participants

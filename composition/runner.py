@@ -27,11 +27,12 @@ import numpy as np
 import redis
 from sqlalchemy import select
 
-from burgernet import db, demo, repositories
-from burgernet.context import Context
+from burgernet import db, repositories
 from burgernet.db import session_scope
 from burgernet.models import Participant
-from burgernet.redis_server import ManagedRedis
+from composition import demo
+from composition.context import Context
+from composition.redis_server import ManagedRedis
 from routing import Caller, CallerKind
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Supervisor:
     def start_serve(self) -> None:
         self.start_child(
             "burgernet serve",
-            [sys.executable, "-m", "burgernet.cli", "serve"],
+            [sys.executable, "-m", "composition.cli", "serve"],
             self.settings.data_dir / "logs" / "serve.log",
         )
         self.notes.append(
@@ -112,7 +113,7 @@ class Supervisor:
     def start_worker(self) -> None:
         self.start_child(
             "burgernet worker",
-            [sys.executable, "-m", "burgernet.cli", "worker"],
+            [sys.executable, "-m", "composition.cli", "worker"],
             self.settings.data_dir / "logs" / "worker.log",
         )
         b, t = self.settings.broadcast, self.settings.twilio
@@ -165,7 +166,7 @@ class Supervisor:
             self.notes.append(f"Panel login created: admin / {password} (shown once; change it)")
         self.start_child(
             "control panel",
-            [sys.executable, "-m", "burgernet.cli", "web", "serve"],
+            [sys.executable, "-m", "composition.cli", "web", "serve"],
             self.settings.data_dir / "logs" / "web.log",
         )
         self.notes.append(f"Panel: http://{self.settings.web.host}:{self.settings.web.port}/")

@@ -1,25 +1,30 @@
-"""Wiring: build the adapters (engine, sessions, live state, services) from settings, once."""
+"""The core services of one process, built once from settings.
+
+Adapters (the panel, the FastAGI server, the workers, the Asterisk renderer) receive a
+:class:`Services` and use what they need. Ports are plugged in by whoever builds it, the
+composition root in production: the core never chooses an adapter itself.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import cached_property
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcasting.service import BroadcastService
 from burgernet.actions import ActionService
 from burgernet.centralists import CentralistService
 from burgernet.db import make_engine, make_session_factory
-from burgernet.domain import ActionStatus
 from burgernet.live import LiveState
+from burgernet.ports import BroadcastPort
 from burgernet.settings import Settings
 
 
-@dataclass
-class Context:
-    settings: Settings
+class Services:
+    def __init__(self, settings: Settings, *, broadcasting: Callable[[Services], BroadcastPort]) -> None:
+        self.settings = settings
+        self._broadcasting = broadcasting
 
     @cached_property
     def engine(self) -> Engine:
@@ -35,22 +40,13 @@ class Context:
         return LiveState.from_url(redis.url, redis.key_prefix, redis.alerted_caller_ttl_seconds)
 
     @cached_property
-    def actions(self) -> ActionService:
-        # Every action change invalidates the routing snapshot the free number reads; starting
-        # one sends the alert, closing one cancels what is queued and sends the result.
-        return ActionService(
-            self.sessions, on_change=self.live.invalidate_actions, after_move=self._broadcast
-        )
+    def broadcasts(self) -> BroadcastPort:
+        return self._broadcasting(self)
 
     @cached_property
-    def broadcasts(self) -> BroadcastService:
-        return BroadcastService(self.sessions, self.live.client, self.settings.redis.key_prefix)
-
-    def _broadcast(self, action_id: int, status: ActionStatus, actor: str, source: str) -> None:
-        if status is ActionStatus.ACTIVE:
-            self.broadcasts.alert(action_id, actor=actor, source=source)
-        elif status is ActionStatus.CLOSED:
-            self.broadcasts.close(action_id, actor=actor, source=source)
+    def actions(self) -> ActionService:
+        # Every action change invalidates the routing snapshot the free number reads.
+        return ActionService(self.sessions, self.broadcasts, on_change=self.live.invalidate_actions)
 
     @cached_property
     def centralists(self) -> CentralistService:
