@@ -53,7 +53,7 @@ from burgernet import db
 from burgernet.db import session_scope
 from burgernet.models import Action, AuditEvent, Call, Centralist, Participant, Region
 from burgernet.settings import load_settings
-from callback_api.services.users import create_user, issue_token
+from callback_api.auth.services import create_user, issue_token
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis

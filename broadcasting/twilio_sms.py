@@ -2,7 +2,7 @@
 
 Synchronous on purpose: the worker (:class:`broadcasting.senders.SmsSender`) calls it in a
 thread. Status callbacks go to ``{callback_base}/twilio/sms/status?delivery=<id>``, where
-:mod:`callback_api.views.twilio_hooks` moves the delivery to delivered/undelivered/failed.
+:mod:`callback_api.webhooks.views` moves the delivery to delivered/undelivered/failed.
 """
 
 from __future__ import annotations

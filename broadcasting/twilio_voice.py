@@ -1,7 +1,7 @@
 """Alert calls through Twilio Programmable Voice (``broadcast.voice_provider = "twilio"``).
 
 Twilio places the call, then fetches what to say from ``{callback_base}/twilio/voice/alert``
-(TwiML from :mod:`callback_api.views.twilio_hooks`: the message, key 1 to the free number over
+(TwiML from :mod:`callback_api.webhooks.views`: the message, key 1 to the free number over
 SIP, 2 to hear it again, 9 to opt out) and reports the outcome to
 ``{callback_base}/twilio/voice/status`` (answered, then completed / busy / no-answer / failed).
 """

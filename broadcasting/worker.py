@@ -25,6 +25,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import redis
@@ -47,6 +48,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STALE_CHECK_SECONDS = 5.0
+# A broadcast is written in the transaction that asks for it; the nudge to the workers comes
+# after the commit and can be lost (Redis down, the process died). Pending broadcasts older
+# than the grace period are asked for again this often, by one worker at a time.
+PENDING_SWEEP_SECONDS = 10.0
+PENDING_GRACE_SECONDS = 5.0
 RETRY_CHECK_SECONDS = 1.0
 BLOCK_MS = 1000
 
@@ -101,6 +107,7 @@ class BroadcastWorker:
                 for broadcast_id in await self._db_call(self._unfinished_broadcasts):
                     await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
             self._spawn(self._control_loop(), "fan-out")
+            self._spawn(self._pending_sweep_loop(), "pending-sweep")
         for channel in self.senders:
             self._spawn(self._channel_loop(channel), f"channel-{channel.value}")
         self._spawn(self._retry_loop(), "retries")
@@ -145,6 +152,35 @@ class BroadcastWorker:
             return list(
                 session.scalars(select(Broadcast.id).where(Broadcast.status.in_(("pending", "running"))))
             )
+
+    def _forgotten_broadcasts(self) -> list[int]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=PENDING_GRACE_SECONDS)
+        with session_scope(self.context.sessions) as session:
+            return list(
+                session.scalars(
+                    select(Broadcast.id).where(Broadcast.status == "pending", Broadcast.created_at < cutoff)
+                )
+            )
+
+    async def _pending_sweep_loop(self) -> None:
+        """Repair lost nudges: a pending broadcast nobody asked a worker for is asked for again.
+
+        Asking twice is harmless (a fan-out of a broadcast that is already running adds no
+        delivery twice), so the lock only spares the database, it does not guard correctness.
+        """
+        lock = f"{self.keys.prefix}bq:pending-sweep"
+        while not self._stopping.is_set():
+            await asyncio.sleep(PENDING_SWEEP_SECONDS)
+            try:
+                if not await self.redis.set(lock, self.name, nx=True, ex=int(PENDING_SWEEP_SECONDS)):
+                    continue
+                for broadcast_id in await self._db_call(self._forgotten_broadcasts):
+                    log.warning("broadcast %s was never handed to a worker: fanning out now", broadcast_id)
+                    await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("pending-broadcast sweep: will try again")
 
     async def _control_loop(self) -> None:
         streams = [self.keys.control]

@@ -23,13 +23,19 @@ from broadcasting.service import BroadcastService
 from burgernet.domain import Role
 from burgernet.services import Services
 from burgernet.settings import Settings
-from callback_api import api
+from callback_api.actions import views as actions
+from callback_api.api import views as api
+from callback_api.auth import services as users
+from callback_api.auth import views as auth
+from callback_api.dashboard import views as dashboard
+from callback_api.feeds import views as feeds
 from callback_api.i18n import LANGUAGES, current_language, translate
+from callback_api.inquiry import views as inquiry
+from callback_api.people import views as people
 from callback_api.security import ACTION_ROLES, ALL_ROLES, PEOPLE_ROLES, LoginThrottle, PanelUser, can
-from callback_api.services import users
+from callback_api.settings import views as settings_pages
 from callback_api.state import PanelState, panel
-from callback_api.views import actions, auth, dashboard, feeds, inquiry, people, twilio_hooks
-from callback_api.views import settings as settings_pages
+from callback_api.webhooks import views as twilio_hooks
 
 log = logging.getLogger(__name__)
 

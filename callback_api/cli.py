@@ -14,7 +14,7 @@ import click
 from burgernet.domain import Role
 from burgernet.services import Services
 from burgernet.settings import SettingsError
-from callback_api.services.users import UserError, create_user, issue_token
+from callback_api.auth.services import UserError, create_user, issue_token
 
 
 def _context(ctx: click.Context) -> Services:

@@ -12,7 +12,7 @@ from flask_login import UserMixin, current_user
 
 from burgernet.domain import Role
 from burgernet.live import LiveState
-from callback_api.services.users import UserInfo
+from callback_api.auth.services import UserInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 

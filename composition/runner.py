@@ -149,7 +149,7 @@ class Supervisor:
 
     def start_panel(self) -> None:
         from burgernet.models import User
-        from callback_api.services.users import create_user
+        from callback_api.auth.services import create_user
 
         with session_scope(self.context.sessions) as session:
             has_users = session.scalar(select(User.id).limit(1)) is not None

@@ -35,8 +35,8 @@ from burgernet.domain import AreaKind
 from burgernet.models import Participant
 from burgernet.settings import load_settings
 from callback_api.app import create_app
-from callback_api.services.users import create_user
-from callback_api.views import dashboard
+from callback_api.auth.services import create_user
+from callback_api.dashboard import views as dashboard
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis

@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from callback_api import app as panel_app
-from callback_api.services.users import create_user
-from callback_api.views import dashboard
+from callback_api.auth.services import create_user
+from callback_api.dashboard import views as dashboard
 from composition.context import Context
 from tests.conftest import free_port
 from tests.e2e.browser import PanelServer, launch_chromium, offline_context

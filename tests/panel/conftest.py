@@ -21,7 +21,7 @@ from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Role
 from burgernet.models import AuditEvent, Participant
 from callback_api.app import create_app
-from callback_api.services.users import create_user, issue_token
+from callback_api.auth.services import create_user, issue_token
 from composition.context import Context
 
 PASSWORD = "correct horse battery"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from burgernet.actions import AreaSpec
 from burgernet.domain import AreaKind
-from callback_api.services.photos import check_photo, store_photo
+from callback_api.photos import check_photo, store_photo
 from composition.context import Context
 from tests.panel.conftest import UTRECHT, World
 

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, update
 from burgernet.db import session_scope
 from burgernet.models import AuditEvent, Inquiry, InquiryLink, InquiryUpdate, Participant, Statement
 from burgernet.settings import Settings
-from callback_api.services.inquiries import LOCAL_TZ, hash_token
-from callback_api.services.photos import MAX_PHOTO_BYTES, photos_dir
+from callback_api.inquiry.services import LOCAL_TZ, hash_token
+from callback_api.photos import MAX_PHOTO_BYTES, photos_dir
 from composition.context import Context
 from tests.panel.conftest import UTRECHT, World, audit_count, csrf_token
 from tests.support.smtp import SmtpServer

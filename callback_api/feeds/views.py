@@ -13,14 +13,14 @@ from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType
 from burgernet.models import Action
 from burgernet.phone import free_number_display
-from callback_api.services.amber import (
+from callback_api.feeds.services import (
     AmberAlert,
     amber_alerts,
     atom_document,
     cap_document,
 )
-from callback_api.services.amber import json_feed as build_json_feed
-from callback_api.services.photos import photo_file
+from callback_api.feeds.services import json_feed as build_json_feed
+from callback_api.photos import photo_file
 from callback_api.state import panel
 
 bp = Blueprint("feeds", __name__)

@@ -15,10 +15,10 @@ from sqlalchemy.orm import selectinload
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, Role
 from burgernet.models import Action, Centralist, Region
+from callback_api.actions import broadcasts
+from callback_api.areas import action_feature
 from callback_api.i18n import translate
 from callback_api.security import ALL_ROLES, roles_required, user
-from callback_api.services import broadcasts
-from callback_api.services.areas import action_feature
 from callback_api.state import panel
 
 bp = Blueprint("dashboard", __name__)

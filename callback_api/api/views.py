@@ -17,12 +17,12 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 from burgernet.actions import ActionError, ActionView
 from burgernet.calls import CallLog
 from burgernet.domain import ActionStatus, Role
-from callback_api.openapi import openapi_document
+from callback_api.actions.broadcasts import UPDATE_MAX_CHARS
+from callback_api.actions.recordings import store_alert_recording
+from callback_api.api.openapi import openapi_document
+from callback_api.areas import AreaInputError, area_from_fields
+from callback_api.auth import services as users
 from callback_api.security import ACTION_ROLES, ALL_ROLES
-from callback_api.services import users
-from callback_api.services.areas import AreaInputError, area_from_fields
-from callback_api.services.broadcasts import UPDATE_MAX_CHARS
-from callback_api.services.recordings import store_alert_recording
 from callback_api.state import panel
 from recordings.convert import AudioError
 

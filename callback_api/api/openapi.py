@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from burgernet.domain import DELIVERY_STATUSES, ActionStatus, ActionType, AreaKind
-from callback_api.services.broadcasts import UPDATE_MAX_CHARS
+from callback_api.actions.broadcasts import UPDATE_MAX_CHARS
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -22,11 +22,12 @@ from burgernet.phone import free_number_display
 from callback_api.forms import ConfirmForm
 from callback_api.i18n import current_language, translate
 from callback_api.security import ALL_ROLES, PEOPLE_ROLES, audit_source, roles_required, user
-from callback_api.services import centralist_admin, regions, user_admin
-from callback_api.services import message_templates as templates
-from callback_api.services.centralist_admin import CentralistError, ReloadOutcome
-from callback_api.services.regions import RegionError, RegionInput
-from callback_api.services.user_admin import UserError
+from callback_api.settings import centralists as centralist_admin
+from callback_api.settings import regions, templates
+from callback_api.settings import users as user_admin
+from callback_api.settings.centralists import CentralistError, ReloadOutcome
+from callback_api.settings.regions import RegionError, RegionInput
+from callback_api.settings.users import UserError
 from callback_api.state import panel
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")

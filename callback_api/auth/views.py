@@ -10,10 +10,10 @@ from werkzeug.wrappers import Response
 
 from burgernet.db import session_scope
 from burgernet.repositories import record_audit
+from callback_api.auth import services as users
 from callback_api.forms import LanguageForm, LoginForm
 from callback_api.i18n import LANGUAGES, translate
 from callback_api.security import PanelUser, audit_source, user
-from callback_api.services import users
 from callback_api.state import panel
 
 bp = Blueprint("auth", __name__)

@@ -13,8 +13,8 @@ from burgernet.db import session_scope
 from burgernet.imports import ImportFileError, import_participants
 from callback_api.forms import ConfirmForm, ImportForm, ParticipantForm
 from callback_api.i18n import translate
+from callback_api.people import services as people
 from callback_api.security import PEOPLE_ROLES, audit_source, roles_required, user
-from callback_api.services import participants as people
 from callback_api.state import panel
 
 bp = Blueprint("people", __name__, url_prefix="/people")

@@ -48,8 +48,8 @@ from burgernet.models import (
 from burgernet.postcode import InvalidPostcode, normalise_postcode
 from burgernet.repositories import record_audit
 from burgernet.settings import Settings
-from callback_api.services.areas import action_feature
-from callback_api.services.photos import CheckedPhoto, photo_file, photos_dir
+from callback_api.areas import action_feature
+from callback_api.photos import CheckedPhoto, photo_file, photos_dir
 from routing import model as rm
 from routing.areas import distance_m
 

@@ -1,5 +1,5 @@
 """Panel users for admins: list, create with a role, link a centralist, role, (de)activate,
-reset the password, issue or revoke the API token. Builds on :mod:`callback_api.services.users`
+reset the password, issue or revoke the API token. Builds on :mod:`callback_api.auth.services`
 (hashing, token format); every change is audited.
 
 Lock-out guards: an admin cannot deactivate or demote themselves, and the last active admin
@@ -20,7 +20,7 @@ from burgernet.db import session_scope
 from burgernet.domain import Role
 from burgernet.models import Centralist, User
 from burgernet.repositories import record_audit
-from callback_api.services.users import UserError, UserInfo, create_user, issue_token
+from callback_api.auth.services import UserError, UserInfo, create_user, issue_token
 
 __all__ = ["UserError", "UserRow"]
 

@@ -4,7 +4,7 @@ Authenticated by Twilio's request signature instead of a login or CSRF token: ev
 must carry an ``X-Twilio-Signature`` that matches the public URL Twilio used (callback base +
 path + query) and the posted parameters, computed with our auth token. Anything else gets a
 403 with a JSON error and changes nothing. The logic lives in
-:mod:`callback_api.services.twilio_events`.
+:mod:`callback_api.webhooks.services`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from flask import Blueprint, Response, abort, jsonify, request, send_file
 from twilio.request_validator import RequestValidator
 
 from broadcasting.twilio_client import callback_base
-from callback_api.api import error_body
-from callback_api.services import twilio_events
-from callback_api.services.twilio_events import TwilioInputError
+from callback_api.api.views import error_body
 from callback_api.state import panel
+from callback_api.webhooks import services as twilio_events
+from callback_api.webhooks.services import TwilioInputError
 
 log = logging.getLogger(__name__)
 

@@ -23,20 +23,20 @@ from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, Role
 from burgernet.models import Action, ActionCentralist, AuditEvent, Centralist, Region, Tip
 from burgernet.repositories import action_area
-from callback_api.forms import ActionForm, CloseForm, ConfirmForm, RecordingForm
-from callback_api.i18n import current_language, translate
-from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, roles_required, user
-from callback_api.services import broadcasts as broadcast_views
-from callback_api.services.areas import (
+from callback_api.actions import broadcasts as broadcast_views
+from callback_api.actions.broadcasts import UPDATE_MAX_CHARS
+from callback_api.actions.recordings import store_alert_recording
+from callback_api.areas import (
     AreaInputError,
     action_feature,
     area_from_fields,
     routing_area,
     split_list,
 )
-from callback_api.services.broadcasts import UPDATE_MAX_CHARS
-from callback_api.services.photos import PhotoError, check_photo, photo_file, store_photo
-from callback_api.services.recordings import store_alert_recording
+from callback_api.forms import ActionForm, CloseForm, ConfirmForm, RecordingForm
+from callback_api.i18n import current_language, translate
+from callback_api.photos import PhotoError, check_photo, photo_file, store_photo
+from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, roles_required, user
 from callback_api.state import panel
 from recordings.convert import AudioError
 from recordings.messages import recorded_message_path

@@ -23,12 +23,12 @@ from burgernet.db import session_scope
 from burgernet.domain import Role
 from burgernet.mailer import Mailer
 from burgernet.models import Action
+from callback_api.areas import AreaInputError, area_from_fields
 from callback_api.i18n import translate
+from callback_api.inquiry import services as inquiries
+from callback_api.inquiry.services import InquiryError, LinkGone, LinkNotFound
+from callback_api.photos import MAX_PHOTO_BYTES, PhotoError, check_photo
 from callback_api.security import ALL_ROLES, audit_source, roles_required, user
-from callback_api.services import inquiries
-from callback_api.services.areas import AreaInputError, area_from_fields
-from callback_api.services.inquiries import InquiryError, LinkGone, LinkNotFound
-from callback_api.services.photos import MAX_PHOTO_BYTES, PhotoError, check_photo
 from callback_api.state import panel
 
 bp = Blueprint("inquiry", __name__)

@@ -1,1 +1,0 @@
-"""The panel's blueprints: auth, dashboard, actions, people, feeds (the API lives in ``api.py``)."""
