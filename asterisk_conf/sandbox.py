@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+from asterisk_conf.apt_sources import NoDebianArchive, debian_mirror
+
 SUITE = "sid"
 PACKAGES = ("asterisk",)
 STAMP = ".burgernet-sandbox"
@@ -63,16 +63,6 @@ class AsteriskInstall:
         raise SandboxError("Asterisk modules folder not found")
 
 
-def debian_mirror() -> str:
-    """The mirror apt already uses (a fresh Debian 12 lists it in debian.sources)."""
-    for source in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
-        if source.is_file():
-            found = re.search(r"(?:URIs:|deb)\s+(https?://\S+/debian)\b", source.read_text())
-            if found:
-                return found.group(1)
-    return DEFAULT_MIRROR
-
-
 def _version(install_command: list[str]) -> str:
     result = subprocess.run([*install_command, "asterisk", "-V"], capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
@@ -88,7 +78,8 @@ def provision(
 ) -> AsteriskInstall:
     """Return a usable Asterisk: the host's, the cached chroot, or a freshly built chroot.
 
-    ``mirror`` defaults to the Debian mirror apt already uses on this host.
+    ``mirror`` defaults to the Debian archive apt already uses on this host (see
+    :mod:`asterisk_conf.apt_sources`); the project names no mirror of its own.
     """
     system = shutil.which("asterisk")
     if prefer_system and system:
@@ -101,9 +92,13 @@ def provision(
         raise SandboxError("building the Asterisk sandbox needs root (debootstrap and chroot)")
     if shutil.which("debootstrap") is None:
         raise SandboxError("debootstrap is not installed: apt-get install debootstrap (or install Asterisk)")
+    if mirror is None:
+        try:
+            mirror = debian_mirror()
+        except NoDebianArchive as exc:
+            raise SandboxError(str(exc)) from None
     root.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    mirror = mirror or debian_mirror()
     log(
         f"building the Asterisk sandbox from Debian {SUITE} ({mirror}) into {root}; this takes about a minute"
     )

@@ -51,7 +51,7 @@ from burgernet.settings import Settings, as_environment, load_settings
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
-from tests.support.ports import port_block
+from testbed.ports import port_block
 
 BASELINE_SAMPLE = 5_000
 
@@ -164,7 +164,7 @@ def measure_enqueue(context: Context, redis_url: str, prefix: str) -> dict[str, 
 
 
 def measure_sms(workdir: Path, redis_url: str, messages: int, rate: float) -> dict[str, object]:
-    from tests.support.fake_twilio import FakeTwilio
+    from testbed.fake_twilio import FakeTwilio
 
     twilio = FakeTwilio().start()
     settings = load_settings(
@@ -207,7 +207,7 @@ def measure_sms(workdir: Path, redis_url: str, messages: int, rate: float) -> di
         assert status is not None
         data = status.as_dict()
         sent_times = sorted(twilio.message_times())
-        # The limiter lets two go back to back after a pause (broadcasting.cli.burst_for).
+        # The limiter lets two go back to back after a pause (broadcasting.channels.base.burst_for).
         after_burst = sent_times[1:]
         steady = (len(after_burst) - 1) / (after_burst[-1] - after_burst[0]) if len(after_burst) > 1 else 0.0
         busiest_second = max(
@@ -248,11 +248,11 @@ def measure_voice(
 
     from asterisk_conf.instance import prepare
     from asterisk_conf.plan import plan_from_database
-    from broadcasting.cli import build_senders
-    from broadcasting.senders import AsteriskVoiceSender
+    from broadcasting.channels.registry import build_senders
+    from broadcasting.channels.voice_asterisk import AsteriskVoiceSender
     from broadcasting.worker import BroadcastWorker
     from recordings.catalogue import build_catalogue
-    from tests.support.sipp import Sipp
+    from testbed.sipp import Sipp
 
     settings = load_settings(
         data_dir=workdir / "voice",

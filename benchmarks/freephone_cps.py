@@ -46,10 +46,10 @@ from composition.redis_server import ManagedRedis
 from ivr.app import TelephonyService
 from recordings.catalogue import build_catalogue
 
-# The SIP test peers live with the tests; a benchmark run as a script needs the repo on the path.
+# The SIP test peers live in the testbed package; a benchmark run as a script needs the repo on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.ports import port_block
-from tests.support.sipp import Sipp
+from testbed.ports import port_block
+from testbed.sipp import Sipp
 
 STATIC_NUMBER = "08009999"
 UTRECHT = (5.1214, 52.0907)

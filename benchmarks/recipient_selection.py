@@ -246,8 +246,8 @@ def main() -> None:
         sqlite.close()
         if not args.skip_postgres:
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-            from tests.conftest import free_port
-            from tests.support.postgres import ManagedPostgres
+            from testbed.ports import free_port
+            from testbed.postgres import ManagedPostgres
 
             pg_dir = Path(tempfile.mkdtemp(prefix="bn-bench-pg-"))
             server = ManagedPostgres(pg_dir, free_port())

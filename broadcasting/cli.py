@@ -7,106 +7,18 @@ import json
 import logging
 import signal
 import time
-from typing import Any
 
 import click
 import redis.asyncio as aioredis
 
-from broadcasting.ratelimit import SharedRate, SharedSlots
-from broadcasting.senders import (
-    AsteriskVoiceSender,
-    EmailSender,
-    Message,
-    Sender,
-    SmsSender,
-    TwilioVoiceSender,
-)
+from broadcasting.channels.registry import build_senders
 from broadcasting.service import BroadcastService, BroadcastStatus
-from broadcasting.store import DeliveryJob
 from broadcasting.worker import BroadcastWorker
 from burgernet.actions import ActionError
 from burgernet.domain import Channel
 from burgernet.services import Services
-from burgernet.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def burst_for(per_second: float) -> int:
-    """Two sends may go back to back after a pause: a worker that wakes a millisecond late for
-    its slot then still gets it, instead of the slot being lost and the rate sagging to ~90 %.
-    Over any second at most one more than the rate is booked."""
-    return 2 if per_second >= 2 else 1
-
-
-def rate_keys(prefix: str) -> dict[str, str]:
-    return {
-        "sms": f"{prefix}rate:sms:twilio",
-        "email": f"{prefix}rate:email:smtp",
-        "voice_calls": f"{prefix}rate:voice:calls",
-        "voice_channels": f"{prefix}slots:voice:trunk",
-    }
-
-
-def alert_sound(settings: Settings) -> Any:
-    """(job, message) → the Asterisk sound to play: the action's recording, else TTS of the text."""
-    from recordings.catalogue import alert_message_sound
-    from recordings.messages import resolve_alert_sound
-
-    def sound_for(job: DeliveryJob, message: Message) -> str:
-        if job.kind == "alert":
-            return resolve_alert_sound(job.action_id, job.language, message.body, settings=settings)
-        # An update or result says something new: never the alert's recording.
-        return alert_message_sound(job.action_id, job.language, message.body, settings=settings)
-
-    return sound_for
-
-
-async def build_senders(
-    settings: Settings, channels: set[Channel], client: aioredis.Redis
-) -> dict[Channel, Sender]:
-    """The senders for ``channels`` with the shared limits (each closes what it opened)."""
-    b = settings.broadcast
-    keys = rate_keys(settings.redis.key_prefix)
-    senders: dict[Channel, Sender] = {}
-    if Channel.SMS in channels:
-        from broadcasting.twilio_sms import TwilioSms
-
-        senders[Channel.SMS] = SmsSender(
-            TwilioSms(settings),
-            SharedRate(client, keys["sms"], b.sms_per_second, burst_for(b.sms_per_second)),
-        )
-    if Channel.EMAIL in channels:
-        from burgernet.mailer import Mailer
-
-        mailer = Mailer(settings.smtp)
-        senders[Channel.EMAIL] = EmailSender(
-            mailer,
-            SharedRate(client, keys["email"], b.email_per_second, burst_for(b.email_per_second)),
-            domain=mailer.domain,
-        )
-    if Channel.VOICE in channels:
-        slots = SharedSlots(
-            client,
-            keys["voice_channels"],
-            settings.voice_channels(),
-            lease_seconds=b.voice_ring_seconds + 120,
-        )
-        calls = SharedRate(
-            client, keys["voice_calls"], b.voice_calls_per_second, burst_for(b.voice_calls_per_second)
-        )
-        if b.voice_provider == "twilio":
-            from broadcasting.twilio_voice import TwilioVoice
-
-            senders[Channel.VOICE] = TwilioVoiceSender(TwilioVoice(settings), calls)
-        else:
-            from ivr.ami import AmiClient
-
-            a = settings.asterisk
-            ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
-            senders[Channel.VOICE] = AsteriskVoiceSender(settings, ami, slots, calls, alert_sound(settings))
-            await ami.connect()  # keeps retrying in the background when Asterisk is not up yet
-    return senders
 
 
 def parse_channels(value: str) -> set[Channel]:

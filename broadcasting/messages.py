@@ -1,18 +1,25 @@
 """The words of one delivery: the message template for the action type, kind, channel and the
-participant's language, filled with the action's details (``burgernet.message_templates``)."""
+participant's language, filled with the action's details (``burgernet.message_templates``).
+
+A neighbourhood inquiry's e-mails use the inquiry's templates. Its invitation is personal: it
+carries the resident's own link, whose token is issued when the delivery is claimed.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from broadcasting.senders import Message
+from broadcasting.channels.base import Message
 from broadcasting.store import DeliveryJob
-from burgernet.message_templates import render_message
+from burgernet.inquiries import INVITATION, issue_link, link_url, local_time
+from burgernet.message_templates import INQUIRY, render_message
+from burgernet.models import Inquiry
 from burgernet.phone import free_number_display
 from burgernet.settings import Settings
 
 
 def compose(session: Session, job: DeliveryJob, settings: Settings) -> Message:
+    """An action's message: the same for everyone with one channel and language."""
     rendered = render_message(
         session,
         action_type=job.action_type,
@@ -29,5 +36,46 @@ def compose(session: Session, job: DeliveryJob, settings: Settings) -> Message:
             "result_message": job.action_result_message if job.kind == "result" else "",
             "free_number": free_number_display(settings.asterisk.free_number),
         },
+    )
+    return Message(subject=rendered.subject or "", body=rendered.body)
+
+
+def compose_inquiry_mail(session: Session, job: DeliveryJob, settings: Settings) -> Message | None:
+    """An inquiry's e-mail; None when there is nothing to send any more.
+
+    For an invitation this issues the link's token for this delivery and stores its hash, in
+    the caller's transaction (the worker's claim): the URL goes into this one message only.
+    """
+    assert job.for_inquiry is not None
+    if job.kind == INVITATION:
+        issued = issue_link(
+            session,
+            inquiry_id=job.for_inquiry,
+            participant_id=job.participant_id,
+            delivery_id=job.delivery_id,
+            secret_key=settings.web.secret_key,
+        )
+        if issued is None:
+            return None
+        kind = "invitation"
+        fields = {
+            "title": issued.title,
+            "question": issued.question,
+            "closes": local_time(issued.closes_at),
+            "url": link_url(settings.web.public_base_url, issued.token),
+        }
+    else:
+        inquiry = session.get(Inquiry, job.for_inquiry)
+        if inquiry is None:
+            return None
+        kind = "follow_up"
+        fields = {"title": inquiry.title, "message": job.message}
+    rendered = render_message(
+        session,
+        action_type=INQUIRY,
+        kind=kind,
+        channel=job.channel.value,
+        language=job.language,
+        fields=fields,
     )
     return Message(subject=rendered.subject or "", body=rendered.body)

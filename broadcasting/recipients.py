@@ -17,10 +17,16 @@ Rows travel as NumPy arrays, never as ORM or Python row objects: SQLite rows str
 DBAPI cursor straight into ``np.fromiter``; PostgreSQL sends them with ``COPY ... TO STDOUT
 (FORMAT binary)``, which NumPy reads as fixed-width records. Opted-out participants are never
 selected; each person appears once per channel they opted in for.
+
+The :class:`Audience` says who of the people inside is asked: an action's alert goes to
+everyone on each channel they chose; a neighbourhood inquiry only e-mails those who opted in
+to inquiries and have an e-mail address. Both take the same two stages, so the panel's live
+counts and the workers' fan-out can never disagree.
 """
 
 from __future__ import annotations
 
+import enum
 import io
 import math
 from collections.abc import Sequence
@@ -57,6 +63,28 @@ _ID_AND_FLAGS_PORTABLE = (
     "id, (CASE WHEN channel_voice THEN 1 ELSE 0 END) + (CASE WHEN channel_sms THEN 2 ELSE 0 END)"
     " + (CASE WHEN channel_email THEN 4 ELSE 0 END)"
 )
+_EMAIL_BIT = dict(_CHANNEL_BITS)[Channel.EMAIL]
+
+
+class Audience(enum.Enum):
+    """Who of the people inside an area is asked, and on which channels."""
+
+    ALERT = "alert"  # everyone not opted out, on every channel they opted in for
+    INQUIRY = "inquiry"  # opted in to neighbourhood inquiries, with an e-mail address: by e-mail
+
+
+# Per audience: the extra condition on participants, and the id and channel-bits columns per
+# dialect (an inquiry asks by e-mail whatever channels the person chose for alerts).
+_AUDIENCE_WHERE = {
+    Audience.ALERT: "",
+    Audience.INQUIRY: " AND inquiry_opt_in AND email IS NOT NULL AND email <> ''",
+}
+_AUDIENCE_ID_FLAGS = {
+    Audience.INQUIRY: {
+        "sqlite": f"id, {_EMAIL_BIT}",
+        "postgresql": f"CAST(id AS BIGINT), {_EMAIL_BIT}",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -144,7 +172,8 @@ def _polygon_strips(area: PolygonArea) -> list[_Strip]:
 class _Query:
     """SQL with ``?`` placeholders for the pre-filter, and whether it returns coordinates.
 
-    The SQL holds ``{id_flags}`` where the dialect's id and channel-bits columns go.
+    The SQL holds ``{id_flags}`` where the dialect's id and channel-bits columns go, and
+    ``{audience}`` where the audience's condition goes.
     """
 
     sql: str
@@ -157,7 +186,7 @@ def _strips_query(strips: Sequence[_Strip]) -> _Query:
     if not strips:  # the area reaches no latitude strip at all
         return _Query(f"SELECT {columns} FROM participants WHERE 1 = 0", [], with_coordinates=True)
     parts = [
-        f"SELECT {columns} FROM participants WHERE NOT opted_out"
+        f"SELECT {columns} FROM participants WHERE NOT opted_out{{audience}}"
         f" AND lat >= ? AND lat {'<=' if strip.last else '<'} ? AND lon >= ? AND lon <= ?"
         for strip in strips
     ]
@@ -179,7 +208,7 @@ def _postcode_query(area: PostcodeArea) -> _Query:
         conditions.append("postcode BETWEEN ? AND ?")
         params += [code, code + "ZZ"]
     where = " OR ".join(conditions) or "1 = 0"
-    sql = f"SELECT {{id_flags}} FROM participants WHERE NOT opted_out AND ({where})"
+    sql = f"SELECT {{id_flags}} FROM participants WHERE NOT opted_out{{audience}} AND ({where})"
     return _Query(sql, params, with_coordinates=False)
 
 
@@ -192,7 +221,7 @@ def _query_for(area: Area) -> _Query:
         return _postcode_query(area)
     if isinstance(area, NationalArea):
         return _Query(
-            "SELECT {id_flags} FROM participants WHERE NOT opted_out",
+            "SELECT {id_flags} FROM participants WHERE NOT opted_out{audience}",
             [],
             with_coordinates=False,
         )
@@ -236,13 +265,15 @@ def _parse_pg_binary(data: bytes, row: np.dtype) -> np.ndarray:
     return result
 
 
-def _fetch(session: Session, query: _Query) -> np.ndarray:
+def _fetch(session: Session, query: _Query, audience: Audience) -> np.ndarray:
     row = _ROW_WITH_COORDINATES if query.with_coordinates else _ROW_WITHOUT
     session.flush()  # pending ORM changes count, as they would for session.execute
     connection = session.connection()
     dbapi_connection = connection.connection  # the same transaction as the session
     dialect = connection.dialect
-    sql = query.sql.format(id_flags=_ID_AND_FLAGS_SQL.get(dialect.name, _ID_AND_FLAGS_PORTABLE))
+    id_flags = _AUDIENCE_ID_FLAGS.get(audience, _ID_AND_FLAGS_SQL)
+    portable = f"id, {_EMAIL_BIT}" if audience is Audience.INQUIRY else _ID_AND_FLAGS_PORTABLE
+    sql = query.sql.format(id_flags=id_flags.get(dialect.name, portable), audience=_AUDIENCE_WHERE[audience])
     if dialect.paramstyle != "qmark":
         sql = sql.replace("?", "%s")
     cursor: Any = dbapi_connection.cursor()  # the driver's own cursor (sqlite3, psycopg2)
@@ -291,25 +322,25 @@ def _ascending(ids: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ids[reached], flags[reached]
 
 
-def _selected(session: Session, area: Area) -> tuple[np.ndarray, np.ndarray]:
-    """Ids (ascending) and channel bits of every opted-in participant inside ``area`` who
-    has at least one channel."""
-    rows = _fetch(session, _query_for(area))
+def _selected(session: Session, area: Area, audience: Audience) -> tuple[np.ndarray, np.ndarray]:
+    """Ids (ascending) and channel bits of every participant of ``audience`` inside ``area``
+    who has at least one channel."""
+    rows = _fetch(session, _query_for(area), audience)
     if "lat" in (rows.dtype.names or ()):
         rows = rows[_inside(area, rows["lat"], rows["lon"])]
     return _ascending(np.ascontiguousarray(rows["id"]), np.ascontiguousarray(rows["flags"]))
 
 
-def select_recipients(session: Session, area: Area) -> Recipients:
-    ids, flags = _selected(session, area)
+def select_recipients(session: Session, area: Area, audience: Audience = Audience.ALERT) -> Recipients:
+    ids, flags = _selected(session, area, audience)
     by_channel = {channel: ids[(flags & bit) != 0] for channel, bit in _CHANNEL_BITS}
     return Recipients({channel: found for channel, found in by_channel.items() if len(found)})
 
 
-def count_inside(session: Session, area: Area) -> int:
-    """How many people an alert for ``area`` would reach (the panel's live count)."""
-    ids, _flags = _selected(session, area)
+def count_inside(session: Session, area: Area, audience: Audience = Audience.ALERT) -> int:
+    """How many people a broadcast to ``audience`` in ``area`` would reach (the panel's live count)."""
+    ids, _flags = _selected(session, area, audience)
     return len(ids)
 
 
-__all__ = ["Recipients", "count_inside", "select_recipients"]
+__all__ = ["Audience", "Recipients", "count_inside", "select_recipients"]

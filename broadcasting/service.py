@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcasting import progress, store
+from broadcasting import inquiry_mail, progress, store
 from broadcasting.queue import DeliveryQueue, QueueKeys
 from burgernet.db import session_scope
 from burgernet.models import Action
@@ -84,6 +84,11 @@ class BroadcastService:
 
     def nudge(self, broadcast_id: int) -> None:
         self.queue.request_fan_out(broadcast_id)
+
+    # -- a neighbourhood inquiry's e-mails (the panel asks, inside its transaction) ------------
+    def request_inquiry(self, session: Session, inquiry_id: int, kind: str, message: str = "") -> int:
+        """Write a pending broadcast of the inquiry's invitation or follow-up; returns its id."""
+        return inquiry_mail.new_broadcast(session, inquiry_id=inquiry_id, kind=kind, message=message)
 
     # -- progress ------------------------------------------------------------------------------
     def status(self, broadcast_id: int) -> BroadcastStatus | None:

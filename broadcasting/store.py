@@ -12,12 +12,19 @@ halfway — can never send one delivery twice:
 Statuses: ``queued`` (waiting, also between retries) → ``sending`` → ``sent`` (accepted by the
 provider; SMS may later become ``delivered`` / ``undelivered``), ``answered``, ``busy``,
 ``no_answer``, ``failed``; ``cancelled`` when the action closed first.
+
+A broadcast belongs to an action (its alert, updates and result) or to a neighbourhood
+inquiry (the e-mail with each resident's personal link, and follow-ups); both take the same
+way through the queue, the rate limits, the retries and this record.
+
+Longer than most modules on purpose: it is the one place that knows the conditional steps of
+a delivery's life, and they only make sense read together.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -89,8 +96,10 @@ class DeliveryJob:
 
     delivery_id: int
     broadcast_id: int
-    action_id: int
-    kind: str  # alert | update | result
+    # Whose broadcast it is: an action's (alert, update, result) or an inquiry's (its e-mails).
+    for_action: int | None
+    for_inquiry: int | None
+    kind: str  # alert | update | result | inquiry | inquiry_update
     channel: Channel
     attempt: int
     participant_id: int
@@ -107,6 +116,13 @@ class DeliveryJob:
     sending_at: datetime | None
     status: str  # as read with the job (after a claim: "sending")
 
+    @property
+    def action_id(self) -> int:
+        """The action this delivery is about; calls and texts only ever carry an action's."""
+        if self.for_action is None:
+            raise ValueError(f"delivery {self.delivery_id} is an inquiry's e-mail, not about an action")
+        return self.for_action
+
 
 @dataclass(frozen=True)
 class FanOut:
@@ -118,7 +134,8 @@ class FanOut:
 @dataclass(frozen=True)
 class BroadcastCounts:
     broadcast_id: int
-    action_id: int
+    action_id: int | None
+    inquiry_id: int | None
     kind: str
     status: str
     priority: int
@@ -198,7 +215,7 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
 
 
 def add_deliveries(
-    session: Session, broadcast: Broadcast, recipients: dict[Channel, np.ndarray | Sequence[int]]
+    session: Session, broadcast: Broadcast, recipients: Mapping[Channel, np.ndarray | Sequence[int]]
 ) -> FanOut:
     """Create one delivery per person per channel — skipping those that already exist.
 
@@ -346,6 +363,7 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
             Delivery.id,
             Delivery.broadcast_id,
             Broadcast.action_id,
+            Broadcast.inquiry_id,
             Broadcast.kind,
             Delivery.channel,
             Delivery.attempts,
@@ -364,8 +382,9 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
             Delivery.status,
         )
         .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
-        .join(Action, Action.id == Broadcast.action_id)
-        .join(Region, Region.id == Action.region_id)
+        # An inquiry's broadcast has no action: its e-mails are composed from the inquiry.
+        .outerjoin(Action, Action.id == Broadcast.action_id)
+        .outerjoin(Region, Region.id == Action.region_id)
         .join(Participant, Participant.id == Delivery.participant_id)
         .where(Delivery.id == delivery_id)
     ).one_or_none()
@@ -374,23 +393,24 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
     return DeliveryJob(
         delivery_id=row[0],
         broadcast_id=row[1],
-        action_id=row[2],
-        kind=row[3],
-        channel=Channel(row[4]),
-        attempt=row[5],
-        participant_id=row[6],
-        phone_e164=row[7],
-        email=row[8],
-        language=row[9],
-        message=row[10],
-        action_type=row[11],
-        action_title=row[12],
-        sending_at=_aware(row[13]),
-        action_description=row[14] or "",
-        action_outcome=row[15] or "",
-        action_result_message=row[16] or "",
-        region_name=row[17],
-        status=row[18],
+        for_action=row[2],
+        for_inquiry=row[3],
+        kind=row[4],
+        channel=Channel(row[5]),
+        attempt=row[6],
+        participant_id=row[7],
+        phone_e164=row[8],
+        email=row[9],
+        language=row[10],
+        message=row[11],
+        action_type=row[12] or "",
+        action_title=row[13] or "",
+        sending_at=_aware(row[14]),
+        action_description=row[15] or "",
+        action_outcome=row[16] or "",
+        action_result_message=row[17] or "",
+        region_name=row[18] or "",
+        status=row[19],
     )
 
 
@@ -525,6 +545,7 @@ def counts(session: Session, broadcast_id: int) -> BroadcastCounts | None:
     return BroadcastCounts(
         broadcast_id=broadcast.id,
         action_id=broadcast.action_id,
+        inquiry_id=broadcast.inquiry_id,
         kind=broadcast.kind,
         status=broadcast.status,
         priority=broadcast.priority,

@@ -4,7 +4,8 @@ Run as many as needed, on as many machines as needed (all pointing at the same R
 database). Each process:
 
 * fans out new broadcasts from the control stream (recipient selection → delivery rows →
-  entries on the per-channel, per-priority streams);
+  entries on the per-channel, per-priority streams): an action's alerts, updates and results,
+  and a neighbourhood inquiry's e-mails (:mod:`broadcasting.inquiry_mail`);
 * works each channel it was started for, up to ``broadcast.worker_concurrency`` deliveries at
   once, AMBER before urgent before information;
 * takes over entries of dead workers (idle longer than ``broadcast.claim_idle_seconds``) and
@@ -32,11 +33,11 @@ import redis
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
-from broadcasting import progress, store
-from broadcasting.messages import compose
+from broadcasting import inquiry_mail, progress, store
+from broadcasting.channels.base import Message, Outcome, Sender
+from broadcasting.messages import compose, compose_inquiry_mail
 from broadcasting.queue import AsyncDeliveryQueue, DeliveryQueue, Entry, QueueKeys
 from broadcasting.recipients import select_recipients
-from broadcasting.senders import Message, Outcome, Sender
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.live import AsyncLiveState, LiveKeys
@@ -225,30 +226,34 @@ class BroadcastWorker:
             broadcast = store.start_fan_out(session, broadcast_id)
             if broadcast is None:
                 return None
-            action = session.get(Action, broadcast.action_id)
-            if action is None:
-                return None
-            if broadcast.kind == "alert":
-                recipients: dict[Channel, Any] = dict(
-                    select_recipients(session, action_area(action)).by_channel
-                )
+            action_id = broadcast.action_id
+            recipients: dict[Channel, Any]
+            if action_id is None:
+                recipients = inquiry_mail.recipients(session, broadcast)
             else:
-                recipients = dict(store.reached_participants(session, action.id))
+                action = session.get(Action, action_id)
+                if action is None:
+                    return None
+                if broadcast.kind == "alert":
+                    recipients = dict(select_recipients(session, action_area(action)).by_channel)
+                else:
+                    recipients = dict(store.reached_participants(session, action.id))
             fan = store.add_deliveries(session, broadcast, recipients)
             priority = broadcast.priority
             total = broadcast.total
             if total == 0:
                 store.finish_broadcast_if_done(session, broadcast_id)
         progress.start(self.sync_queue.client, self.keys.prefix, broadcast_id, total)
-        self.context.live.publish(
-            {
-                "type": "broadcast",
-                "broadcast_id": broadcast_id,
-                "action_id": action.id,
-                "total": total,
-                "handled": 0,
-            }
-        )
+        if action_id is not None:  # the action's page and the dashboard follow its broadcasts
+            self.context.live.publish(
+                {
+                    "type": "broadcast",
+                    "broadcast_id": broadcast_id,
+                    "action_id": action_id,
+                    "total": total,
+                    "handled": 0,
+                }
+            )
         return priority, fan
 
     # -- deliveries ----------------------------------------------------------------------------------------
@@ -309,7 +314,7 @@ class BroadcastWorker:
         except BaseException:
             await sender.release(permit)
             raise
-        if claim is store.Claim.SKIP or job is None or message is None:
+        if claim is store.Claim.SKIP or job is None:
             await sender.release(permit)
             await self.queue.ack(entry)
             return
@@ -322,6 +327,13 @@ class BroadcastWorker:
                 await sender.release(permit)
                 await self.queue.ack(entry)
                 return
+        if message is None:
+            # Nothing to say any more (an inquiry's link went out meanwhile, or the inquiry
+            # closed): the delivery ends as cancelled, and counts as handled.
+            await sender.release(permit)
+            await self._record(entry, job, Outcome("cancelled", error="nothing to send any more"))
+            return
+        if claim is store.Claim.IN_DOUBT:
             outcome = await sender.reconcile(job, message)
             log.warning(
                 "delivery %s was in doubt (worker lost): %s",
@@ -341,6 +353,9 @@ class BroadcastWorker:
             claim, job = store.claim(session, delivery_id)
             if job is None or claim is store.Claim.SKIP:
                 return claim, job, None
+            if job.for_inquiry is not None:
+                # Per delivery: an invitation carries the resident's own link.
+                return claim, job, compose_inquiry_mail(session, job, self.settings)
             key = (job.broadcast_id, job.channel, job.language)
             message = self._messages.get(key)
             if message is None:
@@ -352,7 +367,7 @@ class BroadcastWorker:
     async def _record(self, entry: Entry, job: store.DeliveryJob, outcome: Outcome) -> None:
         max_attempts = self.settings.broadcast.max_attempts
         if outcome.retry and job.attempt < max_attempts:
-            requeued = await self._db_call(self._requeue, job.delivery_id, outcome.error or outcome.status)
+            requeued = await self._db_call(self._requeue, job, outcome.error or outcome.status)
             if requeued:
                 wait = backoff_seconds(
                     self.settings.broadcast.retry_base_seconds, job.attempt, outcome.retry_after
@@ -373,36 +388,44 @@ class BroadcastWorker:
         if not finished:
             return
         self.sent += 1
-        if outcome.status in store.REACHED_STATUSES:
+        if outcome.status in store.REACHED_STATUSES and job.for_action is not None:
             # A participant who calls the free number back now reaches this action first.
-            await self.live.mark_alerted(job.phone_e164, job.action_id, time.time())
+            await self.live.mark_alerted(job.phone_e164, job.for_action, time.time())
         handled, total = await self.progress.handled(job.broadcast_id)
         if handled >= total:
             await self._db_call(self._finish_broadcast, job.broadcast_id)
-        if handled >= total or handled % max(1, total // 100) == 0:
+        if job.for_action is not None and (handled >= total or handled % max(1, total // 100) == 0):
             await self.live.publish(
                 {
                     "type": "broadcast",
                     "broadcast_id": job.broadcast_id,
-                    "action_id": job.action_id,
+                    "action_id": job.for_action,
                     "total": total,
                     "handled": handled,
                 }
             )
 
-    def _requeue(self, delivery_id: int, error: str) -> bool:
+    def _requeue(self, job: store.DeliveryJob, error: str) -> bool:
         with session_scope(self.context.sessions) as session:
-            return store.requeue(session, delivery_id, error=error)
+            requeued = store.requeue(session, job.delivery_id, error=error)
+            if requeued and job.for_inquiry is not None:
+                inquiry_mail.record_retry(session, job, error)
+            return requeued
 
     def _finish(self, job: store.DeliveryJob, outcome: Outcome) -> bool:
         with session_scope(self.context.sessions) as session:
-            return store.finish(
+            finished = store.finish(
                 session,
                 job.delivery_id,
                 outcome.status,
                 provider_ref=outcome.provider_ref,
                 error=outcome.error,
             )
+            if finished and job.for_inquiry is not None:
+                # In the same transaction: the link (or the follow-up's figures) follows the e-mail.
+                refused = outcome.status == "failed" and not outcome.retry
+                inquiry_mail.record_outcome(session, job, outcome.status, outcome.error, refused=refused)
+            return finished
 
     def _finish_broadcast(self, broadcast_id: int) -> bool:
         with session_scope(self.context.sessions) as session:

@@ -21,17 +21,17 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from burgernet.areas import AreaLimits, AreaSpec, InvalidArea, area_columns
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind, InvalidTransition, check_transition
-from burgernet.geo import InvalidGeometry, parse_area_geometry, to_geojson
-from burgernet.models import NL_BOUNDS, Action, ActionCentralist, Centralist, Region
+from burgernet.errors import ConflictError, DomainError, NotFoundError
+from burgernet.models import Action, ActionCentralist, Centralist, Region
 from burgernet.ports import BroadcastKind, BroadcastPort
-from burgernet.postcode import InvalidPostcode, normalise_postcode
 from burgernet.repositories import record_audit
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,26 @@ log = logging.getLogger(__name__)
 UPDATE_MAX_CHARS = 2000
 
 
-class ActionError(ValueError):
+class ActionError(DomainError):
     """The request cannot be carried out; the message says why, nothing was changed."""
 
+    code: ClassVar[str] = "action.invalid"
 
-@dataclass(frozen=True)
-class AreaSpec:
-    kind: AreaKind
-    centre: tuple[float, float] | None = None  # lon, lat
-    radius_m: float | None = None
-    geojson: str | None = None
-    postcodes: tuple[str, ...] = ()
+
+class ActionNotFound(ActionError, NotFoundError):
+    code: ClassVar[str] = "action.not_found"
+
+
+class ActionStateError(ActionError, ConflictError):
+    """The action's status forbids the change (editing a closed action, updating a draft)."""
+
+    code: ClassVar[str] = "action.invalid_state"
+
+
+class InvalidActionTransition(ActionStateError):
+    """The life cycle has no such step (starting an active action, closing a closed one)."""
+
+    code: ClassVar[str] = "action.invalid_transition"
 
 
 @dataclass(frozen=True)
@@ -86,31 +95,11 @@ def _view(action: Action) -> ActionView:
     )
 
 
-def _area_columns(area: AreaSpec) -> dict[str, object]:
-    if area.kind is AreaKind.CIRCLE:
-        if area.centre is None or not area.radius_m or area.radius_m <= 0:
-            raise ActionError("a circle needs a centre (lon, lat) and a radius above 0 metres")
-        lon, lat = area.centre
-        lo_lon, lo_lat, hi_lon, hi_lat = NL_BOUNDS
-        if not (lo_lon <= lon <= hi_lon and lo_lat <= lat <= hi_lat):
-            raise ActionError("the circle's centre lies outside the Netherlands (give lon, lat)")
-        if area.radius_m > 300_000:
-            raise ActionError("a circle's radius is at most 300 km; use a national AMBER Alert instead")
-        return {"center_lon": lon, "center_lat": lat, "radius_m": float(area.radius_m)}
-    if area.kind is AreaKind.POLYGON:
-        try:
-            return {"area_geojson": to_geojson(parse_area_geometry(area.geojson or ""))}
-        except InvalidGeometry as exc:
-            raise ActionError(f"area: {exc}") from None
-    if area.kind is AreaKind.POSTCODES:
-        if not area.postcodes:
-            raise ActionError("a postcode area needs at least one postcode")
-        try:
-            codes = sorted({normalise_postcode(code) for code in area.postcodes})
-        except InvalidPostcode as exc:
-            raise ActionError(str(exc)) from None
-        return {"postcodes": ",".join(codes)}
-    return {}
+# An action's circle reaches a province at most; wider is a national AMBER Alert.
+ACTION_AREA = AreaLimits(
+    max_radius_m=300_000.0,
+    too_wide="a circle's radius is at most 300 km; use a national AMBER Alert instead",
+)
 
 
 class ActionService:
@@ -146,7 +135,10 @@ class ActionService:
             raise ActionError("a title of 1 to 120 characters is required (it is spoken in menus)")
         if area.kind is AreaKind.NATIONAL and kind is not ActionType.AMBER_ALERT:
             raise ActionError("only an AMBER Alert can be national")
-        columns = _area_columns(area)
+        try:
+            columns = area_columns(area, ACTION_AREA)
+        except InvalidArea as exc:
+            raise ActionError(str(exc)) from None
         with session_scope(self._sessions) as session:
             region = session.scalar(select(Region).where(Region.code == region_code))
             if region is None:
@@ -157,7 +149,6 @@ class ActionService:
                 title=title,
                 description=description,
                 region_id=region.id,
-                area_kind=area.kind.value,
                 status=ActionStatus.DRAFT.value,
                 created_at=datetime.now(UTC),
                 created_by=actor,
@@ -218,9 +209,9 @@ class ActionService:
         with session_scope(self._sessions) as session:
             action = session.get(Action, action_id, with_for_update=True)
             if action is None:
-                raise ActionError(f"no action {action_id}")
+                raise ActionNotFound(f"no action {action_id}")
             if action.status == ActionStatus.CLOSED.value:
-                raise ActionError(f"action {action_id} is closed and can no longer be changed")
+                raise ActionStateError(f"action {action_id} is closed and can no longer be changed")
             changes: dict[str, object] = {}
             if title is not None:
                 title = title.strip()
@@ -257,9 +248,9 @@ class ActionService:
         with session_scope(self._sessions) as session:
             action = session.get(Action, action_id, with_for_update=True)
             if action is None:
-                raise ActionError(f"no action {action_id}")
+                raise ActionNotFound(f"no action {action_id}")
             if action.status != ActionStatus.ACTIVE.value:
-                raise ActionError(f"action {action_id} is {action.status}: only an active action alerts")
+                raise ActionStateError(f"action {action_id} is {action.status}: only an active action alerts")
             broadcast_id = self._request(session, action, BroadcastKind.UPDATE, text, actor, source)
         self._after_commit(action_id, [broadcast_id])
         return broadcast_id
@@ -298,12 +289,12 @@ class ActionService:
         with session_scope(self._sessions) as session:
             action = session.get(Action, action_id, with_for_update=True)
             if action is None:
-                raise ActionError(f"no action {action_id}")
+                raise ActionNotFound(f"no action {action_id}")
             current = ActionStatus(action.status)
             try:
                 check_transition(current, target)
             except InvalidTransition as exc:
-                raise ActionError(f"action {action_id}: {exc}") from None
+                raise InvalidActionTransition(f"action {action_id}: {exc}") from None
             now = datetime.now(UTC)
             action.status = target.value
             if target is ActionStatus.ACTIVE:
@@ -408,5 +399,5 @@ class ActionService:
     def _load_view(self, session: Session, action_id: int) -> ActionView:
         action = session.scalar(select(Action).where(Action.id == action_id).options(*self._eager()))
         if action is None:
-            raise ActionError(f"no action {action_id}")
+            raise ActionNotFound(f"no action {action_id}")
         return _view(action)

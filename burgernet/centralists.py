@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet.db import session_scope
+from burgernet.errors import DomainError, NotFoundError
 from burgernet.models import Centralist, Region
 from burgernet.repositories import record_audit
 
 
-class CentralistError(ValueError):
-    pass
+class CentralistError(DomainError):
+    """The change cannot be made; the message says why and nothing was changed."""
+
+    code: ClassVar[str] = "centralist.invalid"
+
+
+class CentralistNotFound(CentralistError, NotFoundError):
+    code: ClassVar[str] = "centralist.not_found"
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ class CentralistService:
         with session_scope(self._sessions) as session:
             centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
             if centralist is None:
-                raise CentralistError(f"no centralist with endpoint {endpoint!r}")
+                raise CentralistNotFound(f"no centralist with endpoint {endpoint!r}")
             if on_duty and not centralist.active:
                 raise CentralistError(f"centralist {endpoint!r} is deactivated")
             centralist.on_duty = on_duty
@@ -119,7 +127,7 @@ class CentralistService:
         with session_scope(self._sessions) as session:
             centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
             if centralist is None:
-                raise CentralistError(f"no centralist with endpoint {endpoint!r}")
+                raise CentralistNotFound(f"no centralist with endpoint {endpoint!r}")
             if not centralist.active:
                 raise CentralistError(f"centralist {endpoint!r} is deactivated; reactivate first")
             region = session.scalar(select(Region).where(Region.code == region_code))
@@ -164,7 +172,7 @@ class CentralistService:
         with session_scope(self._sessions) as session:
             centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
             if centralist is None:
-                raise CentralistError(f"no centralist with endpoint {endpoint!r}")
+                raise CentralistNotFound(f"no centralist with endpoint {endpoint!r}")
             if centralist.active == active:
                 return
             centralist.active = active

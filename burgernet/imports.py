@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import shapely
 from shapely.geometry import shape
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -299,8 +298,3 @@ def import_areas(session: Session, path: Path, *, skip_bad: bool = False, actor:
     )
     report.committed = True
     return report
-
-
-# Used by tests and the demo to write a valid polygon feature.
-def polygon_feature(geometry: shapely.Geometry, **properties: object) -> dict[str, object]:
-    return {"type": "Feature", "properties": properties, "geometry": shapely.geometry.mapping(geometry)}

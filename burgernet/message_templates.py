@@ -5,6 +5,10 @@ below apply, in Dutch and English. Templates hold placeholders in braces, ``{des
 only the names in :data:`PLACEHOLDERS` exist, and a template naming another is refused when
 it is saved (:func:`check_template`), never discovered half-way through a broadcast.
 
+The neighbourhood inquiry's two e-mails (the invitation with each resident's personal link,
+and the follow-up update) are templates too, under the action type ``"inquiry"``, with their
+own :data:`INQUIRY_PLACEHOLDERS`; the question and the update keep their paragraphs.
+
 Rendering never calls ``str.format`` on operator text: ``{description.__class__}`` and
 format specs would reach Python objects. The template is parsed once and only plain
 ``{name}`` fields are substituted (``{{`` and ``}}`` stand for literal braces).
@@ -21,14 +25,20 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from burgernet.domain import ACTION_TYPE_LABELS, ActionType, Channel, Language
+from burgernet.errors import DomainError, NotFoundError
 from burgernet.models import MessageTemplate
 
 KINDS = ("alert", "update", "result")
+# The neighbourhood inquiry's two e-mails are a family of their own, stored under the action
+# type "inquiry": the invitation with the resident's personal link, and the follow-up update.
+INQUIRY = "inquiry"
+INQUIRY_KINDS = ("invitation", "follow_up")
 DEFAULT_FREE_NUMBER = "0800-0011"
 SMS_LIMIT = 160
 MAX_BODY = 5000
@@ -45,6 +55,18 @@ PLACEHOLDERS: dict[str, str] = {
     "outcome": "how the action ended (result messages)",
     "result_message": "the closing message of the centralist (result messages)",
 }
+# The inquiry's e-mails have their own placeholders.
+INQUIRY_PLACEHOLDERS: dict[str, str] = {
+    "title": "title of the inquiry",
+    "question": "the question to the residents",
+    "closes": "when the inquiry closes (date and time)",
+    "url": "the resident's personal link (an invitation must contain it)",
+    "message": "the text of the follow-up update",
+}
+# An invitation without the link would ask for a statement nobody can give.
+_REQUIRED = {(INQUIRY, "invitation"): ("url",)}
+# Free text typed by an operator in several paragraphs keeps its line breaks.
+_MULTILINE = frozenset({"question", "message"})
 # Shortened first, in this order, when an SMS is too long.
 _SHORTENABLE = ("description", "result_message", "title", "area")
 _ELLIPSIS = "..."  # three dots: "…" is not in the GSM-7 alphabet and would halve the SMS size
@@ -54,8 +76,16 @@ _COLON_STOP = re.compile(r":[ ]*\.")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-class TemplateError(ValueError):
+class TemplateError(DomainError):
     """A template cannot be saved or used; the message says what to change."""
+
+    code: ClassVar[str] = "template.invalid"
+
+
+class UnknownTemplateKey(TemplateError, NotFoundError):
+    """No template has this action type, kind, channel or language."""
+
+    code: ClassVar[str] = "template.not_found"
 
 
 @dataclass(frozen=True)
@@ -72,9 +102,13 @@ class TemplateKey:
     language: str
 
     def check(self) -> TemplateKey:
-        _one_of("action type", self.action_type, [t.value for t in ActionType])
-        _one_of("kind", self.kind, list(KINDS))
-        _one_of("channel", self.channel, [c.value for c in Channel])
+        _one_of("action type", self.action_type, [*(t.value for t in ActionType), INQUIRY])
+        if self.action_type == INQUIRY:
+            _one_of("kind", self.kind, list(INQUIRY_KINDS))
+            _one_of("channel", self.channel, [Channel.EMAIL.value])  # inquiries ask by e-mail only
+        else:
+            _one_of("kind", self.kind, list(KINDS))
+            _one_of("channel", self.channel, [c.value for c in Channel])
         _one_of("language", self.language, [lang.value for lang in Language])
         return self
 
@@ -88,7 +122,7 @@ class TemplateText:
 
 def _one_of(name: str, value: str, allowed: list[str]) -> None:
     if value not in allowed:
-        raise TemplateError(f"unknown {name} {value!r} (one of {', '.join(allowed)})")
+        raise UnknownTemplateKey(f"unknown {name} {value!r} (one of {', '.join(allowed)})")
 
 
 # --- defaults ------------------------------------------------------------------------------------
@@ -199,7 +233,63 @@ _DEFAULTS: dict[tuple[str, str, str], tuple[str | None, str]] = {
         "Thank you very much for your help.\n\n"
         "Kind regards,\nBurgernet, on behalf of the police",
     ),
+    # The neighbourhood inquiry (action type "inquiry"): e-mail only.
+    ("invitation", "email", "nl"): (
+        "Burgernet buurtonderzoek: {title}",
+        "Beste deelnemer,\n\n"
+        "De politie vraagt uw hulp bij een buurtonderzoek in uw omgeving: {title}\n\n"
+        "{question}\n\n"
+        "Heeft u iets gezien of gehoord, of heeft u camerabeelden of een foto? Geef het door via uw "
+        "persoonlijke link (geldig tot {closes}):\n\n{url}\n\n"
+        "Deze link is alleen voor u: stuur hem niet door. U kunt één keer een verklaring geven.\n"
+        "Is het dringend? Bel dan 112.\n\n"
+        "U krijgt dit bericht omdat u zich bij Burgernet heeft aangemeld voor buurtonderzoeken.",
+    ),
+    ("invitation", "email", "en"): (
+        "Burgernet neighbourhood inquiry: {title}",
+        "Dear participant,\n\n"
+        "The police ask for your help with a neighbourhood inquiry near you: {title}\n\n"
+        "{question}\n\n"
+        "Did you see or hear anything, or do you have camera footage or a photo? Please tell us "
+        "through your personal link (valid until {closes}):\n\n{url}\n\n"
+        "This link is for you only: please do not forward it. You can give one statement.\n"
+        "In an emergency, call 112.\n\n"
+        "You receive this message because you signed up for Burgernet neighbourhood inquiries.",
+    ),
+    ("follow_up", "email", "nl"): (
+        "Burgernet buurtonderzoek, update: {title}",
+        "Beste deelnemer,\n\nU ontving eerder een vraag van de politie over: {title}\n\n"
+        "{message}\n\nBedankt voor uw hulp.",
+    ),
+    ("follow_up", "email", "en"): (
+        "Burgernet neighbourhood inquiry, update: {title}",
+        "Dear participant,\n\nYou were asked earlier by the police about: {title}\n\n"
+        "{message}\n\nThank you for your help.",
+    ),
 }
+
+
+def template_keys() -> list[TemplateKey]:
+    """Every template an operator can change: per action type, kind, channel and language,
+    then the inquiry's e-mails."""
+    keys = [
+        TemplateKey(t.value, kind, c.value, lang.value)
+        for t in ActionType
+        for kind in KINDS
+        for c in Channel
+        for lang in Language
+    ]
+    keys += [
+        TemplateKey(INQUIRY, kind, Channel.EMAIL.value, lang.value)
+        for kind in INQUIRY_KINDS
+        for lang in Language
+    ]
+    return keys
+
+
+def placeholders_for(key: TemplateKey) -> dict[str, str]:
+    """The placeholders a template for ``key`` may use, with what each stands for."""
+    return INQUIRY_PLACEHOLDERS if key.action_type == INQUIRY else PLACEHOLDERS
 
 
 def default_template(key: TemplateKey) -> TemplateText:
@@ -211,7 +301,7 @@ def default_template(key: TemplateKey) -> TemplateText:
 _Piece = tuple[str, str | None]  # literal text, then a placeholder name (or None)
 
 
-def _parse(text: str) -> list[_Piece]:
+def _parse(text: str, placeholders: Mapping[str, str] = PLACEHOLDERS) -> list[_Piece]:
     """Split ``text`` into literal text and placeholder names; TemplateError when malformed."""
     try:
         parsed = list(string.Formatter().parse(text))
@@ -224,32 +314,41 @@ def _parse(text: str) -> list[_Piece]:
         if field is None:
             pieces.append((literal, None))
             continue
-        if field not in PLACEHOLDERS or spec or conversion:
+        if field not in placeholders or spec or conversion:
             shown = (
                 "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             )
-            allowed = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            allowed = ", ".join("{" + name + "}" for name in placeholders)
             raise TemplateError(f"unknown placeholder {shown}; use only {allowed}")
         pieces.append((literal, field))
     return pieces
 
 
-def check_template(channel: str, subject: str | None, body: str) -> tuple[str | None, str]:
-    """The cleaned (subject, body) an operator may save, or TemplateError saying what is wrong."""
+def check_template(
+    channel: str, subject: str | None, body: str, *, key: TemplateKey | None = None
+) -> tuple[str | None, str]:
+    """The cleaned (subject, body) an operator may save, or TemplateError saying what is wrong.
+
+    With ``key`` the placeholders are that template's (the inquiry's e-mails have their own).
+    """
     _one_of("channel", channel, [c.value for c in Channel])
+    placeholders = placeholders_for(key) if key is not None else PLACEHOLDERS
     body = body.replace("\r\n", "\n").strip()
     subject = (subject or "").strip() or None
     if not body:
         raise TemplateError("the message text is empty")
     if len(body) > MAX_BODY:
         raise TemplateError(f"the message text is longer than {MAX_BODY} characters")
-    _parse(body)
+    used = {name for _literal, name in _parse(body, placeholders) if name}
+    for name in _REQUIRED.get((key.action_type, key.kind), ()) if key is not None else ():
+        if name not in used:
+            raise TemplateError(f"the message text needs {{{name}}}: {placeholders[name]}")
     if channel == Channel.EMAIL.value:
         if subject is None:
             raise TemplateError("an e-mail needs a subject")
         if len(subject) > MAX_SUBJECT or "\n" in subject:
             raise TemplateError(f"the subject must be one line of at most {MAX_SUBJECT} characters")
-        _parse(subject)
+        _parse(subject, placeholders)
     elif subject is not None:
         raise TemplateError("only e-mail has a subject; leave it empty for SMS and voice")
     return subject, body
@@ -280,10 +379,21 @@ def _tidy(text: str) -> str:
     return tidy.strip()
 
 
-def _values(action_type: str, language: str, fields: Mapping[str, str]) -> dict[str, str]:
-    values = {name: " ".join(str(fields.get(name, "")).split()) for name in PLACEHOLDERS}
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _values(key: TemplateKey, fields: Mapping[str, str]) -> dict[str, str]:
+    values = {
+        name: "\n".join(_one_line(line) for line in str(fields.get(name, "")).strip().splitlines())
+        if name in _MULTILINE
+        else _one_line(fields.get(name, ""))
+        for name in placeholders_for(key)
+    }
+    if key.action_type == INQUIRY:
+        return values
     if not values["type"]:
-        values["type"] = ACTION_TYPE_LABELS[ActionType(action_type)][Language(language)]
+        values["type"] = ACTION_TYPE_LABELS[ActionType(key.action_type)][Language(key.language)]
     if not values["free_number"]:
         values["free_number"] = DEFAULT_FREE_NUMBER
     return values
@@ -323,15 +433,16 @@ def render_text(
     key: TemplateKey, subject: str | None, body: str, fields: Mapping[str, str]
 ) -> RenderedMessage:
     """Fill a template (stored, default or a draft being previewed) with ``fields``."""
-    values = _values(key.action_type, key.language, fields)
-    pieces = _parse(body)
+    values = _values(key, fields)
+    placeholders = placeholders_for(key)
+    pieces = _parse(body, placeholders)
     if key.channel == Channel.SMS.value:
         text = _fit_sms(pieces, dict(values))
     else:
         text = _tidy(_substitute(pieces, values))
     rendered_subject = None
     if key.channel == Channel.EMAIL.value and subject:
-        rendered_subject = _tidy(_substitute(_parse(subject), values))[:MAX_SUBJECT]
+        rendered_subject = _tidy(_substitute(_parse(subject, placeholders), values))[:MAX_SUBJECT]
     return RenderedMessage(rendered_subject, text)
 
 
@@ -360,7 +471,7 @@ def save_template(
 ) -> tuple[str | None, str]:
     """Store (or replace) the template for ``key`` after checking it; the caller audits."""
     key.check()
-    subject, body = check_template(key.channel, subject, body)
+    subject, body = check_template(key.channel, subject, body, key=key)
     row = session.scalar(
         select(MessageTemplate).where(
             MessageTemplate.action_type == key.action_type,

@@ -227,12 +227,21 @@ class Action(Base):
         return target.value
 
 
+# What a broadcast says: an action's alert, update and result message; a neighbourhood
+# inquiry's invitation (each recipient's own link) and follow-up update.
+BROADCAST_KINDS = ("alert", "update", "result", "inquiry", "inquiry_update")
+
+
 class Broadcast(Base):
+    """One message to many people, sent by the workers: for an action, or for an inquiry."""
+
     __tablename__ = "broadcasts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(10), default="alert")  # alert | update | result
+    # Exactly one of the two is set (CHECK one_owner).
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    inquiry_id: Mapped[int | None] = mapped_column(ForeignKey("inquiries.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="alert")  # one of BROADCAST_KINDS
     message: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(12), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -245,8 +254,13 @@ class Broadcast(Base):
 
     __table_args__ = (
         CheckConstraint("priority IN (0, 1, 2)", name="priority"),
-        CheckConstraint(_in("kind", ["alert", "update", "result"]), name="kind"),
+        CheckConstraint(_in("kind", list(BROADCAST_KINDS)), name="kind"),
         CheckConstraint(_in("status", ["pending", "running", "done", "cancelled"]), name="status"),
+        CheckConstraint(
+            "(action_id IS NOT NULL AND inquiry_id IS NULL)"
+            " OR (action_id IS NULL AND inquiry_id IS NOT NULL)",
+            name="one_owner",
+        ),
     )
 
 
@@ -388,6 +402,9 @@ class InquiryLink(Base):
     delivery: Mapped[str] = mapped_column(String(8), default="pending", server_default="pending")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(300))
+    # Random, with the application's secret key it derives the token of each e-mail of this
+    # link (burgernet.inquiries.personal_token); neither alone gives a token.
+    token_salt: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         UniqueConstraint("inquiry_id", "participant_id", name="uq_inquiry_links_once"),
@@ -406,8 +423,13 @@ class InquiryUpdate(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(80))
+    # Counted by the workers as the update's e-mails reach a final status.
     recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The broadcast that carries the update to everyone whose link was sent.
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL"), unique=True
+    )
 
 
 class Statement(Base):
@@ -455,7 +477,8 @@ class AuditEvent(Base):
 
 
 class MessageTemplate(Base):
-    """The text sent to participants for one action type, message kind, channel and language.
+    """The text sent to participants for one action type, message kind, channel and language
+    (or for one of the neighbourhood inquiry's e-mails: action type "inquiry").
 
     Without a row the defaults in :mod:`burgernet.message_templates` apply. Placeholders such
     as ``{description}`` are checked when a template is saved (unknown ones are refused).
@@ -464,8 +487,9 @@ class MessageTemplate(Base):
     __tablename__ = "message_templates"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # An action type, or "inquiry" for the neighbourhood inquiry's e-mails.
     action_type: Mapped[str] = mapped_column(String(20))
-    kind: Mapped[str] = mapped_column(String(10))  # alert | update | result
+    kind: Mapped[str] = mapped_column(String(10))  # alert | update | result; invitation | follow_up
     channel: Mapped[str] = mapped_column(String(8))
     language: Mapped[str] = mapped_column(String(2))
     subject: Mapped[str | None] = mapped_column(String(200))  # e-mail only
@@ -475,8 +499,8 @@ class MessageTemplate(Base):
 
     __table_args__ = (
         UniqueConstraint("action_type", "kind", "channel", "language", name="uq_message_templates_key"),
-        CheckConstraint(_in("action_type", [t.value for t in ActionType]), name="action_type"),
-        CheckConstraint(_in("kind", ["alert", "update", "result"]), name="kind"),
+        CheckConstraint(_in("action_type", [*(t.value for t in ActionType), "inquiry"]), name="action_type"),
+        CheckConstraint(_in("kind", ["alert", "update", "result", "invitation", "follow_up"]), name="kind"),
         CheckConstraint(_in("channel", [c.value for c in Channel]), name="channel"),
         CheckConstraint(_in("language", [lang.value for lang in Language]), name="language"),
     )

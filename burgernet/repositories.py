@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import shapely
-from shapely.geometry import shape
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, selectinload
 
-from burgernet.domain import ACTION_PRIORITY, ActionStatus, ActionType, AreaKind
+from burgernet.areas import stored_area
+from burgernet.domain import ACTION_PRIORITY, ActionStatus, ActionType
 from burgernet.models import (
     Action,
     ActionCentralist,
@@ -92,17 +91,7 @@ def postcode_place(session: Session, pc4: str) -> PostcodePlace | None:
 
 
 def action_area(action: Action) -> rm.Area:
-    kind = AreaKind(action.area_kind)
-    if kind is AreaKind.CIRCLE:
-        assert action.center_lon is not None and action.center_lat is not None and action.radius_m
-        return rm.CircleArea(rm.Location(action.center_lon, action.center_lat), action.radius_m)
-    if kind is AreaKind.POLYGON:
-        assert action.area_geojson is not None
-        return rm.PolygonArea(shape(json.loads(action.area_geojson)))
-    if kind is AreaKind.POSTCODES:
-        assert action.postcodes is not None
-        return rm.PostcodeArea(frozenset(code for code in action.postcodes.split(",") if code))
-    return rm.NationalArea()
+    return stored_area(action)
 
 
 def to_active_action(action: Action) -> rm.ActiveAction:
@@ -138,17 +127,6 @@ def centralists(session: Session) -> list[rm.Centralist]:
         .order_by(Centralist.sip_endpoint)
     )
     return [rm.Centralist(endpoint, code, bool(on_duty)) for endpoint, code, on_duty in rows]
-
-
-def region_id_by_code(session: Session, code: str) -> int | None:
-    return session.scalar(select(Region.id).where(Region.code == code))
-
-
-def region_containing(session: Session, lon: float, lat: float) -> str | None:
-    for code, boundary in session.execute(select(Region.code, Region.boundary_geojson)):
-        if boundary and shapely.intersects_xy(shape(json.loads(boundary)), lon, lat):
-            return str(code)
-    return None
 
 
 def record_audit(

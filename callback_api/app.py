@@ -10,7 +10,6 @@ and an audit event for every change.
 from __future__ import annotations
 
 import logging
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,24 @@ from werkzeug.exceptions import HTTPException
 
 from broadcasting.service import BroadcastService
 from burgernet.domain import Role
+from burgernet.errors import DomainError
 from burgernet.services import Services
 from burgernet.settings import Settings
-from callback_api.actions import views as actions
-from callback_api.api import views as api
-from callback_api.auth import services as users
-from callback_api.auth import views as auth
-from callback_api.dashboard import views as dashboard
-from callback_api.feeds import views as feeds
+from callback_api import actions, api, auth, dashboard, feeds, people
+from callback_api import settings as settings_pages
+from callback_api.auth.services import AccountService
+from callback_api.errors import (
+    CSRF_INVALID,
+    INTERNAL_ERROR,
+    PanelError,
+    current_request_id,
+    error_body,
+    http_code,
+    status_of,
+)
 from callback_api.i18n import LANGUAGES, current_language, translate
 from callback_api.inquiry import views as inquiry
-from callback_api.people import views as people
 from callback_api.security import ACTION_ROLES, ALL_ROLES, PEOPLE_ROLES, LoginThrottle, PanelUser, can
-from callback_api.settings import views as settings_pages
 from callback_api.state import PanelState, panel
 from callback_api.webhooks import views as twilio_hooks
 
@@ -90,7 +94,7 @@ def create_app(
     def load_user(user_id: str) -> PanelUser | None:
         if not user_id.isdigit():
             return None
-        info = users.by_id(panel().context.sessions, int(user_id))
+        info = AccountService(panel().context).by_id(int(user_id))
         return PanelUser(info) if info else None
 
     for blueprint in (
@@ -158,33 +162,75 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def _json_error(status: int, code: str, message: str) -> tuple[Response, int]:
+    log.info(
+        "request %s: %s %s → %s %s: %s",
+        current_request_id(),
+        request.method,
+        request.path,
+        status,
+        code,
+        message,
+    )
+    return jsonify(error_body(status, message, code)), status
+
+
+def _common_message(status: int) -> str | None:
+    """The page's words for a refusal whose details are none of the visitor's business."""
+    if status == 403:
+        return translate("You are not allowed to do this.")
+    if status == 404:
+        return translate("Page not found.")
+    return None
+
+
+def _error_page(status: int, message: str, reference: str | None = None) -> str:
+    return render_template("error.html", status=status, message=message, reference=reference)
+
+
 def _register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(api.ApiError)
-    def api_error(error: api.ApiError) -> tuple[Response, int]:
-        error_id = str(uuid.uuid4())
+    """Every error answer names the request (``X-Request-Id``); API errors are JSON with the
+    stable code as ``error_id`` (:mod:`callback_api.errors`), panel errors the error page."""
+
+    @app.after_request
+    def tag_request(response: Response) -> Response:
+        response.headers["X-Request-Id"] = current_request_id()
+        return response
+
+    @app.errorhandler(PanelError)
+    @app.errorhandler(DomainError)
+    def refused(error: PanelError | DomainError) -> Any:
+        status = status_of(error)
+        if _wants_json():
+            return _json_error(status, error.code, str(error))
         log.info(
-            "api error %s: %s %s → %s %s", error_id, request.method, request.path, error.status, error.message
+            "request %s: %s %s → %s %s",
+            current_request_id(),
+            request.method,
+            request.path,
+            status,
+            error.code,
         )
-        return jsonify(api.error_body(error.status, error.message, error_id)), error.status
+        message = _common_message(status) or str(error)
+        return _error_page(status, message), status
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:
+        log.info(
+            "request %s: %s %s → 400 %s", current_request_id(), request.method, request.path, CSRF_INVALID
+        )
         message = translate("The form expired or was not sent from this site. Please try again.")
-        return render_template("error.html", status=400, message=message, error_id=None), 400
+        return _error_page(400, message), 400
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
         status = error.code or 500
         if _wants_json():
-            error_id = str(uuid.uuid4())
-            log.info("api error %s: %s %s → %s", error_id, request.method, request.path, status)
-            return jsonify(api.error_body(status, error.description or error.name, error_id)), status
-        messages = {403: translate("You are not allowed to do this."), 404: translate("Page not found.")}
-        message = messages.get(status, error.description or error.name)
+            return _json_error(status, http_code(error), error.description or error.name)
+        message = _common_message(status) or error.description or error.name
         response = error.get_response()
-        html = render_template("error.html", status=status, message=message, error_id=None)
         return Response(
-            html,
+            _error_page(status, message),
             status=status,
             headers={"Allow": response.headers.get("Allow", "")} if status == 405 else None,
             mimetype="text/html",
@@ -192,9 +238,9 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[Any, int]:
-        error_id = str(uuid.uuid4())
-        log.exception("unexpected error %s on %s %s", error_id, request.method, request.path)
+        reference = current_request_id()
+        log.exception("request %s: unexpected error on %s %s", reference, request.method, request.path)
         if _wants_json():
-            return jsonify(api.error_body(500, "internal error; quote the error_id", error_id)), 500
-        message = translate("Something went wrong. Error reference: %(ref)s", ref=error_id)
-        return render_template("error.html", status=500, message=message, error_id=error_id), 500
+            return jsonify(error_body(500, "internal error; quote the request_id", INTERNAL_ERROR)), 500
+        message = translate("Something went wrong. Error reference: %(ref)s", ref=reference)
+        return _error_page(500, message, reference), 500

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import shapely
 from shapely.geometry import mapping
@@ -24,6 +24,7 @@ from burgernet.domain import AreaKind
 from burgernet.geo import InvalidGeometry, parse_area_geometry
 from burgernet.models import Action, PostcodeArea
 from burgernet.postcode import InvalidPostcode, normalise_postcode
+from callback_api.errors import InputInvalid
 from routing import model as rm
 
 _SPLIT = re.compile(r"[\s,;]+")
@@ -31,8 +32,10 @@ _SPLIT = re.compile(r"[\s,;]+")
 _POSTCODE_SPLIT = re.compile(r"[,;\n]+")
 
 
-class AreaInputError(ValueError):
+class AreaInputError(InputInvalid):
     """The area as given cannot be understood; the message names the field."""
+
+    code: ClassVar[str] = "area.invalid"
 
 
 def _number(value: object, name: str) -> float:

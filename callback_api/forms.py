@@ -1,97 +1,9 @@
-"""Panel forms (Flask-WTF: every POST form carries a CSRF token)."""
+"""Forms more than one feature uses (Flask-WTF: every POST form carries a CSRF token)."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
-from wtforms import (
-    BooleanField,
-    HiddenField,
-    PasswordField,
-    RadioField,
-    SelectChoice,
-    SelectField,
-    StringField,
-    TextAreaField,
-)
-from wtforms.validators import DataRequired, Length, Optional
-
-from burgernet.domain import ACTION_TYPE_LABELS, ActionType, AreaKind, Language
-
-
-class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=80)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
-    next = HiddenField()
-
-
-class LanguageForm(FlaskForm):
-    lang = HiddenField(validators=[DataRequired()])
-    next = HiddenField()
-
-
-class ActionForm(FlaskForm):
-    action_type = SelectField("Type", choices=[])
-    title = StringField("Title", validators=[DataRequired(), Length(max=120)])
-    description = TextAreaField("Description", validators=[Length(max=5000)])
-    region = SelectField("Region", choices=[])
-    area_kind = RadioField(
-        "Area",
-        choices=[SelectChoice(kind.value, kind.value) for kind in AreaKind],
-        default=AreaKind.CIRCLE.value,
-    )
-    lon = StringField("Longitude", validators=[Optional()])
-    lat = StringField("Latitude", validators=[Optional()])
-    radius_m = StringField("Radius (metres)", validators=[Optional()])
-    geojson = TextAreaField("GeoJSON polygon: paste it, or draw it on the map", validators=[Optional()])
-    postcodes = StringField("Postcodes, separated by commas", validators=[Optional(), Length(max=5000)])
-    team = StringField(
-        "Team: centralist endpoints in ringing order", validators=[Optional(), Length(max=500)]
-    )
-    photo = FileField("Photo (JPEG, PNG or WebP)")
-    start_now = BooleanField("Start at once")
-
-    def fill_choices(self, regions: list[tuple[str, str]], language: str) -> None:
-        lang = Language(language)
-        self.action_type.choices = [SelectChoice(t.value, ACTION_TYPE_LABELS[t][lang]) for t in ActionType]
-        self.region.choices = [SelectChoice(code, label) for code, label in regions]
-
-
-class CloseForm(FlaskForm):
-    outcome = StringField("Outcome", validators=[DataRequired(), Length(max=200)])
-    result_message = TextAreaField("Result message to everyone alerted", validators=[Length(max=2000)])
-
-
-class RecordingForm(FlaskForm):
-    recording = FileField("Recorded alert message (wav, mp3, ogg, m4a)")
-    lang = SelectField(
-        "Language",
-        choices=[
-            SelectChoice("", "All languages"),
-            SelectChoice("nl", "Nederlands"),
-            SelectChoice("en", "English"),
-        ],
-        default="",
-    )
 
 
 class ConfirmForm(FlaskForm):
-    """A bare POST (start, erase, opt-out): only the CSRF token."""
-
-
-class ParticipantForm(FlaskForm):
-    postcode = StringField("Postcode", validators=[DataRequired(), Length(max=8)])
-    house_number = StringField("House number", validators=[Optional(), Length(max=10)])
-    email = StringField("E-mail", validators=[Optional(), Length(max=254)])
-    language = SelectField(
-        "Language", choices=[SelectChoice("nl", "Nederlands"), SelectChoice("en", "English")]
-    )
-    channel_voice = BooleanField("Voice call")
-    channel_sms = BooleanField("SMS")
-    channel_email = BooleanField("E-mail")
-    inquiry_opt_in = BooleanField("Inquiry opt-in")
-
-
-class ImportForm(FlaskForm):
-    file = FileField("CSV file")
-    skip_bad = BooleanField("Import the good rows even when some are bad")
+    """A bare POST (start, erase, opt-out, on duty): only the CSRF token."""

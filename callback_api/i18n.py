@@ -166,10 +166,8 @@ DUTCH: dict[str, str] = {
     "Failed": "Mislukt",
     "Choose an action from the list.": "Kies een actie uit de lijst.",
     "Inquiry %(id)s created. Send the links when it is ready.": "Buurtonderzoek %(id)s aangemaakt. Verstuur de links als het klaar is.",
-    "New personal links: %(count)s.": "Nieuwe persoonlijke links: %(count)s.",
-    "E-mails sent: %(sent)s.": "E-mails verstuurd: %(sent)s.",
-    "%(count)s e-mails could not be sent now (mail server unavailable); send again later.": "%(count)s e-mails konden nu niet worden verstuurd (mailserver niet bereikbaar); verstuur later opnieuw.",
-    "%(count)s addresses were refused by the mail server.": "%(count)s adressen zijn door de mailserver geweigerd.",
+    "The links are queued for sending.": "De links staan klaar om te worden verstuurd.",
+    "The update is queued for sending.": "Het bericht staat klaar om te worden verstuurd.",
     "Write the update first.": "Schrijf eerst het bericht.",
     "You can give one statement through this personal link, until %(closes)s. In an emergency, call 112.": "U kunt via deze persoonlijke link één keer een verklaring geven, tot %(closes)s. Bij spoed: bel 112.",
     "Your statement": "Uw verklaring",
@@ -235,6 +233,8 @@ DUTCH: dict[str, str] = {
     "alert": "alarmering",
     "update": "update",
     "result": "afloop",
+    "invitation": "uitnodiging",
+    "follow_up": "vervolgbericht",
     "Subject": "Onderwerp",
     "Text": "Tekst",
     "Placeholders": "Invulvelden",
@@ -254,6 +254,11 @@ DUTCH: dict[str, str] = {
     "the free number to call (0800-0011)": "het gratis nummer (0800-0011)",
     "how the action ended (result messages)": "hoe de actie afliep (afloopberichten)",
     "the closing message of the centralist (result messages)": "het slotbericht van de centralist (afloopberichten)",
+    "title of the inquiry": "titel van het buurtonderzoek",
+    "the question to the residents": "de vraag aan de bewoners",
+    "when the inquiry closes (date and time)": "wanneer het buurtonderzoek sluit (datum en tijd)",
+    "the resident's personal link (an invitation must contain it)": "de persoonlijke link van de bewoner (een uitnodiging moet hem bevatten)",
+    "the text of the follow-up update": "de tekst van het vervolgbericht",
     # --- broadcasts: progress on the action page and the dashboard, updates ---
     "Broadcasts": "Verzendingen",
     "Broadcasts under way": "Lopende verzendingen",
@@ -294,6 +299,14 @@ DUTCH: dict[str, str] = {
     "Older actions": "Oudere acties",
     "The latest %(shown)s of %(total)s calls.": "De laatste %(shown)s van %(total)s gesprekken.",
 }
+
+
+def choose_language(language: str) -> bool:
+    """Remember the user's choice in the cookie; False for a language the panel does not speak."""
+    if language not in LANGUAGES:
+        return False
+    session["lang"] = language
+    return True
 
 
 def current_language() -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +19,7 @@ from burgernet.db import session_scope
 from burgernet.models import Action
 from burgernet.repositories import record_audit
 from burgernet.settings import Settings
+from callback_api.errors import InputInvalid
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 MAX_PIXELS = 40_000_000
@@ -25,8 +27,10 @@ MIN_SIDE = 32
 FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "WEBP": ("webp", "image/webp")}
 
 
-class PhotoError(ValueError):
+class PhotoError(InputInvalid):
     """Not an acceptable photo; the message says why."""
+
+    code: ClassVar[str] = "photo.invalid"
 
 
 @dataclass(frozen=True)

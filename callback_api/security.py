@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import abort, current_app, request
+from flask import abort, current_app, request, session
 from flask_login import UserMixin, current_user
 
 from burgernet.domain import Role
 from burgernet.live import LiveState
-from callback_api.auth.services import UserInfo
+
+if TYPE_CHECKING:  # the auth feature imports this module: no import cycle at run time
+    from callback_api.auth.services import UserInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +64,15 @@ def roles_required(roles: frozenset[Role]) -> Callable[[F], F]:
         return cast(F, wrapped)
 
     return decorate
+
+
+def reset_cookie() -> None:
+    """Empty the signed cookie (no session fixation across a login or logout), keeping only
+    the language choice."""
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
 
 
 def audit_source() -> str:

@@ -6,7 +6,7 @@
 Starts its own redis-server and a fresh SQLite database in a temporary folder, seeds the demo
 (regions, centralists, a few thousand participants, the demo actions and an AMBER Alert),
 serves the panel with waitress and makes calls the way Asterisk does (FastAGI + AMI events,
-see tests/e2e/telephony.py), then has Debian's headless Chromium save 1280x800 PNGs of the
+see testbed/telephony.py), then has Debian's headless Chromium save 1280x800 PNGs of the
 dashboard, an action (top and calls), the new-action form with a drawn area, the participants page and the
 AMBER Alert display. Map tiles are not fetched (no internet in a control room, nor here):
 the maps show the region borders the panel serves itself. Needs the test extras (Playwright).
@@ -42,11 +42,11 @@ from composition.context import Context
 from composition.redis_server import ManagedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the tests package holds the helpers
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the testbed package holds the helpers
 
-from tests.e2e.browser import PanelServer, draw_polygon, launch_chromium, offline_context, png_size  # noqa: E402
-from tests.e2e.telephony import call_free_number, phones_change, run_telephony  # noqa: E402
-from tests.support.ports import port_block  # noqa: E402
+from testbed.browser import PanelServer, draw_polygon, launch_chromium, offline_context, png_size  # noqa: E402
+from testbed.ports import port_block  # noqa: E402
+from testbed.telephony import call_free_number, phones_change, run_telephony  # noqa: E402
 
 USERNAME = "demo"
 PASSWORD = "demo screenshots only"

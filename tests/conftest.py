@@ -19,15 +19,10 @@ from burgernet.settings import Settings, get_settings, load_settings
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
-from tests.support.fake_twilio import FakeTwilio
-from tests.support.ports import port_block
-from tests.support.postgres import ManagedPostgres
-from tests.support.smtp import SmtpServer
-
-
-def free_port() -> int:
-    """A loopback port for a test server or SIP peer (see tests/support/ports.py for why not bind(0))."""
-    return port_block()
+from testbed.fake_twilio import FakeTwilio
+from testbed.ports import free_port
+from testbed.postgres import ManagedPostgres
+from testbed.smtp import SmtpServer
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +127,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def fake_twilio() -> Iterator[FakeTwilio]:
-    """A Twilio-speaking server on loopback (tests/support/fake_twilio.py) that records every
+    """A Twilio-speaking server on loopback (testbed/fake_twilio.py) that records every
     message and call and posts signed status callbacks. Point code at it with
     ``fake_twilio.settings(bn_settings.twilio, callback_base_url=...)``."""
     server = FakeTwilio().start()

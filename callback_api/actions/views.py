@@ -1,45 +1,27 @@
 """Actions: list, create, start, close; the detail page with timeline, calls, tips, the map and
-the broadcasts (live progress, updates to everyone the alert reached)."""
+the broadcasts (live progress, updates to everyone the alert reached).
+
+An unknown action id raises :class:`burgernet.actions.ActionNotFound`, which the app answers
+with the 404 page (see ``app.py``).
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
-from flask_wtf import FlaskForm
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
-from wtforms import TextAreaField
-from wtforms.validators import DataRequired, Length
 
-from broadcasting.recipients import count_inside
-from burgernet.actions import ActionError, ActionView
-from burgernet.calls import CallLog, CallView, TipView
-from burgernet.db import session_scope
+from burgernet.actions import UPDATE_MAX_CHARS, ActionError, ActionStateError, ActionView
 from burgernet.domain import ActionStatus, Role
-from burgernet.models import Action, ActionCentralist, AuditEvent, Centralist, Region, Tip
-from burgernet.repositories import action_area
-from callback_api.actions import broadcasts as broadcast_views
-from callback_api.actions.broadcasts import UPDATE_MAX_CHARS
-from callback_api.actions.recordings import store_alert_recording
-from callback_api.areas import (
-    AreaInputError,
-    action_feature,
-    area_from_fields,
-    routing_area,
-    split_list,
-)
-from callback_api.forms import ActionForm, CloseForm, ConfirmForm, RecordingForm
+from callback_api.actions.forms import ActionForm, CloseForm, RecordingForm, UpdateForm
+from callback_api.actions.services import ActionPanelService, RecordingRefused
+from callback_api.areas import AreaInputError, area_from_fields, split_list
+from callback_api.forms import ConfirmForm
 from callback_api.i18n import current_language, translate
-from callback_api.photos import PhotoError, check_photo, photo_file, store_photo
+from callback_api.photos import PhotoError
 from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, roles_required, user
 from callback_api.state import panel
-from recordings.convert import AudioError
-from recordings.messages import recorded_message_path
 
 bp = Blueprint("actions", __name__)
 # Actions per page of the list, and calls shown on an action's page (newest).
@@ -47,21 +29,9 @@ PAGE_SIZE = 100
 CALLS_SHOWN = 200
 
 
-class UpdateForm(FlaskForm):
-    """An update about an active action, to everyone its alert reached (CSRF like every form)."""
-
-    message = TextAreaField(
-        "Update to everyone the alert reached", validators=[DataRequired(), Length(max=UPDATE_MAX_CHARS)]
-    )
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    at: Any
-    actor: str
-    verb: str
-    detail: dict[str, Any]
-    source: str | None
+def service() -> ActionPanelService:
+    state = panel()
+    return ActionPanelService(state.context, state.settings, state.broadcasts)
 
 
 def mask_number(number: str | None) -> str:
@@ -71,29 +41,8 @@ def mask_number(number: str | None) -> str:
     return number[:-4] + "****" if len(number) > 6 else "****"
 
 
-def _regions() -> list[tuple[str, str]]:
-    with session_scope(panel().context.sessions) as session:
-        return [
-            (code, f"{code} — {name}")
-            for code, name in session.execute(select(Region.code, Region.name).order_by(Region.code))
-        ]
-
-
-def _centralists() -> list[tuple[str, str, str]]:
-    with session_scope(panel().context.sessions) as session:
-        rows = session.execute(
-            select(Centralist.sip_endpoint, Centralist.name, Region.code)
-            .join(Region, Region.id == Centralist.region_id)
-            .order_by(Region.code, Centralist.sip_endpoint)
-        )
-        return [(endpoint, name, code) for endpoint, name, code in rows]
-
-
-def _action_or_404(action_id: int) -> ActionView:
-    try:
-        return panel().context.actions.get(action_id)
-    except ActionError:
-        abort(404)
+def _action(action_id: int) -> ActionView:
+    return panel().context.actions.get(action_id)
 
 
 @bp.route("/actions")
@@ -111,16 +60,21 @@ def index() -> str:
 @bp.route("/actions/new", methods=["GET", "POST"])
 @roles_required(ACTION_ROLES)
 def new() -> str | Response | tuple[str, int]:
+    actions = service()
     form = ActionForm()
-    form.fill_choices(_regions(), current_language())
+    form.fill_choices(actions.region_choices(), current_language())
+
+    def page(errors: list[str]) -> str:
+        return render_template(
+            "actions/new.html", form=form, centralists=actions.centralist_choices(), errors=errors
+        )
+
     if request.method == "GET":
-        return render_template("actions/new.html", form=form, centralists=_centralists(), errors=[])
-    errors: list[str] = []
+        return page([])
     if not form.validate_on_submit():
-        errors = [f"{form[name].label.text}: {', '.join(msgs)}" for name, msgs in form.errors.items()]
-        return render_template("actions/new.html", form=form, centralists=_centralists(), errors=errors), 400
-    state = panel()
-    photo = None
+        return page(
+            [f"{form[name].label.text}: {', '.join(msgs)}" for name, msgs in form.errors.items()]
+        ), 400
     upload: Any = form.photo.data  # a werkzeug FileStorage, or None
     try:
         area = area_from_fields(
@@ -133,102 +87,52 @@ def new() -> str | Response | tuple[str, int]:
                 "postcodes": form.postcodes.data,
             },
         )
-        if upload is not None and upload.filename:
-            photo = check_photo(upload.read())  # before anything is created: a bad photo loses nothing
-        view = state.context.actions.create(
+        view = actions.create(
             action_type=form.action_type.data or "",
             title=form.title.data or "",
             description=form.description.data or "",
             region_code=form.region.data or "",
             area=area,
             team=split_list(form.team.data or ""),
+            photo=upload.read() if upload is not None and upload.filename else None,
             actor=user().username,
             source=audit_source(),
         )
     except (AreaInputError, PhotoError, ActionError) as exc:
-        errors.append(str(exc))
-        return render_template("actions/new.html", form=form, centralists=_centralists(), errors=errors), 400
-    if photo is not None:
-        store_photo(
-            state.settings,
-            state.context.sessions,
-            view.id,
-            photo,
-            actor=user().username,
-            source=audit_source(),
-        )
+        return page([str(exc)]), 400
     flash(translate("Action %(id)s created.", id=view.id), "success")
     if form.start_now.data:
         try:
-            state.context.actions.start(view.id, actor=user().username, source=audit_source())
+            panel().context.actions.start(view.id, actor=user().username, source=audit_source())
             flash(translate("Action %(id)s started.", id=view.id), "success")
         except ActionError as exc:
             flash(str(exc), "error")
     return redirect(url_for("actions.detail", action_id=view.id))
 
 
-def _timeline(action_id: int) -> list[TimelineEntry]:
-    with session_scope(panel().context.sessions) as session:
-        rows = session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.entity == "action", AuditEvent.entity_id == str(action_id))
-            .order_by(AuditEvent.at, AuditEvent.id)
-        )
-        return [
-            TimelineEntry(e.at, e.actor, e.verb, json.loads(e.detail) if e.detail else {}, e.source)
-            for e in rows
-        ]
-
-
-def _details(action_id: int) -> dict[str, Any]:
-    with session_scope(panel().context.sessions) as session:
-        action = session.scalar(
-            select(Action)
-            .where(Action.id == action_id)
-            .options(
-                selectinload(Action.region),
-                selectinload(Action.team).selectinload(ActionCentralist.centralist),
-            )
-        )
-        if action is None:
-            abort(404)
-        return {
-            "description": action.description,
-            "region_name": action.region.name,
-            "has_photo": bool(action.photo_path),
-            "team": [(m.centralist.sip_endpoint, m.centralist.name) for m in action.team],
-            "area": {
-                "postcodes": action.postcodes,
-                "radius_m": action.radius_m,
-                "center": (action.center_lon, action.center_lat),
-            },
-        }
-
-
 @bp.route("/actions/<int:action_id>")
 @roles_required(ALL_ROLES)
 def detail(action_id: int) -> str:
-    view = _action_or_404(action_id)
-    log = CallLog(panel().context.sessions)
+    view = _action(action_id)
+    actions = service()
     # A long search gathers thousands of calls: the page shows the latest, the API has them all.
-    calls: list[CallView] = log.for_action(action_id, limit=CALLS_SHOWN)
-    calls_total = log.count_for_action(action_id) if len(calls) == CALLS_SHOWN else len(calls)
-    tips: list[TipView] = CallLog(panel().context.sessions).tips(action_id) if can(ACTION_ROLES) else []
+    calls = actions.calls(action_id, limit=CALLS_SHOWN)
+    calls_total = actions.call_count(action_id) if len(calls) == CALLS_SHOWN else len(calls)
     return render_template(
         "actions/detail.html",
         action=view,
-        details=_details(action_id),
-        timeline=_timeline(action_id),
+        details=actions.details(action_id),
+        timeline=actions.timeline(action_id),
         calls=calls,
         calls_total=calls_total,
-        tips=tips,
+        tips=actions.tips(action_id) if can(ACTION_ROLES) else [],
         mask=user().role is Role.VIEWER,
         mask_number=mask_number,
         confirm=ConfirmForm(),
         close_form=CloseForm(),
         recording_form=RecordingForm(),
-        has_recording=recorded_message_path(action_id, settings=panel().settings).is_file(),
-        broadcasts=broadcast_views.of_action(panel().broadcasts, action_id),
+        has_recording=actions.recording(action_id) is not None,
+        broadcasts=actions.broadcasts(action_id),
         update_form=UpdateForm(),
         update_max_chars=UPDATE_MAX_CHARS,
     )
@@ -238,18 +142,16 @@ def detail(action_id: int) -> str:
 @roles_required(ALL_ROLES)
 def broadcasts(action_id: int) -> str:
     """The broadcasts section alone: what the detail page fetches when the live feed says so."""
-    view = _action_or_404(action_id)
+    view = _action(action_id)
     return render_template(
-        "actions/_broadcasts.html",
-        action=view,
-        broadcasts=broadcast_views.of_action(panel().broadcasts, action_id),
+        "actions/_broadcasts.html", action=view, broadcasts=service().broadcasts(action_id)
     )
 
 
 @bp.route("/actions/<int:action_id>/updates", methods=["POST"])
 @roles_required(ACTION_ROLES)
 def send_update(action_id: int) -> Response | tuple[str, int]:
-    view = _action_or_404(action_id)
+    view = _action(action_id)
     form = UpdateForm()
     if not form.validate_on_submit():
         if form.message.errors and form.message.data and form.message.data.strip():
@@ -283,11 +185,10 @@ def send_update(action_id: int) -> Response | tuple[str, int]:
 @bp.route("/actions/<int:action_id>/start", methods=["POST"])
 @roles_required(ACTION_ROLES)
 def start(action_id: int) -> Response:
-    _action_or_404(action_id)
     try:
         panel().context.actions.start(action_id, actor=user().username, source=audit_source())
         flash(translate("Action %(id)s started.", id=action_id), "success")
-    except ActionError as exc:
+    except ActionStateError as exc:
         flash(str(exc), "error")
     return redirect(url_for("actions.detail", action_id=action_id))
 
@@ -295,7 +196,7 @@ def start(action_id: int) -> Response:
 @bp.route("/actions/<int:action_id>/close", methods=["POST"])
 @roles_required(ACTION_ROLES)
 def close(action_id: int) -> Response:
-    _action_or_404(action_id)
+    _action(action_id)
     form = CloseForm()
     if not form.validate_on_submit():
         flash(
@@ -320,19 +221,23 @@ def close(action_id: int) -> Response:
 @roles_required(ACTION_ROLES)
 def upload_recording(action_id: int) -> Response | tuple[str, int]:
     """A centralist's own recording of the alert message: it replaces the text-to-speech."""
-    _action_or_404(action_id)
+    _action(action_id)
     form = RecordingForm()
     upload = form.recording.data
     if not form.validate_on_submit() or upload is None or not upload.filename:
         flash(translate("Choose a sound file to upload."), "error")
         return redirect(url_for("actions.detail", action_id=action_id))
-    lang = form.lang.data or None
     try:
-        seconds = store_alert_recording(
-            action_id, upload.read(), upload.filename, lang, actor=user().username, source=audit_source()
+        seconds = service().store_recording(
+            action_id,
+            upload.read(),
+            upload.filename,
+            form.lang.data or None,
+            actor=user().username,
+            source=audit_source(),
         )
-    except AudioError as exc:
-        flash(translate("The recording was not stored: %(why)s", why=str(exc)), "error")
+    except RecordingRefused as exc:
+        flash(translate("The recording was not stored: %(why)s", why=exc.reason), "error")
         return detail(action_id), 400
     flash(
         translate(
@@ -347,8 +252,8 @@ def upload_recording(action_id: int) -> Response | tuple[str, int]:
 @bp.route("/actions/<int:action_id>/recording.wav")
 @roles_required(ACTION_ROLES)
 def recording_audio(action_id: int) -> Response:
-    path = recorded_message_path(action_id, request.args.get("lang") or None, settings=panel().settings)
-    if not path.is_file():
+    path = service().recording(action_id, request.args.get("lang") or None)
+    if path is None:
         abort(404)
     return send_file(path, mimetype="audio/wav", conditional=True, max_age=0)
 
@@ -356,21 +261,13 @@ def recording_audio(action_id: int) -> Response:
 @bp.route("/actions/<int:action_id>/area.json")
 @roles_required(ALL_ROLES)
 def area(action_id: int) -> Response:
-    with session_scope(panel().context.sessions) as session:
-        action = session.get(Action, action_id)
-        if action is None:
-            abort(404)
-        return jsonify(action_feature(session, action))
+    return jsonify(service().area_feature(action_id))
 
 
 @bp.route("/actions/<int:action_id>/recipients.json")
 @roles_required(ALL_ROLES)
 def recipients(action_id: int) -> Response:
-    with session_scope(panel().context.sessions) as session:
-        action = session.get(Action, action_id)
-        if action is None:
-            abort(404)
-        return jsonify({"action_id": action_id, "recipients": count_inside(session, action_area(action))})
+    return jsonify({"action_id": action_id, "recipients": service().recipients(action_id)})
 
 
 @bp.route("/actions/recipients-preview", methods=["POST"])
@@ -378,40 +275,27 @@ def recipients(action_id: int) -> Response:
 def recipients_preview() -> Response | tuple[Response, int]:
     """The live count while an area is being drawn (form fields; CSRF token in X-CSRFToken)."""
     try:
-        spec = area_from_fields(request.form.get("area_kind", ""), request.form)
-        target = routing_area(spec)
+        count = service().recipients_preview(
+            area_from_fields(request.form.get("area_kind", ""), request.form)
+        )
     except AreaInputError as exc:
         return jsonify({"error": str(exc)}), 400
-    with session_scope(panel().context.sessions) as session:
-        return jsonify({"recipients": count_inside(session, target)})
+    return jsonify({"recipients": count})
 
 
 @bp.route("/actions/<int:action_id>/photo")
 @roles_required(ALL_ROLES)
 def photo(action_id: int) -> Response:
-    with session_scope(panel().context.sessions) as session:
-        stored = session.scalar(select(Action.photo_path).where(Action.id == action_id))
-    path = photo_file(panel().settings, stored)
+    path = service().photo(action_id)
     if path is None:
         abort(404)
     return send_file(path, max_age=0)
 
 
-def tip_audio_file(recording_path: str) -> Path | None:
-    """The tip's WAV, only inside the recordings folder (the path comes from the database)."""
-    root = panel().settings.recordings_dir.resolve()
-    path = Path(recording_path).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    return path
-
-
 @bp.route("/tips/<int:tip_id>/audio")
 @roles_required(ACTION_ROLES)
 def tip_audio(tip_id: int) -> Response:
-    with session_scope(panel().context.sessions) as session:
-        recording = session.scalar(select(Tip.recording_path).where(Tip.id == tip_id))
-    path = tip_audio_file(recording) if recording else None
+    path = service().tip_audio(tip_id)
     if path is None:
         abort(404)
     # conditional=True: byte ranges, so the browser's player can seek.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from burgernet.actions import UPDATE_MAX_CHARS
 from burgernet.domain import DELIVERY_STATUSES, ActionStatus, ActionType, AreaKind
-from callback_api.actions.broadcasts import UPDATE_MAX_CHARS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -23,8 +23,8 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
 
 
 ERRORS = {
-    "401": _error("missing or invalid bearer token"),
-    "403": _error("the token's role may not do this"),
+    "401": _error("missing or invalid bearer token (auth.unauthenticated)"),
+    "403": _error("the token's role may not do this (auth.forbidden)"),
 }
 ACTION_ID = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 BROADCAST_ID = {"name": "broadcast_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -43,7 +43,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "Burgernet API",
             "version": "1",
             "description": "Actions, their callbacks and broadcasts. Every error is JSON: status, "
-            "error_id (quote it when reporting a problem) and message.",
+            "error_id (a stable code such as action.not_found), message, and request_id (also in "
+            "the X-Request-Id header; quote it when reporting a problem).",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
@@ -74,7 +75,7 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _ok("ActionList"),
-                        "400": _error("unknown status or bad limit"),
+                        "400": _error("unknown status or bad limit (request.invalid)"),
                         **ERRORS,
                     },
                 },
@@ -88,8 +89,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "201": _ok("Action", "created"),
-                        "400": _error("not a JSON object"),
-                        "422": _error("invalid action"),
+                        "400": _error("not a JSON object (request.invalid)"),
+                        "422": _error("invalid action (input.invalid, area.invalid, action.invalid)"),
                         **ERRORS,
                     },
                 },
@@ -98,7 +99,11 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "One action",
                     "parameters": [ACTION_ID],
-                    "responses": {"200": _ok("Action"), "404": _error("no such action"), **ERRORS},
+                    "responses": {
+                        "200": _ok("Action"),
+                        "404": _error("no such action (action.not_found)"),
+                        **ERRORS,
+                    },
                 },
                 "patch": {
                     "summary": "Correct the title or description of a draft or active action",
@@ -120,9 +125,9 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _ok("Action"),
-                        "404": _error("no such action"),
-                        "409": _error("the action is closed"),
-                        "422": _error("invalid title or another field"),
+                        "404": _error("no such action (action.not_found)"),
+                        "409": _error("the action is closed (action.invalid_state)"),
+                        "422": _error("invalid title or another field (input.invalid, action.invalid)"),
                         **ERRORS,
                     },
                 },
@@ -133,8 +138,8 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [ACTION_ID],
                     "responses": {
                         "200": _ok("Action"),
-                        "404": _error("no such action"),
-                        "409": _error("not a draft"),
+                        "404": _error("no such action (action.not_found)"),
+                        "409": _error("not a draft (action.invalid_transition)"),
                         **ERRORS,
                     },
                 },
@@ -160,9 +165,9 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _ok("Action"),
-                        "404": _error("no such action"),
-                        "409": _error("already closed"),
-                        "422": _error("no outcome"),
+                        "404": _error("no such action (action.not_found)"),
+                        "409": _error("already closed (action.invalid_transition)"),
+                        "422": _error("no outcome (input.invalid)"),
                         **ERRORS,
                     },
                 },
@@ -171,7 +176,11 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Calls about the action and tips left (not for viewers)",
                     "parameters": [ACTION_ID],
-                    "responses": {"200": _ok("Callbacks"), "404": _error("no such action"), **ERRORS},
+                    "responses": {
+                        "200": _ok("Callbacks"),
+                        "404": _error("no such action (action.not_found)"),
+                        **ERRORS,
+                    },
                 },
             },
             "/actions/{action_id}/recording": {
@@ -193,14 +202,25 @@ def openapi_document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"201": _ok("Stored"), "404": _error("no such action"), **ERRORS},
+                    "responses": {
+                        "201": _ok("Stored"),
+                        "404": _error("no such action (action.not_found)"),
+                        "422": _error(
+                            "no file, a bad lang, or no usable sound (input.invalid, recording.invalid)"
+                        ),
+                        **ERRORS,
+                    },
                 },
             },
             "/actions/{action_id}/broadcasts": {
                 "get": {
                     "summary": "The action's broadcasts (alert, updates, result) with delivery counts",
                     "parameters": [ACTION_ID],
-                    "responses": {"200": _ok("BroadcastList"), "404": _error("no such action"), **ERRORS},
+                    "responses": {
+                        "200": _ok("BroadcastList"),
+                        "404": _error("no such action (action.not_found)"),
+                        **ERRORS,
+                    },
                 },
             },
             "/actions/{action_id}/updates": {
@@ -228,9 +248,9 @@ def openapi_document() -> dict[str, Any]:
                             **_ok("Broadcast", "queued; Location is the broadcast's URL"),
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
-                        "400": _error("not a JSON object, or no message"),
-                        "404": _error("no such action"),
-                        "409": _error("the action is not active"),
+                        "400": _error("not a JSON object, or no message (request.invalid)"),
+                        "404": _error("no such action (action.not_found)"),
+                        "409": _error("the action is not active (action.invalid_state)"),
                         **ERRORS,
                     },
                 },
@@ -239,7 +259,11 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "One broadcast: progress, counts per status and channel, milestone times",
                     "parameters": [BROADCAST_ID],
-                    "responses": {"200": _ok("Broadcast"), "404": _error("no such broadcast"), **ERRORS},
+                    "responses": {
+                        "200": _ok("Broadcast"),
+                        "404": _error("no such broadcast (broadcast.not_found)"),
+                        **ERRORS,
+                    },
                 },
             },
         },
@@ -248,11 +272,16 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 "Error": {
                     "type": "object",
-                    "required": ["status", "error_id", "message"],
+                    "required": ["status", "error_id", "message", "request_id"],
                     "properties": {
                         "status": {"type": "integer"},
-                        "error_id": {"type": "string", "format": "uuid"},
+                        "error_id": {
+                            "type": "string",
+                            "description": "stable code of the error kind",
+                            "example": "action.not_found",
+                        },
                         "message": {"type": "string"},
+                        "request_id": {"type": "string", "format": "uuid"},
                     },
                 },
                 "Action": {

@@ -2,8 +2,10 @@
 
 Authentication is a bearer token per user (``Authorization: Bearer <token>``; the database
 keeps only its SHA-256), so the API is exempt from CSRF: a browser never sends the token by
-itself. Roles are those of the panel. Every error is JSON with an ``error_id`` that is also
-logged, so a caller's report can be found in the logs (see ``app.py``).
+itself. Roles are those of the panel. Every error is JSON: ``status``, ``error_id`` (a stable
+code such as ``action.not_found``), ``message`` and ``request_id`` (also in the log and the
+``X-Request-Id`` header), see :mod:`callback_api.errors` and ``app.py``. The views raise typed
+errors and let the app turn them into that body.
 """
 
 from __future__ import annotations
@@ -14,26 +16,24 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from burgernet.actions import ActionError, ActionView
-from burgernet.calls import CallLog
+from burgernet.actions import UPDATE_MAX_CHARS, ActionStateError, ActionView
 from burgernet.domain import ActionStatus, Role
-from callback_api.actions.broadcasts import UPDATE_MAX_CHARS
-from callback_api.actions.recordings import store_alert_recording
+from callback_api.actions.services import ActionPanelService, BroadcastNotFound
 from callback_api.api.openapi import openapi_document
-from callback_api.areas import AreaInputError, area_from_fields
-from callback_api.auth import services as users
+from callback_api.api.services import TokenAuth
+from callback_api.areas import area_from_fields
+from callback_api.auth.services import UserInfo
+from callback_api.errors import InputInvalid, RequestInvalid
+from callback_api.errors import error_body as error_body
 from callback_api.security import ACTION_ROLES, ALL_ROLES
 from callback_api.state import panel
-from recordings.convert import AudioError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+def _actions() -> ActionPanelService:
+    state = panel()
+    return ActionPanelService(state.context, state.settings, state.broadcasts)
 
 
 def _json(value: Any) -> Any:
@@ -48,16 +48,8 @@ def _view(view: Any) -> dict[str, Any]:
     return {key: _json(value) for key, value in dataclasses.asdict(view).items()}
 
 
-def _require(roles: frozenset[Role]) -> users.UserInfo:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
-    info = users.by_token(panel().context.sessions, token.strip())
-    if info is None:
-        raise ApiError(401, "invalid or revoked token")
-    if info.role not in roles:
-        raise ApiError(403, f"role {info.role.value} may not do this")
+def _require(roles: frozenset[Role]) -> UserInfo:
+    info = TokenAuth(panel().context).user(request.headers.get("Authorization", ""), roles)
     g.api_user = info
     return info
 
@@ -69,15 +61,13 @@ def _source() -> str:
 def _body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
+        raise RequestInvalid("the body must be a JSON object (Content-Type: application/json)")
     return data
 
 
 def _existing(action_id: int) -> ActionView:
-    try:
-        return panel().context.actions.get(action_id)
-    except ActionError:
-        raise ApiError(404, f"no action {action_id}") from None
+    """The action, or ActionNotFound (404 action.not_found)."""
+    return panel().context.actions.get(action_id)
 
 
 @bp.route("/openapi.json")
@@ -90,13 +80,13 @@ def list_actions() -> Response:
     _require(ALL_ROLES)
     status = request.args.get("status") or None
     if status is not None and status not in {s.value for s in ActionStatus}:
-        raise ApiError(400, f"status must be one of {', '.join(s.value for s in ActionStatus)}")
+        raise RequestInvalid(f"status must be one of {', '.join(s.value for s in ActionStatus)}")
     limit_text = request.args.get("limit", "100")
     before_text = request.args.get("before")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
-        raise ApiError(400, "limit must be a number from 1 to 500")
+        raise RequestInvalid("limit must be a number from 1 to 500")
     if before_text is not None and not before_text.isdigit():
-        raise ApiError(400, "before must be an action id")
+        raise RequestInvalid("before must be an action id")
     limit = int(limit_text)
     before = int(before_text) if before_text is not None else None
     views = panel().context.actions.list_actions(status, limit=limit + 1, before_id=before)
@@ -108,33 +98,29 @@ def list_actions() -> Response:
 
 @bp.route("/actions", methods=["POST"])
 def create_action() -> tuple[Response, int]:
+    """Create a draft (422 area.invalid or action.invalid), started at once with ``start``
+    (409 action.invalid_transition)."""
     info = _require(ACTION_ROLES)
     body = _body()
     area = body.get("area")
     if not isinstance(area, dict):
-        raise ApiError(422, "area must be an object with a kind (circle, polygon, postcodes, national)")
+        raise InputInvalid("area must be an object with a kind (circle, polygon, postcodes, national)")
     team = body.get("team", [])
     if not isinstance(team, list) or not all(isinstance(member, str) for member in team):
-        raise ApiError(422, "team must be a list of centralist endpoints")
-    try:
-        spec = area_from_fields(str(area.get("kind", "")), area)
-        view = panel().context.actions.create(
-            action_type=str(body.get("type", "")),
-            title=str(body.get("title", "")),
-            description=str(body.get("description", "")),
-            region_code=str(body.get("region", "")),
-            area=spec,
-            team=team,
-            actor=info.username,
-            source=_source(),
-        )
-    except (AreaInputError, ActionError) as exc:
-        raise ApiError(422, str(exc)) from None
+        raise InputInvalid("team must be a list of centralist endpoints")
+    actions = panel().context.actions
+    view = actions.create(
+        action_type=str(body.get("type", "")),
+        title=str(body.get("title", "")),
+        description=str(body.get("description", "")),
+        region_code=str(body.get("region", "")),
+        area=area_from_fields(str(area.get("kind", "")), area),
+        team=team,
+        actor=info.username,
+        source=_source(),
+    )
     if body.get("start"):
-        try:
-            view = panel().context.actions.start(view.id, actor=info.username, source=_source())
-        except ActionError as exc:
-            raise ApiError(409, str(exc)) from None
+        view = actions.start(view.id, actor=info.username, source=_source())
     return jsonify(_view(view)), 201
 
 
@@ -148,25 +134,23 @@ def get_action(action_id: int) -> Response:
 def edit_action(action_id: int) -> Response:
     """Correct the title or description of a draft or active action."""
     info = _require(ACTION_ROLES)
+    # A closed action is a conflict whatever the body says.
     if _existing(action_id).status == ActionStatus.CLOSED.value:
-        raise ApiError(409, f"action {action_id} is closed and can no longer be changed")
+        raise ActionStateError(f"action {action_id} is closed and can no longer be changed")
     body = _body()
     unknown = set(body) - {"title", "description"}
     if unknown:
-        raise ApiError(422, f"only title and description can be changed, not {', '.join(sorted(unknown))}")
+        raise InputInvalid(f"only title and description can be changed, not {', '.join(sorted(unknown))}")
     for field in ("title", "description"):
         if field in body and not isinstance(body[field], str):
-            raise ApiError(422, f"{field} must be a string")
-    try:
-        view = panel().context.actions.edit(
-            action_id,
-            title=body.get("title"),
-            description=body.get("description"),
-            actor=info.username,
-            source=_source(),
-        )
-    except ActionError as exc:
-        raise ApiError(422, str(exc)) from None
+            raise InputInvalid(f"{field} must be a string")
+    view = panel().context.actions.edit(
+        action_id,
+        title=body.get("title"),
+        description=body.get("description"),
+        actor=info.username,
+        source=_source(),
+    )
     return jsonify(_view(view))
 
 
@@ -174,10 +158,7 @@ def edit_action(action_id: int) -> Response:
 def start_action(action_id: int) -> Response:
     info = _require(ACTION_ROLES)
     _existing(action_id)
-    try:
-        return jsonify(_view(panel().context.actions.start(action_id, actor=info.username, source=_source())))
-    except ActionError as exc:
-        raise ApiError(409, str(exc)) from None
+    return jsonify(_view(panel().context.actions.start(action_id, actor=info.username, source=_source())))
 
 
 @bp.route("/actions/<int:action_id>/close", methods=["POST"])
@@ -187,17 +168,14 @@ def close_action(action_id: int) -> Response:
     body = _body()
     outcome = body.get("outcome")
     if not isinstance(outcome, str) or not outcome.strip():
-        raise ApiError(422, "outcome is required")
-    try:
-        view = panel().context.actions.close(
-            action_id,
-            outcome=outcome,
-            result_message=str(body.get("result_message", "")),
-            actor=info.username,
-            source=_source(),
-        )
-    except ActionError as exc:
-        raise ApiError(409, str(exc)) from None
+        raise InputInvalid("outcome is required")
+    view = panel().context.actions.close(
+        action_id,
+        outcome=outcome,
+        result_message=str(body.get("result_message", "")),
+        actor=info.username,
+        source=_source(),
+    )
     return jsonify(_view(view))
 
 
@@ -206,15 +184,15 @@ def callbacks(action_id: int) -> Response:
     """Calls about the action and the tips left (caller numbers: not for viewers)."""
     _require(ACTION_ROLES)
     _existing(action_id)
-    log = CallLog(panel().context.sessions)
+    actions = _actions()
     tips = []
-    for tip in log.tips(action_id):
+    for tip in actions.tips(action_id):
         item = _view(tip)
         item.pop("recording_path", None)  # a server path; the audio is served by the panel
         item["audio_url"] = f"/tips/{tip.id}/audio"
         tips.append(item)
     calls = []
-    for call in log.for_action(action_id):
+    for call in actions.calls(action_id):
         item = _view(call)
         item.pop("recording_path", None)
         calls.append(item)
@@ -228,16 +206,13 @@ def upload_recording(action_id: int) -> tuple[Response, int]:
     _existing(action_id)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise ApiError(422, "send the recording as a multipart form field named 'file'")
+        raise InputInvalid("send the recording as a multipart form field named 'file'")
     lang = request.form.get("lang") or None
     if lang not in (None, "nl", "en"):
-        raise ApiError(422, "lang must be nl or en (or left out for every language)")
-    try:
-        seconds = store_alert_recording(
-            action_id, upload.read(), upload.filename, lang, actor=info.username, source=_source()
-        )
-    except AudioError as exc:
-        raise ApiError(422, f"recording refused: {exc}") from None
+        raise InputInvalid("lang must be nl or en (or left out for every language)")
+    seconds = _actions().store_recording(
+        action_id, upload.read(), upload.filename, lang, actor=info.username, source=_source()
+    )
     return jsonify({"action_id": action_id, "lang": lang, "seconds": round(seconds, 2)}), 201
 
 
@@ -246,17 +221,13 @@ def action_broadcasts(action_id: int) -> Response:
     """The action's alert, updates and result message with their delivery counts (no personal data)."""
     _require(ALL_ROLES)
     _existing(action_id)
-    statuses = panel().broadcasts.of_action(action_id)
-    return jsonify({"action_id": action_id, "broadcasts": [status.as_dict() for status in statuses]})
+    return jsonify({"action_id": action_id, "broadcasts": _actions().broadcast_documents(action_id)})
 
 
 @bp.route("/broadcasts/<int:broadcast_id>", methods=["GET"])
 def get_broadcast(broadcast_id: int) -> Response:
     _require(ALL_ROLES)
-    status = panel().broadcasts.status(broadcast_id)
-    if status is None:
-        raise ApiError(404, f"no broadcast {broadcast_id}")
-    return jsonify(status.as_dict())
+    return jsonify(_actions().broadcast_document(broadcast_id))
 
 
 @bp.route("/actions/<int:action_id>/updates", methods=["POST"])
@@ -266,21 +237,17 @@ def send_update(action_id: int) -> tuple[Response, int, dict[str, str]]:
     _existing(action_id)
     message = _body().get("message")
     if not isinstance(message, str) or not message.strip():
-        raise ApiError(400, "message is required: the text of the update")
+        raise RequestInvalid("message is required: the text of the update")
     if len(message) > UPDATE_MAX_CHARS:
-        raise ApiError(400, f"message is longer than {UPDATE_MAX_CHARS} characters")
+        raise RequestInvalid(f"message is longer than {UPDATE_MAX_CHARS} characters")
+    # The message was checked above: what the service may still refuse is the action's state
+    # (not active: 409 action.invalid_state).
+    broadcast_id = panel().context.actions.send_update(
+        action_id, message, actor=info.username, source=_source()
+    )
     try:
-        broadcast_id = panel().context.actions.send_update(
-            action_id, message, actor=info.username, source=_source()
-        )
-    except ActionError as exc:
-        # The message was checked above: what is left is the action's state (not active).
-        raise ApiError(409, str(exc)) from None
-    status = panel().broadcasts.status(broadcast_id)
-    body = status.as_dict() if status is not None else {"broadcast_id": broadcast_id, "action_id": action_id}
+        body = _actions().broadcast_document(broadcast_id)
+    except BroadcastNotFound:
+        body = {"broadcast_id": broadcast_id, "action_id": action_id}
     location = url_for("api.get_broadcast", broadcast_id=broadcast_id)
     return jsonify(body), 201, {"Location": location}
-
-
-def error_body(status: int, message: str, error_id: str) -> dict[str, Any]:
-    return {"status": status, "error_id": error_id, "message": message}

@@ -1,10 +1,16 @@
-"""Panel users: create, authenticate by password or API token (only hashes are stored)."""
+"""Panel users: create, authenticate by password or API token (only hashes are stored).
+
+The functions take the ``sessionmaker``: the ``burgernet web`` commands and the composition
+root use them too. :class:`AccountService` binds them to the process's services for the views,
+and audits logging in and out.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +20,8 @@ from burgernet.db import session_scope
 from burgernet.domain import Role
 from burgernet.models import User
 from burgernet.repositories import record_audit
+from burgernet.services import Services
+from callback_api.errors import InputInvalid, NotFound
 
 MIN_PASSWORD_LENGTH = 12
 # Computed once so that a login for an unknown user costs as much as one for a known user
@@ -21,8 +29,15 @@ MIN_PASSWORD_LENGTH = 12
 _DUMMY_HASH = generate_password_hash("burgernet-timing-equaliser")
 
 
-class UserError(ValueError):
+class UserError(InputInvalid):
     """The user cannot be created or changed; the message says why."""
+
+    code: ClassVar[str] = "user.invalid"
+
+
+class UserNotFound(UserError, NotFound):
+    code: ClassVar[str] = "user.not_found"
+    status: ClassVar[int] = 404
 
 
 @dataclass(frozen=True)
@@ -83,7 +98,7 @@ def issue_token(sessions: sessionmaker[Session], username: str, *, actor: str, s
     with session_scope(sessions) as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
-            raise UserError(f"no user {username!r}")
+            raise UserNotFound(f"no user {username!r}")
         user.api_token_hash = token_hash(token)
         record_audit(
             session, actor=actor, verb="issue-token", entity="user", entity_id=user.id, source=source
@@ -114,3 +129,32 @@ def by_token(sessions: sessionmaker[Session], token: str) -> UserInfo | None:
     with session_scope(sessions) as session:
         user = session.scalar(select(User).where(User.api_token_hash == token_hash(token)))
         return _info(user) if user is not None and user.active else None
+
+
+class AccountService:
+    """Logging in and out (audited) and finding the user of a cookie or an API token."""
+
+    def __init__(self, services: Services) -> None:
+        self._sessions = services.sessions
+
+    def log_in(self, username: str, password: str, *, source: str) -> UserInfo | None:
+        """The active user with this password, the login audited; None otherwise."""
+        info = authenticate(self._sessions, username, password)
+        if info is not None:
+            self._audit(info, "login", source)
+        return info
+
+    def log_out(self, info: UserInfo, *, source: str) -> None:
+        self._audit(info, "logout", source)
+
+    def by_id(self, user_id: int) -> UserInfo | None:
+        return by_id(self._sessions, user_id)
+
+    def by_token(self, token: str) -> UserInfo | None:
+        return by_token(self._sessions, token)
+
+    def _audit(self, info: UserInfo, verb: str, source: str) -> None:
+        with session_scope(self._sessions) as session:
+            record_audit(
+                session, actor=info.username, verb=verb, entity="user", entity_id=info.id, source=source
+            )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -22,10 +23,13 @@ from shapely.geometry import shape
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
 from burgernet.models import Action
 from burgernet.phone import free_number_display
+from burgernet.services import Services
 from burgernet.settings import Settings
+from callback_api.photos import photo_file
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -122,6 +126,33 @@ def amber_alerts(session: Session, now: datetime | None = None) -> list[AmberAle
     ]
     alerts.sort(key=lambda alert: (alert.active, alert.updated_at), reverse=True)
     return alerts
+
+
+class FeedService:
+    """The published AMBER Alerts and their photos, read per request (feeds are polled)."""
+
+    def __init__(self, services: Services, settings: Settings) -> None:
+        self._sessions = services.sessions
+        self._settings = settings
+
+    def alerts(self) -> list[AmberAlert]:
+        with session_scope(self._sessions) as session:
+            return amber_alerts(session)
+
+    def alert(self, action_id: int) -> AmberAlert | None:
+        return next((alert for alert in self.alerts() if alert.id == action_id), None)
+
+    def photo(self, action_id: int) -> Path | None:
+        """A child's photo, only while their AMBER Alert is active."""
+        with session_scope(self._sessions) as session:
+            stored = session.scalar(
+                select(Action.photo_path).where(
+                    Action.id == action_id,
+                    Action.action_type == ActionType.AMBER_ALERT.value,
+                    Action.status == ActionStatus.ACTIVE.value,
+                )
+            )
+        return photo_file(self._settings, stored)
 
 
 # --- CAP 1.2 ----------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Participant administration for the panel: search, edit, opt-out, erase on request, CSV export.
+"""Participant administration for the panel: search, edit, opt-out, erase on request, CSV
+import and export.
 
 Every change is audited with the panel user as actor. Audit details never repeat the personal
 data itself (a phone number in the audit log would outlive its erasure).
@@ -8,28 +9,44 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet.db import session_scope
 from burgernet.domain import Language
-from burgernet.imports import PARTICIPANT_COLUMNS
-from burgernet.live import LiveState
+from burgernet.imports import PARTICIPANT_COLUMNS, ImportFileError, ImportReport, import_participants
 from burgernet.models import Call, Delivery, InquiryLink, Participant, PostcodeArea, Region, Tip
 from burgernet.participants import set_opted_out
 from burgernet.phone import InvalidPhoneNumber, normalise
 from burgernet.postcode import InvalidPostcode, is_pc4, normalise_postcode
 from burgernet.repositories import record_audit
+from burgernet.services import Services
+from callback_api.errors import InputInvalid, NotFound
 
 SEARCH_LIMIT = 50
 
 
-class ParticipantError(ValueError):
+class ParticipantError(InputInvalid):
     """The change cannot be made; the message says why and nothing was changed."""
+
+    code: ClassVar[str] = "participant.invalid"
+
+
+class ParticipantNotFound(ParticipantError, NotFound):
+    code: ClassVar[str] = "participant.not_found"
+    status: ClassVar[int] = 404
+
+
+class ImportRefused(InputInvalid):
+    """The CSV file as a whole cannot be read (bad rows are reported, not raised)."""
+
+    code: ClassVar[str] = "import.invalid"
 
 
 @dataclass(frozen=True)
@@ -95,108 +112,6 @@ def _row(participant: Participant, region_code: str | None) -> ParticipantRow:
     )
 
 
-def search(sessions: sessionmaker[Session], query: str) -> list[ParticipantRow]:
-    """By phone number (any notation, exact) or postcode (PC4 prefix or full PC6)."""
-    text = query.strip()
-    if not text:
-        return []
-    statement = select(Participant, Region.code).outerjoin(Region, Region.id == Participant.region_id)
-    try:
-        postcode = normalise_postcode(text)
-    except InvalidPostcode:
-        try:
-            phone = normalise(text)
-        except InvalidPhoneNumber:
-            raise ParticipantError(
-                f"{text!r} is neither a phone number nor a postcode (1234 or 1234 AB)"
-            ) from None
-        statement = statement.where(Participant.phone_e164 == phone)
-    else:
-        if is_pc4(postcode):
-            # A range, not LIKE: SQLite's case-insensitive LIKE cannot use the postcode index.
-            statement = statement.where(Participant.postcode.between(postcode, f"{postcode}ZZ"))
-        else:
-            statement = statement.where(Participant.postcode == postcode)
-    with session_scope(sessions) as session:
-        rows = session.execute(statement.order_by(Participant.postcode, Participant.id).limit(SEARCH_LIMIT))
-        return [_row(participant, code) for participant, code in rows]
-
-
-def get(sessions: sessionmaker[Session], participant_id: int) -> ParticipantRow | None:
-    with session_scope(sessions) as session:
-        row = session.execute(
-            select(Participant, Region.code)
-            .outerjoin(Region, Region.id == Participant.region_id)
-            .where(Participant.id == participant_id)
-        ).first()
-        return _row(row[0], row[1]) if row else None
-
-
-def edit(
-    sessions: sessionmaker[Session], participant_id: int, change: ParticipantEdit, *, actor: str, source: str
-) -> ParticipantRow:
-    try:
-        postcode = normalise_postcode(change.postcode)
-    except InvalidPostcode as exc:
-        raise ParticipantError(str(exc)) from None
-    if is_pc4(postcode):
-        raise ParticipantError("a full postcode (1234 AB) is required")
-    if change.language not in {lang.value for lang in Language}:
-        raise ParticipantError(f"language must be nl or en, not {change.language!r}")
-    email = (change.email or "").strip() or None
-    if email is not None and ("@" not in email or " " in email or len(email) > 254):
-        raise ParticipantError(f"not an e-mail address: {email!r}")
-    if change.channel_email and email is None:
-        raise ParticipantError("the e-mail channel needs an e-mail address")
-    with session_scope(sessions) as session:
-        participant = session.get(Participant, participant_id)
-        if participant is None:
-            raise ParticipantError(f"no participant {participant_id}")
-        changed: list[str] = []
-        if postcode[:4] != participant.postcode[:4]:
-            # A new PC4 area moves the participant (and their region) to that area's centre.
-            place = session.get(PostcodeArea, postcode[:4])
-            if place is None:
-                raise ParticipantError(f"postcode area {postcode[:4]} is unknown")
-            participant.lat, participant.lon, participant.region_id = place.lat, place.lon, place.region_id
-            changed.append("location")
-        values = {
-            "postcode": postcode,
-            "house_number": (change.house_number or "").strip() or None,
-            "email": email,
-            "language": change.language,
-            "channel_voice": change.channel_voice,
-            "channel_sms": change.channel_sms,
-            "channel_email": change.channel_email,
-            "inquiry_opt_in": change.inquiry_opt_in,
-        }
-        for name, value in values.items():
-            if getattr(participant, name) != value:
-                setattr(participant, name, value)
-                changed.append(name)
-        if changed:
-            record_audit(
-                session,
-                actor=actor,
-                verb="edit",
-                entity="participant",
-                entity_id=participant.id,
-                detail={"fields": sorted(changed)},
-                source=source,
-            )
-        region_code = session.scalar(select(Region.code).where(Region.id == participant.region_id))
-        return _row(participant, region_code)
-
-
-def set_opt_out(
-    sessions: sessionmaker[Session], participant_id: int, opted_out: bool, *, actor: str, source: str
-) -> bool:
-    """Opt a participant out of alerts (or back in) on their request; False when unknown."""
-    return set_opted_out(
-        sessions, participant_id=participant_id, opted_out=opted_out, source=source, actor=actor
-    )
-
-
 ERASED_FIELDS = (
     "phone number",
     "postcode",
@@ -210,114 +125,242 @@ ERASED_FIELDS = (
 )
 
 
-def erase(
-    sessions: sessionmaker[Session], live: LiveState, participant_id: int, *, actor: str, source: str
-) -> ErasureReport:
-    """Delete a participant on their request and say exactly what went.
+class PeopleService:
+    def __init__(self, services: Services) -> None:
+        self._sessions = services.sessions
+        self._live = services.live
 
-    Their deliveries and personal inquiry links are deleted with them; calls and tips stay as
-    police records of the action (unlinked from the participant) and the "recently alerted"
-    marker in Redis is removed.
-    """
-    with session_scope(sessions) as session:
-        participant = session.get(Participant, participant_id)
-        if participant is None:
-            raise ParticipantError(f"no participant {participant_id}")
-        phone = participant.phone_e164
-        deliveries = session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.participant_id == participant_id)
-        )
-        links = session.scalar(
-            select(func.count()).select_from(InquiryLink).where(InquiryLink.participant_id == participant_id)
-        )
-        call_ids = list(session.scalars(select(Call.id).where(Call.participant_id == participant_id)))
-        tips = session.scalar(select(func.count()).select_from(Tip).where(Tip.call_id.in_(call_ids)))
-        # Explicit deletes rather than relying on ON DELETE: SQLite enforces foreign keys only
-        # when the PRAGMA is on, and the report must match what really happened.
-        session.execute(delete(Delivery).where(Delivery.participant_id == participant_id))
-        session.execute(delete(InquiryLink).where(InquiryLink.participant_id == participant_id))
-        session.execute(update(Call).where(Call.participant_id == participant_id).values(participant_id=None))
-        session.delete(participant)
-        record_audit(
-            session,
-            actor=actor,
-            verb="erase",
-            entity="participant",
-            entity_id=participant_id,
-            detail={
-                "deliveries_deleted": deliveries,
-                "inquiry_links_deleted": links,
-                "calls_unlinked": len(call_ids),
-            },
-            source=source,
-        )
-    live_deleted = int(live.client.delete(live.keys.alerted(phone)))
-    return ErasureReport(
-        participant_id=participant_id,
-        erased_fields=ERASED_FIELDS,
-        deliveries_deleted=int(deliveries or 0),
-        inquiry_links_deleted=int(links or 0),
-        calls_unlinked=len(call_ids),
-        tips_kept=int(tips or 0),
-        live_keys_deleted=live_deleted,
-    )
+    def search(self, query: str) -> list[ParticipantRow]:
+        """By phone number (any notation, exact) or postcode (PC4 prefix or full PC6)."""
+        text = query.strip()
+        if not text:
+            return []
+        statement = select(Participant, Region.code).outerjoin(Region, Region.id == Participant.region_id)
+        try:
+            postcode = normalise_postcode(text)
+        except InvalidPostcode:
+            try:
+                phone = normalise(text)
+            except InvalidPhoneNumber:
+                raise ParticipantError(
+                    f"{text!r} is neither a phone number nor a postcode (1234 or 1234 AB)"
+                ) from None
+            statement = statement.where(Participant.phone_e164 == phone)
+        else:
+            if is_pc4(postcode):
+                # A range, not LIKE: SQLite's case-insensitive LIKE cannot use the postcode index.
+                statement = statement.where(Participant.postcode.between(postcode, f"{postcode}ZZ"))
+            else:
+                statement = statement.where(Participant.postcode == postcode)
+        with session_scope(self._sessions) as session:
+            rows = session.execute(
+                statement.order_by(Participant.postcode, Participant.id).limit(SEARCH_LIMIT)
+            )
+            return [_row(participant, code) for participant, code in rows]
 
+    def get(self, participant_id: int) -> ParticipantRow:
+        with session_scope(self._sessions) as session:
+            row = session.execute(
+                select(Participant, Region.code)
+                .outerjoin(Region, Region.id == Participant.region_id)
+                .where(Participant.id == participant_id)
+            ).first()
+            if row is None:
+                raise ParticipantNotFound(f"no participant {participant_id}")
+            return _row(row[0], row[1])
 
-def export_csv(sessions: sessionmaker[Session], *, actor: str, source: str) -> Iterator[str]:
-    """Participants who did not opt out, in the import format (re-importable), streamed.
+    def edit(
+        self, participant_id: int, change: ParticipantEdit, *, actor: str, source: str
+    ) -> ParticipantRow:
+        try:
+            postcode = normalise_postcode(change.postcode)
+        except InvalidPostcode as exc:
+            raise ParticipantError(str(exc)) from None
+        if is_pc4(postcode):
+            raise ParticipantError("a full postcode (1234 AB) is required")
+        if change.language not in {lang.value for lang in Language}:
+            raise ParticipantError(f"language must be nl or en, not {change.language!r}")
+        email = (change.email or "").strip() or None
+        if email is not None and ("@" not in email or " " in email or len(email) > 254):
+            raise ParticipantError(f"not an e-mail address: {email!r}")
+        if change.channel_email and email is None:
+            raise ParticipantError("the e-mail channel needs an e-mail address")
+        with session_scope(self._sessions) as session:
+            participant = session.get(Participant, participant_id)
+            if participant is None:
+                raise ParticipantNotFound(f"no participant {participant_id}")
+            changed: list[str] = []
+            if postcode[:4] != participant.postcode[:4]:
+                # A new PC4 area moves the participant (and their region) to that area's centre.
+                place = session.get(PostcodeArea, postcode[:4])
+                if place is None:
+                    raise ParticipantError(f"postcode area {postcode[:4]} is unknown")
+                participant.lat, participant.lon, participant.region_id = (
+                    place.lat,
+                    place.lon,
+                    place.region_id,
+                )
+                changed.append("location")
+            values = {
+                "postcode": postcode,
+                "house_number": (change.house_number or "").strip() or None,
+                "email": email,
+                "language": change.language,
+                "channel_voice": change.channel_voice,
+                "channel_sms": change.channel_sms,
+                "channel_email": change.channel_email,
+                "inquiry_opt_in": change.inquiry_opt_in,
+            }
+            for name, value in values.items():
+                if getattr(participant, name) != value:
+                    setattr(participant, name, value)
+                    changed.append(name)
+            if changed:
+                record_audit(
+                    session,
+                    actor=actor,
+                    verb="edit",
+                    entity="participant",
+                    entity_id=participant.id,
+                    detail={"fields": sorted(changed)},
+                    source=source,
+                )
+            region_code = session.scalar(select(Region.code).where(Region.id == participant.region_id))
+            return _row(participant, region_code)
 
-    The export itself is audited before the first row leaves: it is a bulk copy of personal data.
-    """
-    with session_scope(sessions) as session:
-        total = session.scalar(
-            select(func.count()).select_from(Participant).where(Participant.opted_out.is_(False))
+    def set_opt_out(self, participant_id: int, opted_out: bool, *, actor: str, source: str) -> None:
+        """Opt a participant out of alerts (or back in) on their request."""
+        if not set_opted_out(
+            self._sessions, participant_id=participant_id, opted_out=opted_out, source=source, actor=actor
+        ):
+            raise ParticipantNotFound(f"no participant {participant_id}")
+
+    def erase(self, participant_id: int, *, actor: str, source: str) -> ErasureReport:
+        """Delete a participant on their request and say exactly what went.
+
+        Their deliveries and personal inquiry links are deleted with them; calls and tips stay as
+        police records of the action (unlinked from the participant) and the "recently alerted"
+        marker in Redis is removed.
+        """
+        with session_scope(self._sessions) as session:
+            participant = session.get(Participant, participant_id)
+            if participant is None:
+                raise ParticipantNotFound(f"no participant {participant_id}")
+            phone = participant.phone_e164
+            deliveries = session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.participant_id == participant_id)
+            )
+            links = session.scalar(
+                select(func.count())
+                .select_from(InquiryLink)
+                .where(InquiryLink.participant_id == participant_id)
+            )
+            call_ids = list(session.scalars(select(Call.id).where(Call.participant_id == participant_id)))
+            tips = session.scalar(select(func.count()).select_from(Tip).where(Tip.call_id.in_(call_ids)))
+            # Explicit deletes rather than relying on ON DELETE: SQLite enforces foreign keys only
+            # when the PRAGMA is on, and the report must match what really happened.
+            session.execute(delete(Delivery).where(Delivery.participant_id == participant_id))
+            session.execute(delete(InquiryLink).where(InquiryLink.participant_id == participant_id))
+            session.execute(
+                update(Call).where(Call.participant_id == participant_id).values(participant_id=None)
+            )
+            session.delete(participant)
+            record_audit(
+                session,
+                actor=actor,
+                verb="erase",
+                entity="participant",
+                entity_id=participant_id,
+                detail={
+                    "deliveries_deleted": deliveries,
+                    "inquiry_links_deleted": links,
+                    "calls_unlinked": len(call_ids),
+                },
+                source=source,
+            )
+        live_deleted = int(self._live.client.delete(self._live.keys.alerted(phone)))
+        return ErasureReport(
+            participant_id=participant_id,
+            erased_fields=ERASED_FIELDS,
+            deliveries_deleted=int(deliveries or 0),
+            inquiry_links_deleted=int(links or 0),
+            calls_unlinked=len(call_ids),
+            tips_kept=int(tips or 0),
+            live_keys_deleted=live_deleted,
         )
-        record_audit(
-            session,
-            actor=actor,
-            verb="export",
-            entity="participants",
-            entity_id=None,
-            detail={"rows": total},
-            source=source,
-        )
 
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(PARTICIPANT_COLUMNS)
-        with session_scope(sessions) as session:
-            result = session.execute(
-                select(Participant).where(Participant.opted_out.is_(False)).order_by(Participant.id),
-                execution_options={"yield_per": 5000},
-            ).scalars()
-            for number, p in enumerate(result, start=1):
-                channels = ";".join(
-                    name
-                    for name, on in (
-                        ("voice", p.channel_voice),
-                        ("sms", p.channel_sms),
-                        ("email", p.channel_email),
+    def import_file(
+        self, write: Callable[[Path], object], name: str, *, skip_bad: bool, actor: str, source: str
+    ) -> ImportReport:
+        """Import participants from an uploaded CSV that ``write`` saves under ``name``.
+
+        The file lives in a temporary folder for the import only; a file that cannot be read as a
+        whole raises :class:`ImportRefused` naming it as the user did, not by its server path.
+        """
+        with tempfile.TemporaryDirectory(prefix="bn-import-") as folder:
+            path = Path(folder) / name
+            write(path)
+            try:
+                with session_scope(self._sessions) as session:
+                    return import_participants(session, path, skip_bad=skip_bad, actor=actor, source=source)
+            except ImportFileError as exc:
+                raise ImportRefused(str(exc).replace(str(path), name)) from None
+
+    def export_csv(self, *, actor: str, source: str) -> Iterator[str]:
+        """Participants who did not opt out, in the import format (re-importable), streamed.
+
+        The export itself is audited before the first row leaves: it is a bulk copy of personal data.
+        """
+        with session_scope(self._sessions) as session:
+            total = session.scalar(
+                select(func.count()).select_from(Participant).where(Participant.opted_out.is_(False))
+            )
+            record_audit(
+                session,
+                actor=actor,
+                verb="export",
+                entity="participants",
+                entity_id=None,
+                detail={"rows": total},
+                source=source,
+            )
+
+        def rows() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(PARTICIPANT_COLUMNS)
+            with session_scope(self._sessions) as session:
+                result = session.execute(
+                    select(Participant).where(Participant.opted_out.is_(False)).order_by(Participant.id),
+                    execution_options={"yield_per": 5000},
+                ).scalars()
+                for number, p in enumerate(result, start=1):
+                    channels = ";".join(
+                        name
+                        for name, on in (
+                            ("voice", p.channel_voice),
+                            ("sms", p.channel_sms),
+                            ("email", p.channel_email),
+                        )
+                        if on
                     )
-                    if on
-                )
-                writer.writerow(
-                    [
-                        p.phone_e164,
-                        p.postcode,
-                        p.house_number or "",
-                        p.email or "",
-                        p.language,
-                        channels,
-                        "yes" if p.inquiry_opt_in else "no",
-                        f"{p.lat:.6f}",
-                        f"{p.lon:.6f}",
-                    ]
-                )
-                if number % 1000 == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
+                    writer.writerow(
+                        [
+                            p.phone_e164,
+                            p.postcode,
+                            p.house_number or "",
+                            p.email or "",
+                            p.language,
+                            channels,
+                            "yes" if p.inquiry_opt_in else "no",
+                            f"{p.lat:.6f}",
+                            f"{p.lon:.6f}",
+                        ]
+                    )
+                    if number % 1000 == 0:
+                        yield buffer.getvalue()
+                        buffer.seek(0)
+                        buffer.truncate()
+            yield buffer.getvalue()
 
-    return rows()
+        return rows()

@@ -3,8 +3,8 @@
 Authenticated by Twilio's request signature instead of a login or CSRF token: every request
 must carry an ``X-Twilio-Signature`` that matches the public URL Twilio used (callback base +
 path + query) and the posted parameters, computed with our auth token. Anything else gets a
-403 with a JSON error and changes nothing. The logic lives in
-:mod:`callback_api.webhooks.services`.
+403 with a JSON error and changes nothing. The routes are :mod:`broadcasting.twilio.paths`;
+what each does is :class:`broadcasting.twilio.TwilioWebhooks`.
 """
 
 from __future__ import annotations
@@ -13,41 +13,36 @@ import logging
 import uuid
 
 from flask import Blueprint, Response, abort, jsonify, request, send_file
-from twilio.request_validator import RequestValidator
 
-from broadcasting.twilio_client import callback_base
+from broadcasting.twilio import EMPTY_TWIML, TwilioInputError, TwilioWebhooks, UnknownDelivery, paths
 from callback_api.api.views import error_body
 from callback_api.state import panel
-from callback_api.webhooks import services as twilio_events
-from callback_api.webhooks.services import TwilioInputError
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("twilio_hooks", __name__, url_prefix="/twilio")
+bp = Blueprint("twilio_hooks", __name__)
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
-# Twilio fetches <Play> media like a browser would, unsigned: the audio route has its own token.
-_UNSIGNED_ENDPOINTS = {"twilio_hooks.message_audio"}
+_UNSIGNED_RULES = {path.rule for path in paths.ALL if not path.signed}
+
+
+def _hooks() -> TwilioWebhooks:
+    return TwilioWebhooks.for_services(panel().context)
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error_body(status, message, str(uuid.uuid4()))), status
 
 
-def _public_url() -> str:
-    """The URL as Twilio called it: the signature covers it, query string included."""
-    query = request.query_string.decode("utf-8", "replace")
-    return callback_base(panel().settings) + request.path + (f"?{query}" if query else "")
-
-
 @bp.before_request
 def check_signature() -> tuple[Response, int] | None:
-    if request.endpoint in _UNSIGNED_ENDPOINTS:
+    if request.url_rule is not None and request.url_rule.rule in _UNSIGNED_RULES:
         return None
-    signature = request.headers.get("X-Twilio-Signature", "")
-    validator = RequestValidator(panel().settings.twilio.auth_token)
-    params = request.form if request.method == "POST" else {}
-    if not signature or not validator.validate(_public_url(), params, signature):
+    if not _hooks().signature_valid(
+        request.path,
+        request.query_string.decode("utf-8", "replace"),
+        request.form if request.method == "POST" else {},
+        request.headers.get("X-Twilio-Signature", ""),
+    ):
         log.warning(
             "Twilio webhook %s refused: missing or wrong signature (from %s)",
             request.path,
@@ -58,7 +53,7 @@ def check_signature() -> tuple[Response, int] | None:
 
 
 def _delivery_arg() -> int | None:
-    value = request.args.get("delivery", "")
+    value = request.args.get(paths.DELIVERY_ARG, "")
     return int(value) if value.isdigit() else None
 
 
@@ -67,73 +62,48 @@ def _twiml(document: str) -> Response:
 
 
 def _status(voice: bool) -> Response | tuple[Response, int]:
-    form = request.form
-    sid_field, status_field = ("CallSid", "CallStatus") if voice else ("MessageSid", "MessageStatus")
     try:
-        twilio_events.apply_status(
-            panel().context.sessions,
-            provider_ref=form.get(sid_field, ""),
-            twilio_status=form.get(status_field, ""),
-            voice=voice,
-            delivery_id=_delivery_arg(),
-            error_code=form.get("ErrorCode") or None,
-        )
+        _hooks().status(request.form, voice=voice, delivery_id=_delivery_arg())
     except TwilioInputError as exc:
         return _error(400, str(exc))
     return _twiml(EMPTY_TWIML)
 
 
-@bp.post("/sms/status")
+@bp.route(paths.SMS_STATUS.rule, methods=paths.SMS_STATUS.methods)
 def sms_status() -> Response | tuple[Response, int]:
     return _status(voice=False)
 
 
-@bp.post("/voice/status")
+@bp.route(paths.VOICE_STATUS.rule, methods=paths.VOICE_STATUS.methods)
 def voice_status() -> Response | tuple[Response, int]:
     return _status(voice=True)
 
 
-@bp.post("/sms/inbound")
+@bp.route(paths.SMS_INBOUND.rule, methods=paths.SMS_INBOUND.methods)
 def sms_inbound() -> Response | tuple[Response, int]:
-    form = request.form
     try:
-        twilio_events.inbound_sms(
-            panel().context.sessions,
-            message_sid=form.get("MessageSid", ""),
-            from_number=form.get("From", ""),
-            body=form.get("Body", ""),
-        )
+        _hooks().inbound_sms(request.form)
     except TwilioInputError as exc:
         return _error(400, str(exc))
-    # Twilio's own opt-out handling sends the carrier-mandated confirmation: no reply here.
     return _twiml(EMPTY_TWIML)
 
 
-@bp.route("/voice/alert", methods=["GET", "POST"])
+@bp.route(paths.VOICE_ALERT.rule, methods=paths.VOICE_ALERT.methods)
 def voice_alert() -> Response | tuple[Response, int]:
     delivery_id = _delivery_arg()
     if delivery_id is None:
-        return _error(400, "the alert URL needs ?delivery=<id>")
-    source = request.form if request.method == "POST" else request.args
-    digits = source.get("Digits") or None
-    play = request.args.get("play", "1")
+        return _error(400, f"the alert URL needs ?{paths.DELIVERY_ARG}=<id>")
+    params = request.form if request.method == "POST" else request.args
     try:
-        document = twilio_events.alert_twiml(
-            panel().context.sessions,
-            panel().settings,
-            delivery_id=delivery_id,
-            digits=digits,
-            play=int(play) if play.isdigit() else 1,
-            callback_base=callback_base(panel().settings),
-        )
-    except twilio_events.UnknownDelivery:
+        document = _hooks().alert(delivery_id, params, request.args.get(paths.PLAY_ARG, "1"))
+    except UnknownDelivery:
         return _error(404, f"no delivery {delivery_id}")
     return _twiml(document)
 
 
-@bp.get("/voice/audio/<int:action_id>/<language>.wav")
+@bp.route(paths.VOICE_AUDIO.rule, methods=paths.VOICE_AUDIO.methods)
 def message_audio(action_id: int, language: str) -> Response:
-    path = twilio_events.audio_file(panel().settings, action_id, language, request.args.get("token", ""))
+    path = _hooks().audio_file(action_id, language, request.args.get(paths.TOKEN_ARG, ""))
     if path is None:
         abort(404)
     return send_file(path, mimetype="audio/wav", max_age=300)

@@ -18,9 +18,9 @@ import pytest
 from asterisk_conf.render import AsteriskPlan
 from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.settings import Settings
+from testbed.ports import free_port
+from testbed.sipp import Sipp
 from tests.asterisk.conftest import StartAsterisk, asterisk_settings, centralist
-from tests.conftest import free_port
-from tests.support.sipp import Sipp
 
 pytestmark = pytest.mark.asterisk
 

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from broadcasting.channels.email_smtp import SmtpEmailSender
 from broadcasting.ratelimit import SharedRate
-from broadcasting.senders import EmailSender
 from burgernet.actions import AreaSpec
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
@@ -21,8 +21,8 @@ from burgernet.models import AuditEvent, Delivery
 from burgernet.settings import Settings
 from composition.cli import main
 from composition.context import Context
+from testbed.smtp import SmtpServer
 from tests.broadcasting.conftest import CENTRE, Crowd, WorkerThread
-from tests.support.smtp import SmtpServer
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def bn_settings(bn_settings: Settings, smtp_server: SmtpServer) -> Settings:
 
 def email_senders(
     settings: Settings, per_second: float | None = None
-) -> Callable[[], dict[Channel, EmailSender]]:
-    def build() -> dict[Channel, EmailSender]:
+) -> Callable[[], dict[Channel, SmtpEmailSender]]:
+    def build() -> dict[Channel, SmtpEmailSender]:
         client = aioredis.Redis.from_url(settings.redis.url)
         rate = SharedRate(
             client,
@@ -48,7 +48,7 @@ def email_senders(
             per_second or settings.broadcast.email_per_second,
         )
         mailer = Mailer(settings.smtp)
-        return {Channel.EMAIL: EmailSender(mailer, rate, domain=mailer.domain)}
+        return {Channel.EMAIL: SmtpEmailSender(mailer, rate, domain=mailer.domain)}
 
     return build
 

@@ -19,8 +19,8 @@ from burgernet.domain import AreaKind, Channel
 from burgernet.models import Action, Delivery, Participant
 from composition.context import Context
 from composition.redis_server import ManagedRedis
+from testbed.postgres import ManagedPostgres
 from tests.conftest import postgres_context
-from tests.support.postgres import ManagedPostgres
 
 pytestmark = pytest.mark.postgres
 

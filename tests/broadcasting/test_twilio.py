@@ -14,21 +14,19 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from broadcasting.channels.sms_twilio import TwilioSmsSender
 from broadcasting.errors import PermanentProviderError, TransientProviderError
 from broadcasting.ratelimit import SharedRate
-from broadcasting.senders import SmsSender
-from broadcasting.twilio_client import retry_after_seconds
-from broadcasting.twilio_sms import TwilioSms
-from broadcasting.twilio_voice import TwilioVoice
+from broadcasting.twilio import TwilioSms, TwilioVoice, retry_after_seconds
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import Delivery, ProviderEvent
 from burgernet.settings import Settings
 from callback_api.app import create_app
 from composition.context import Context
+from testbed.fake_twilio import FakeTwilio
+from testbed.ports import port_block
 from tests.broadcasting.conftest import Crowd, WorkerThread
-from tests.support.fake_twilio import FakeTwilio
-from tests.support.ports import port_block
 
 PHONE = "+31612340001"
 
@@ -209,11 +207,11 @@ def test_call_errors_are_classified(bn_settings: Settings, fake_twilio: FakeTwil
 
 
 # --- SMS broadcast through the worker, callbacks into the panel ----------------------------------------
-def sms_senders(settings: Settings) -> Callable[[], dict[Channel, SmsSender]]:
-    def build() -> dict[Channel, SmsSender]:
+def sms_senders(settings: Settings) -> Callable[[], dict[Channel, TwilioSmsSender]]:
+    def build() -> dict[Channel, TwilioSmsSender]:
         client = aioredis.Redis.from_url(settings.redis.url)
         rate = SharedRate(client, f"{settings.redis.key_prefix}rate:sms", settings.broadcast.sms_per_second)
-        return {Channel.SMS: SmsSender(TwilioSms(settings), rate)}
+        return {Channel.SMS: TwilioSmsSender(TwilioSms(settings), rate)}
 
     return build
 

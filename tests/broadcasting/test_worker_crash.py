@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from burgernet.db import session_scope
 from burgernet.models import Delivery
 from burgernet.settings import Settings, as_environment
+from testbed.fake_twilio import FakeTwilio
 from tests.broadcasting.conftest import Crowd
-from tests.support.fake_twilio import FakeTwilio
 
 PEOPLE = 120
 

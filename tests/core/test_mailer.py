@@ -18,8 +18,8 @@ from burgernet.mailer import (
     sender_domain,
 )
 from burgernet.settings import SmtpSettings
-from tests.support.ports import port_block
-from tests.support.smtp import SmtpServer
+from testbed.ports import port_block
+from testbed.smtp import SmtpServer
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from burgernet.models import Participant
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
+from testbed.postgres import ManagedPostgres
 from tests.conftest import postgres_context
-from tests.support.postgres import ManagedPostgres
 
 pytestmark = pytest.mark.postgres
 

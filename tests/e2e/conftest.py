@@ -18,8 +18,8 @@ from callback_api import app as panel_app
 from callback_api.auth.services import create_user
 from callback_api.dashboard import views as dashboard
 from composition.context import Context
-from tests.conftest import free_port
-from tests.e2e.browser import PanelServer, launch_chromium, offline_context
+from testbed.browser import PanelServer, launch_chromium, offline_context
+from testbed.ports import free_port
 
 OPERATOR = "operator"
 PASSWORD = "correct horse battery"

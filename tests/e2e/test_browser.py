@@ -23,9 +23,9 @@ from burgernet.calls import CallLog
 from burgernet.db import session_scope
 from burgernet.models import Action, AuditEvent, Participant
 from composition.context import Context
-from tests.e2e.browser import draw_polygon
+from testbed.browser import draw_polygon
+from testbed.telephony import call_free_number, phones_change, run_telephony
 from tests.e2e.conftest import OPERATOR, PASSWORD, BrowserPage
-from tests.e2e.telephony import call_free_number, phones_change, run_telephony
 
 # The new-action map opens on the centre of region Midden-Nederland (map.js: [52.2, 5.3], zoom 7).
 MAP_CENTRE = (5.30, 52.20)  # lon, lat

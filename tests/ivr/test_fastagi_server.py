@@ -14,7 +14,8 @@ import pytest
 
 from burgernet import channel_vars as cv
 from ivr.agi import AgiCommandError, AgiProtocolError, AgiSession, ChannelHungUp, quote
-from tests.ivr.conftest import FAILOVER, AgiPeer, StartServer, agi_call, agi_header
+from testbed.agi_peer import AgiPeer, agi_call, agi_header
+from tests.ivr.conftest import FAILOVER, StartServer
 
 
 async def set_route(session: AgiSession) -> None:

@@ -1,4 +1,5 @@
-"""REST API: bearer tokens, roles, JSON errors with an error_id, the OpenAPI document."""
+"""REST API: bearer tokens, roles, JSON errors with a stable error_id and a request_id, the OpenAPI
+document."""
 
 from __future__ import annotations
 
@@ -15,25 +16,48 @@ def _auth(world: World, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[role]}"}
 
 
-def _is_error(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status
+def _is_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """A JSON error: the stable code as error_id, and the request's id (also in the header)."""
+    assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert body["status"] == status and body["message"]
-    uuid.UUID(body["error_id"])
+    assert body["error_id"] == code, body
+    uuid.UUID(body["request_id"])
+    assert response.headers["X-Request-Id"] == body["request_id"]
     return dict(body)
 
 
-def test_errors_are_json_with_an_error_id(world: World, app: Flask) -> None:
+def test_errors_are_json_with_a_stable_code_and_the_request_id(world: World, app: Flask) -> None:
     client = app.test_client()
-    _is_error(client.get("/api/v1/actions"), 401)
-    _is_error(client.get("/api/v1/actions", headers={"Authorization": "Bearer nope"}), 401)
-    _is_error(client.get("/api/v1/actions", headers={"Authorization": "Basic abc"}), 401)
-    _is_error(client.get("/api/v1/no-such-thing", headers=_auth(world, "admin")), 404)
-    _is_error(client.get("/api/v1/actions/999999", headers=_auth(world, "admin")), 404)
-    _is_error(client.delete("/api/v1/actions", headers=_auth(world, "admin")), 405)
-    _is_error(client.get("/api/v1/actions?status=nonsense", headers=_auth(world, "admin")), 400)
-    _is_error(client.post("/api/v1/actions", headers=_auth(world, "admin"), data="not json"), 400)
+    _is_error(client.get("/api/v1/actions"), 401, "auth.unauthenticated")
+    _is_error(
+        client.get("/api/v1/actions", headers={"Authorization": "Bearer nope"}), 401, "auth.unauthenticated"
+    )
+    _is_error(
+        client.get("/api/v1/actions", headers={"Authorization": "Basic abc"}), 401, "auth.unauthenticated"
+    )
+    _is_error(client.get("/api/v1/no-such-thing", headers=_auth(world, "admin")), 404, "http.not_found")
+    _is_error(client.get("/api/v1/actions/999999", headers=_auth(world, "admin")), 404, "action.not_found")
+    _is_error(client.delete("/api/v1/actions", headers=_auth(world, "admin")), 405, "http.method_not_allowed")
+    _is_error(
+        client.get("/api/v1/actions?status=nonsense", headers=_auth(world, "admin")), 400, "request.invalid"
+    )
+    _is_error(
+        client.post("/api/v1/actions", headers=_auth(world, "admin"), data="not json"), 400, "request.invalid"
+    )
+
+
+def test_each_request_has_its_own_id(world: World, app: Flask) -> None:
+    client = app.test_client()
+    first = client.get("/api/v1/actions/999999", headers=_auth(world, "admin"))
+    second = client.get("/api/v1/actions/999999", headers=_auth(world, "admin"))
+    assert first.get_json()["error_id"] == second.get_json()["error_id"] == "action.not_found"
+    assert first.get_json()["request_id"] != second.get_json()["request_id"]
+    # Answers that are no error carry the id too: a caller can quote it for any request.
+    ok = client.get("/api/v1/actions", headers=_auth(world, "admin"))
+    assert ok.status_code == 200
+    uuid.UUID(ok.headers["X-Request-Id"])
 
 
 def test_unexpected_failure_is_a_json_500(world: World, app: Flask) -> None:
@@ -41,7 +65,7 @@ def test_unexpected_failure_is_a_json_500(world: World, app: Flask) -> None:
         raise RuntimeError("kaput")
 
     app.add_url_rule("/api/v1/boom", view_func=boom)
-    body = _is_error(app.test_client().get("/api/v1/boom"), 500)
+    body = _is_error(app.test_client().get("/api/v1/boom"), 500, "server.internal_error")
     assert "kaput" not in body["message"]  # internals stay in the log
 
 
@@ -63,12 +87,17 @@ def test_create_start_close_and_callbacks(world: World, bn_context: Context, app
     assert (action["status"], action["team"]) == ("draft", ["c-mn-3"])
     started = client.post(f"/api/v1/actions/{action['id']}/start", headers=_auth(world, "centralist"))
     assert started.get_json()["status"] == "active"
-    _is_error(client.post(f"/api/v1/actions/{action['id']}/start", headers=_auth(world, "centralist")), 409)
+    _is_error(
+        client.post(f"/api/v1/actions/{action['id']}/start", headers=_auth(world, "centralist")),
+        409,
+        "action.invalid_transition",
+    )
     _is_error(
         client.post(
             f"/api/v1/actions/{action['id']}/close", headers=_auth(world, "centralist"), json={"outcome": " "}
         ),
         422,
+        "input.invalid",
     )
     closed = client.post(
         f"/api/v1/actions/{action['id']}/close",
@@ -106,12 +135,18 @@ def test_invalid_actions_are_422_with_the_reason(world: World, bn_context: Conte
                 "area": {"kind": "polygon", "geojson": {"type": "Point", "coordinates": [5, 52]}},
             },
             "Polygon",
+            "area.invalid",
         ),
         (
             {"type": "vehicle", "title": "x", "region": "MN", "area": {"kind": "national"}},
             "only an AMBER Alert",
+            "action.invalid",
         ),
-        ({"type": "ufo", "title": "x", "region": "MN", "area": {"kind": "national"}}, "unknown action type"),
+        (
+            {"type": "ufo", "title": "x", "region": "MN", "area": {"kind": "national"}},
+            "unknown action type",
+            "action.invalid",
+        ),
         (
             {
                 "type": "vehicle",
@@ -120,8 +155,13 @@ def test_invalid_actions_are_422_with_the_reason(world: World, bn_context: Conte
                 "area": {"kind": "circle", "lon": 5.1, "lat": 52.1, "radius_m": 10},
             },
             "unknown region",
+            "action.invalid",
         ),
-        ({"type": "vehicle", "title": "x", "region": "MN", "area": "here"}, "area must be an object"),
+        (
+            {"type": "vehicle", "title": "x", "region": "MN", "area": "here"},
+            "area must be an object",
+            "input.invalid",
+        ),
         (
             {
                 "type": "vehicle",
@@ -131,19 +171,28 @@ def test_invalid_actions_are_422_with_the_reason(world: World, bn_context: Conte
                 "team": ["nobody"],
             },
             "unknown centralist",
+            "action.invalid",
         ),
     ]
-    for body, message in cases:
+    for body, message, code in cases:
         response = client.post("/api/v1/actions", headers=_auth(world, "operator"), json=body)
-        assert message in _is_error(response, 422)["message"], body
+        assert message in _is_error(response, 422, code)["message"], body
     assert len(bn_context.actions.list_actions()) == before
 
 
 def test_roles_on_the_api(world: World, bn_context: Context, app: Flask) -> None:
     client = app.test_client()
     assert client.get("/api/v1/actions", headers=_auth(world, "viewer")).status_code == 200
-    _is_error(client.post(f"/api/v1/actions/{world.draft_id}/start", headers=_auth(world, "viewer")), 403)
-    _is_error(client.get(f"/api/v1/actions/{world.active_id}/callbacks", headers=_auth(world, "viewer")), 403)
+    _is_error(
+        client.post(f"/api/v1/actions/{world.draft_id}/start", headers=_auth(world, "viewer")),
+        403,
+        "auth.forbidden",
+    )
+    _is_error(
+        client.get(f"/api/v1/actions/{world.active_id}/callbacks", headers=_auth(world, "viewer")),
+        403,
+        "auth.forbidden",
+    )
     assert bn_context.actions.get(world.draft_id).status == "draft"
 
 
@@ -153,7 +202,7 @@ def test_api_needs_no_csrf_token_but_panel_cookies_do_not_work_on_it(world: Worl
     client = app.test_client()
     assert login(client, "admin") == 302
     # A logged-in browser session is not an API credential (so the CSRF exemption is safe).
-    _is_error(client.post(f"/api/v1/actions/{world.draft_id}/start"), 401)
+    _is_error(client.post(f"/api/v1/actions/{world.draft_id}/start"), 401, "auth.unauthenticated")
 
 
 def test_openapi_document(world: World, app: Flask) -> None:
@@ -188,7 +237,7 @@ def test_actions_are_listed_newest_first_a_page_at_a_time(app: Flask, world: Wor
     second = client.get(f"/api/v1/actions?limit=1&before={first['next_before']}", headers=headers).get_json()
     assert [a["id"] for a in second["actions"]] == ids[1:2]
     for bad in ("0", "501", "many"):
-        _is_error(client.get(f"/api/v1/actions?limit={bad}", headers=headers), 400)
+        _is_error(client.get(f"/api/v1/actions?limit={bad}", headers=headers), 400, "request.invalid")
 
 
 def test_patch_corrects_title_and_description_audited_and_never_after_close(
@@ -205,11 +254,19 @@ def test_patch_corrects_title_and_description_audited_and_never_after_close(
     assert bn_context.actions.get(world.active_id).title == "Vermist: meisje (8)"
     assert audit_count(bn_context, entity_id=str(world.active_id), verb="edit", actor="operator") == 1
     # Wrong role, unknown field, empty title: refused, nothing changed.
-    _is_error(client.patch(path, json={"title": "x"}, headers=_auth(world, "viewer")), 403)
-    _is_error(client.patch(path, json={"status": "closed"}, headers=_auth(world, "operator")), 422)
-    _is_error(client.patch(path, json={"title": "  "}, headers=_auth(world, "operator")), 422)
-    _is_error(client.patch(path, json={"title": 5}, headers=_auth(world, "operator")), 422)
+    _is_error(client.patch(path, json={"title": "x"}, headers=_auth(world, "viewer")), 403, "auth.forbidden")
+    _is_error(
+        client.patch(path, json={"status": "closed"}, headers=_auth(world, "operator")), 422, "input.invalid"
+    )
+    _is_error(
+        client.patch(path, json={"title": "  "}, headers=_auth(world, "operator")), 422, "action.invalid"
+    )
+    _is_error(client.patch(path, json={"title": 5}, headers=_auth(world, "operator")), 422, "input.invalid")
     assert bn_context.actions.get(world.active_id).title == "Vermist: meisje (8)"
     bn_context.actions.close(world.active_id, outcome="Gevonden", result_message="", actor="test")
-    _is_error(client.patch(path, json={"title": "Later"}, headers=_auth(world, "operator")), 409)
+    _is_error(
+        client.patch(path, json={"title": "Later"}, headers=_auth(world, "operator")),
+        409,
+        "action.invalid_state",
+    )
     assert audit_count(bn_context, entity_id=str(world.active_id), verb="edit") == 1

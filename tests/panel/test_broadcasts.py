@@ -39,12 +39,13 @@ def _auth(world: World, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[role]}"}
 
 
-def _is_error(response: Any, status: int) -> dict[str, Any]:
+def _is_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert body["status"] == status and body["message"]
-    uuid.UUID(body["error_id"])
+    assert body["error_id"] == code, body
+    uuid.UUID(body["request_id"])
     return dict(body)
 
 
@@ -197,7 +198,7 @@ def test_api_routes_for_every_role(role: str, world: World, bn_context: Context,
         f"/api/v1/actions/{world.active_id}/updates", headers=_auth(world, role), json={"message": "Update"}
     )
     if role == "viewer":
-        _is_error(posted, 403)
+        _is_error(posted, 403, "auth.forbidden")
         assert len(_broadcasts(bn_context, world.active_id)) == 1
     else:
         assert posted.status_code == 201
@@ -208,11 +209,15 @@ def test_api_routes_refuse_anonymous_and_bad_tokens(world: World, bn_context: Co
     client = app.test_client()
     alert_id = _alert_id(bn_context, world)
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
-        _is_error(client.get(f"/api/v1/actions/{world.active_id}/broadcasts", headers=headers), 401)
-        _is_error(client.get(f"/api/v1/broadcasts/{alert_id}", headers=headers), 401)
+        unauthenticated = "auth.unauthenticated"
+        _is_error(
+            client.get(f"/api/v1/actions/{world.active_id}/broadcasts", headers=headers), 401, unauthenticated
+        )
+        _is_error(client.get(f"/api/v1/broadcasts/{alert_id}", headers=headers), 401, unauthenticated)
         _is_error(
             client.post(f"/api/v1/actions/{world.active_id}/updates", headers=headers, json={"message": "x"}),
             401,
+            unauthenticated,
         )
     assert _broadcast_total(bn_context) == 1
 
@@ -474,11 +479,13 @@ def test_api_broadcast_shapes(world: World, bn_context: Context, app: Flask) -> 
         "action_id": world.draft_id,
         "broadcasts": [],
     }
-    assert (
-        "no broadcast 999999"
-        in _is_error(client.get("/api/v1/broadcasts/999999", headers=_auth(world, "viewer")), 404)["message"]
+    missing = client.get("/api/v1/broadcasts/999999", headers=_auth(world, "viewer"))
+    assert "no broadcast 999999" in _is_error(missing, 404, "broadcast.not_found")["message"]
+    _is_error(
+        client.get("/api/v1/actions/999999/broadcasts", headers=_auth(world, "viewer")),
+        404,
+        "action.not_found",
     )
-    _is_error(client.get("/api/v1/actions/999999/broadcasts", headers=_auth(world, "viewer")), 404)
 
 
 def test_api_update_created_refused_and_invalid(world: World, bn_context: Context, app: Flask) -> None:
@@ -497,16 +504,24 @@ def test_api_update_created_refused_and_invalid(world: World, bn_context: Contex
     assert audit_count(bn_context, verb="broadcast-update", actor="centralist") == 1
     count = _broadcast_total(bn_context)
     for bad in ({}, {"message": ""}, {"message": "  "}, {"message": 42}, {"message": "x" * 2001}):
-        _is_error(client.post(path, headers=auth, json=bad), 400)
-    _is_error(client.post(path, headers=auth, data="not json"), 400)
-    _is_error(client.post("/api/v1/actions/999999/updates", headers=auth, json={"message": "x"}), 404)
+        _is_error(client.post(path, headers=auth, json=bad), 400, "request.invalid")
+    _is_error(client.post(path, headers=auth, data="not json"), 400, "request.invalid")
+    _is_error(
+        client.post("/api/v1/actions/999999/updates", headers=auth, json={"message": "x"}),
+        404,
+        "action.not_found",
+    )
     draft = _is_error(
-        client.post(f"/api/v1/actions/{world.draft_id}/updates", headers=auth, json={"message": "x"}), 409
+        client.post(f"/api/v1/actions/{world.draft_id}/updates", headers=auth, json={"message": "x"}),
+        409,
+        "action.invalid_state",
     )
     assert "draft" in draft["message"]
     bn_context.actions.close(world.active_id, outcome="gevonden", result_message="", actor="t", source="t")
     count = _broadcast_total(bn_context)  # closing queued the result message
-    closed = _is_error(client.post(path, headers=auth, json={"message": "Nog iets"}), 409)
+    closed = _is_error(
+        client.post(path, headers=auth, json={"message": "Nog iets"}), 409, "action.invalid_state"
+    )
     assert "closed" in closed["message"]
     assert _broadcast_total(bn_context) == count
     assert audit_count(bn_context, verb="broadcast-update") == 1

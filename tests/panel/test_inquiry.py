@@ -1,26 +1,41 @@
-"""Neighbourhood inquiries end to end: panel pages per role, real e-mail (aiosmtpd), the public form."""
+"""Neighbourhood inquiries end to end: panel pages per role, the e-mails sent by a real broadcast
+worker to a real SMTP server (aiosmtpd), the public form."""
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as aioredis
 from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import func, select, update
 
+from broadcasting.channels.base import Sender
+from broadcasting.channels.registry import build_senders
 from burgernet.db import session_scope
-from burgernet.models import AuditEvent, Inquiry, InquiryLink, InquiryUpdate, Participant, Statement
+from burgernet.domain import Channel
+from burgernet.inquiries import LOCAL_TZ, hash_token
+from burgernet.models import (
+    AuditEvent,
+    Broadcast,
+    Inquiry,
+    InquiryLink,
+    InquiryUpdate,
+    Participant,
+    Statement,
+)
 from burgernet.settings import Settings
-from callback_api.inquiry.services import LOCAL_TZ, hash_token
 from callback_api.photos import MAX_PHOTO_BYTES, photos_dir
 from composition.context import Context
+from testbed.smtp import SmtpServer
+from tests.broadcasting.conftest import WorkerThread
 from tests.panel.conftest import UTRECHT, World, audit_count, csrf_token
-from tests.support.smtp import SmtpServer
 
 ClientFor = Callable[[str | None], FlaskClient]
 _LINK = re.compile(r"http://panel\.test/inquiry/([A-Za-z0-9_-]+)")
@@ -42,13 +57,48 @@ def client_for(client_for: ClientFor) -> ClientFor:
 
 @pytest.fixture
 def bn_settings(bn_settings: Settings, smtp_server: SmtpServer) -> Settings:
-    """The app sends its e-mail to the test's SMTP server and builds links on a known base URL."""
+    """E-mail goes to the test's SMTP server, links are built on a known base URL, and the
+    workers retry quickly (three attempts, 0.2 s apart and doubling)."""
     return bn_settings.model_copy(
         update={
             "smtp": smtp_server.settings(bn_settings.smtp),
             "web": bn_settings.web.model_copy(update={"public_base_url": "http://panel.test"}),
+            "broadcast": bn_settings.broadcast.model_copy(
+                update={"email_per_second": 200.0, "retry_base_seconds": 0.2, "max_attempts": 3}
+            ),
         }
     )
+
+
+def email_senders(settings: Settings) -> Callable[[], object]:
+    async def build() -> dict[Channel, Sender]:
+        return await build_senders(settings, [Channel.EMAIL], aioredis.Redis.from_url(settings.redis.url))
+
+    return build
+
+
+@pytest.fixture(autouse=True)
+def mail_worker(bn_context: Context) -> Iterator[WorkerThread]:
+    """A broadcast worker for e-mail, as `burgernet worker` runs it: the panel only asks for mail."""
+    worker = WorkerThread(bn_context, email_senders(bn_context.settings))
+    yield worker
+    worker.stop()
+
+
+def settled(context: Context, inquiry_id: int, timeout: float = 20.0) -> None:
+    """Wait until every e-mail the inquiry asked for has reached a final status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(context.sessions) as session:
+            busy = session.scalar(
+                select(func.count())
+                .select_from(Broadcast)
+                .where(Broadcast.inquiry_id == inquiry_id, Broadcast.status.in_(("pending", "running")))
+            )
+        if not busy:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the e-mails of inquiry {inquiry_id} did not settle in {timeout} s")
 
 
 @dataclass
@@ -181,14 +231,15 @@ def submit(
 
 @pytest.fixture
 def sent_inquiry(
-    client_for: ClientFor, neighbours: Neighbours, smtp_server: SmtpServer
+    client_for: ClientFor, neighbours: Neighbours, smtp_server: SmtpServer, bn_context: Context
 ) -> tuple[int, dict[str, str]]:
     """An inquiry whose links went out; returns its id and the token each resident received."""
     operator = client_for("operator")
     status, inquiry_id = create_inquiry(operator)
     assert status == 302
     assert send_links(operator, inquiry_id) == 302
-    smtp_server.wait_for(len(neighbours.reached))
+    smtp_server.wait_for(len(neighbours.reached), timeout=20)
+    settled(bn_context, inquiry_id)
     return inquiry_id, tokens_by_address(smtp_server)
 
 
@@ -346,14 +397,22 @@ def test_links_reach_exactly_the_opted_in_neighbours_and_work(
     operator = client_for("operator")
     _status, inquiry_id = create_inquiry(operator)
     assert operator.get(f"/inquiries/{inquiry_id}/recipients.json").get_json()["recipients"] == 3
-    assert send_links(operator, inquiry_id) == 302
-    mails = smtp_server.wait_for(3)
+    response = operator.post(
+        f"/inquiries/{inquiry_id}/send",
+        data={"csrf_token": csrf_token(operator, f"/inquiries/{inquiry_id}")},
+        follow_redirects=True,
+    )
+    assert "The links are queued for sending." in response.get_data(as_text=True)
+    mails = smtp_server.wait_for(3, timeout=20)
+    settled(bn_context, inquiry_id)
     assert sorted(m.rcpt_tos[0] for m in mails) == sorted(neighbours.reached)
     by_address = {m.rcpt_tos[0]: m for m in mails}
     assert by_address["anna@example.nl"].subject == "Burgernet buurtonderzoek: Inbraak Oudegracht"
     assert by_address["bob@example.nl"].subject == "Burgernet neighbourhood inquiry: Inbraak Oudegracht"
     assert "Heeft u vannacht" in by_address["anna@example.nl"].body()
-    assert all(m.message_id.startswith(f"<inquiry-{inquiry_id}-link-") for m in mails)
+    # The pipeline's Message-ID, one per delivery: a copy sent again is recognisably the same.
+    assert all(m.message_id.startswith("<delivery-") for m in mails)
+    assert len({m.message_id for m in mails}) == 3
     tokens = tokens_by_address(smtp_server)
     assert len(set(tokens.values())) == 3
     with session_scope(bn_context.sessions) as session:
@@ -366,7 +425,9 @@ def test_links_reach_exactly_the_opted_in_neighbours_and_work(
     assert not stored & set(tokens.values())
     html = operator.get(f"/inquiries/{inquiry_id}").get_data(as_text=True)
     assert '<dd id="links-sent">3</dd>' in html
-    event_detail = '{"new_links": 3, "refused": 0, "retry_later": 0, "sent": 3}'
+    with session_scope(bn_context.sessions) as session:
+        (broadcast_id,) = session.scalars(select(Broadcast.id).where(Broadcast.inquiry_id == inquiry_id))
+    event_detail = f'{{"broadcast": {broadcast_id}}}'
     assert (
         audit_count(bn_context, entity="inquiry", verb="send_links", actor="operator", detail=event_detail)
         == 1
@@ -374,6 +435,7 @@ def test_links_reach_exactly_the_opted_in_neighbours_and_work(
 
     # Sending again mails nobody twice.
     assert send_links(operator, inquiry_id) == 302
+    settled(bn_context, inquiry_id)
     assert len(smtp_server.messages) == 3
 
     # The token in the e-mail opens the resident's form, with the question and no login.
@@ -385,22 +447,23 @@ def test_links_reach_exactly_the_opted_in_neighbours_and_work(
     assert page.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_a_refused_address_is_not_retried_and_a_greylisted_one_is_with_a_fresh_token(
+def test_a_refused_address_is_not_retried_and_a_greylisted_one_is_then_sent_with_a_fresh_token(
     client_for: ClientFor, neighbours: Neighbours, smtp_server: SmtpServer, bn_context: Context
 ) -> None:
     smtp_server.refuse("bob@example.nl", "451 4.7.1 Greylisted, try again later")
     smtp_server.refuse("carla@example.nl", "550 5.1.1 No such mailbox")
     operator = client_for("operator")
     _status, inquiry_id = create_inquiry(operator)
-    response = operator.post(
-        f"/inquiries/{inquiry_id}/send",
-        data={"csrf_token": csrf_token(operator, f"/inquiries/{inquiry_id}")},
-        follow_redirects=True,
-    )
-    html = response.get_data(as_text=True)
-    assert "1 e-mails could not be sent now" in html
-    assert "1 addresses were refused by the mail server" in html
+    assert send_links(operator, inquiry_id) == 302
+    settled(bn_context, inquiry_id)
+    html = operator.get(f"/inquiries/{inquiry_id}").get_data(as_text=True)
+    assert '<dd id="links-sent">1</dd>' in html
+    assert '<dd id="links-pending">1</dd>' in html
+    assert '<dd id="links-failed">1</dd>' in html
     assert [m.rcpt_tos for m in smtp_server.messages] == [("anna@example.nl",)]
+    # The worker tried the greylisted address again (every attempt allowed), the refused one once.
+    assert smtp_server.rcpt_attempts.count("bob@example.nl") == bn_context.settings.broadcast.max_attempts
+    assert smtp_server.rcpt_attempts.count("carla@example.nl") == 1
     with session_scope(bn_context.sessions) as session:
         rows = session.execute(
             select(Participant.email, InquiryLink.delivery, InquiryLink.last_error, InquiryLink.token_hash)
@@ -415,7 +478,8 @@ def test_a_refused_address_is_not_retried_and_a_greylisted_one_is_with_a_fresh_t
 
     smtp_server.accept("bob@example.nl")
     assert send_links(operator, inquiry_id) == 302
-    mails = smtp_server.wait_for(2)
+    mails = smtp_server.wait_for(2, timeout=20)
+    settled(bn_context, inquiry_id)
     assert [m.rcpt_tos for m in mails[1:]] == [("bob@example.nl",)]
     assert smtp_server.rcpt_attempts.count("carla@example.nl") == 1
     token = tokens_by_address(smtp_server)["bob@example.nl"]
@@ -623,11 +687,12 @@ def test_the_follow_up_reaches_everyone_who_got_a_link(
         f"/inquiries/{inquiry_id}/follow-up", data={"csrf_token": token, "message": update_text}
     )
     assert response.status_code == 302
-    mails = smtp_server.wait_for(3)
+    mails = smtp_server.wait_for(3, timeout=20)
+    settled(bn_context, inquiry_id)
     assert sorted(m.rcpt_tos[0] for m in mails) == sorted(neighbours.reached)
     assert all(update_text in m.body() for m in mails)
     assert len({m.message_id for m in mails}) == 3
-    assert all(m.message_id.startswith(f"<inquiry-{inquiry_id}-update-") for m in mails)
+    assert all(m.message_id.startswith("<delivery-") for m in mails)
     with session_scope(bn_context.sessions) as session:
         stored = session.scalars(select(InquiryUpdate)).one()
         assert (stored.message, stored.recipients, stored.failed, stored.created_by) == (

@@ -93,7 +93,7 @@ def test_api_upload(world: World, bn_context: Context, app: Flask, tmp_path: Pat
         data={"file": (io.BytesIO(b""), "empty.wav")},
         content_type="multipart/form-data",
     )
-    assert bad.status_code == 422 and bad.get_json()["error_id"]
+    assert bad.status_code == 422 and bad.get_json()["error_id"] == "recording.invalid"
     viewer = client.post(
         url,
         headers={"Authorization": f"Bearer {world.tokens['viewer']}"},

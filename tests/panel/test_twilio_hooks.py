@@ -19,8 +19,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from broadcasting import store
 from broadcasting.errors import PermanentProviderError
-from broadcasting.twilio_sms import TwilioSms
-from broadcasting.twilio_voice import TwilioVoice
+from broadcasting.twilio import TwilioSms, TwilioVoice
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import Action, AuditEvent, Delivery, Participant, ProviderEvent
@@ -28,9 +27,9 @@ from burgernet.settings import Settings
 from composition.context import Context
 from recordings.catalogue import prompt_text
 from recordings.messages import recorded_message_path
+from testbed.fake_twilio import CallOutcome, FakeTwilio
+from testbed.ports import port_block
 from tests.panel.conftest import World, wav_bytes
-from tests.support.fake_twilio import CallOutcome, FakeTwilio
-from tests.support.ports import port_block
 
 PHONE = "+31612345678"  # the world's participant
 TRANSFER_URI = "sip:08000011@pbx.burgernet.example:5060"

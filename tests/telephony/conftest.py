@@ -28,8 +28,8 @@ from composition.context import Context
 from composition.redis_server import ManagedRedis
 from ivr.app import TelephonyService
 from recordings.catalogue import build_catalogue
-from tests.support.ports import port_block
-from tests.support.sipp import Sipp, SippResult
+from testbed.ports import port_block
+from testbed.sipp import Sipp, SippResult
 
 PHONES = ("c-mn-1", "c-mn-2", "c-mn-3", "c-am-1", "c-am-2", "c-am-3")
 

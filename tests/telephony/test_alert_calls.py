@@ -15,15 +15,15 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
-from broadcasting.cli import build_senders
-from broadcasting.senders import AsteriskVoiceSender
+from broadcasting.channels.registry import build_senders
+from broadcasting.channels.voice_asterisk import AsteriskVoiceSender
 from burgernet.actions import AreaSpec
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.models import Broadcast, Delivery, Participant
 from composition.context import Context
+from testbed.ports import port_block
 from tests.broadcasting.conftest import WorkerThread
-from tests.support.ports import port_block
 from tests.telephony.conftest import PhoneSystem
 
 SPOT = (5.47, 51.44)  # Eindhoven; the freephone tests use Utrecht and Amsterdam

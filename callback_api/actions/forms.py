@@ -1,0 +1,64 @@
+"""The forms of the action pages (Flask-WTF: every POST form carries a CSRF token)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from burgernet.actions import UPDATE_MAX_CHARS
+from burgernet.domain import ACTION_TYPE_LABELS, ActionType, AreaKind, Language
+
+
+class ActionForm(FlaskForm):
+    action_type = SelectField("Type", choices=[])
+    title = StringField("Title", validators=[DataRequired(), Length(max=120)])
+    description = TextAreaField("Description", validators=[Length(max=5000)])
+    region = SelectField("Region", choices=[])
+    area_kind = RadioField(
+        "Area",
+        choices=[SelectChoice(kind.value, kind.value) for kind in AreaKind],
+        default=AreaKind.CIRCLE.value,
+    )
+    lon = StringField("Longitude", validators=[Optional()])
+    lat = StringField("Latitude", validators=[Optional()])
+    radius_m = StringField("Radius (metres)", validators=[Optional()])
+    geojson = TextAreaField("GeoJSON polygon: paste it, or draw it on the map", validators=[Optional()])
+    postcodes = StringField("Postcodes, separated by commas", validators=[Optional(), Length(max=5000)])
+    team = StringField(
+        "Team: centralist endpoints in ringing order", validators=[Optional(), Length(max=500)]
+    )
+    photo = FileField("Photo (JPEG, PNG or WebP)")
+    start_now = BooleanField("Start at once")
+
+    def fill_choices(self, regions: list[tuple[str, str]], language: str) -> None:
+        lang = Language(language)
+        self.action_type.choices = [SelectChoice(t.value, ACTION_TYPE_LABELS[t][lang]) for t in ActionType]
+        self.region.choices = [SelectChoice(code, label) for code, label in regions]
+
+
+class CloseForm(FlaskForm):
+    outcome = StringField("Outcome", validators=[DataRequired(), Length(max=200)])
+    result_message = TextAreaField("Result message to everyone alerted", validators=[Length(max=2000)])
+
+
+class RecordingForm(FlaskForm):
+    recording = FileField("Recorded alert message (wav, mp3, ogg, m4a)")
+    lang = SelectField(
+        "Language",
+        choices=[
+            SelectChoice("", "All languages"),
+            SelectChoice("nl", "Nederlands"),
+            SelectChoice("en", "English"),
+        ],
+        default="",
+    )
+
+
+class UpdateForm(FlaskForm):
+    """An update about an active action, to everyone its alert reached."""
+
+    message = TextAreaField(
+        "Update to everyone the alert reached", validators=[DataRequired(), Length(max=UPDATE_MAX_CHARS)]
+    )

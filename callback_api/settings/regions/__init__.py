@@ -1,0 +1,1 @@
+"""Settings › regions: list, create, edit (code, name, boundary); routes on the settings blueprint."""
