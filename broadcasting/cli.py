@@ -63,13 +63,20 @@ def broadcast_group() -> None:
     """Alerts, updates and result messages: progress and status."""
 
 
+def _subject(data: dict[str, object]) -> str:
+    """What a broadcast is about: an action's alert, update or result, or an inquiry's mail."""
+    if data.get("inquiry_id") is not None:
+        return f"inquiry {data['inquiry_id']}"
+    return f"action {data['action_id']}"
+
+
 def _print_status(status: BroadcastStatus, as_json: bool) -> None:
     data = status.as_dict()
     if as_json:
         click.echo(json.dumps(data))
         return
     click.echo(
-        f"broadcast {data['broadcast_id']} ({data['kind']}, action {data['action_id']}, "
+        f"broadcast {data['broadcast_id']} ({data['kind']}, {_subject(data)}, "
         f"priority {data['priority']}): {data['status']}, {data['handled']}/{data['total']} handled"
     )
     for status_name, number in data["by_status"].items():  # type: ignore[attr-defined]

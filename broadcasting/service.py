@@ -39,6 +39,7 @@ class BroadcastStatus:
         return {
             "broadcast_id": c.broadcast_id,
             "action_id": c.action_id,
+            "inquiry_id": c.inquiry_id,
             "kind": c.kind,
             "status": c.status,
             "priority": c.priority,

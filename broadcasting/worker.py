@@ -51,7 +51,8 @@ T = TypeVar("T")
 STALE_CHECK_SECONDS = 5.0
 # A broadcast is written in the transaction that asks for it; the nudge to the workers comes
 # after the commit and can be lost (Redis down, the process died). Pending broadcasts older
-# than the grace period are asked for again this often, by one worker at a time.
+# than the grace period are asked for again this often, by one worker at a time; the same
+# sweep closes running broadcasts whose last outcome was written while Redis was away.
 PENDING_SWEEP_SECONDS = 10.0
 PENDING_GRACE_SECONDS = 5.0
 RETRY_CHECK_SECONDS = 1.0
@@ -163,21 +164,34 @@ class BroadcastWorker:
                 )
             )
 
-    async def _pending_sweep_loop(self) -> None:
-        """Repair lost nudges: a pending broadcast nobody asked a worker for is asked for again.
+    def _finish_settled_broadcasts(self) -> list[int]:
+        """Running broadcasts with nothing queued or sending left are done: mark them so."""
+        with session_scope(self.context.sessions) as session:
+            running = list(session.scalars(select(Broadcast.id).where(Broadcast.status == "running")))
+            return [bid for bid in running if store.finish_broadcast_if_done(session, bid)]
 
-        Asking twice is harmless (a fan-out of a broadcast that is already running adds no
-        delivery twice), so the lock only spares the database, it does not guard correctness.
+    async def _pending_sweep_loop(self) -> None:
+        """Repair what a lost Redis command left behind, from the database's truth.
+
+        * A pending broadcast nobody asked a worker for (the nudge was lost) is asked for again.
+          Asking twice is harmless: a fan-out of a broadcast already running adds nobody twice.
+        * A running broadcast whose deliveries are all final is marked done (its last outcome
+          was written, but the progress count in Redis never saw it).
+
+        The lock only spares the database; it does not guard correctness.
         """
         lock = f"{self.keys.prefix}bq:pending-sweep"
         while not self._stopping.is_set():
             await asyncio.sleep(PENDING_SWEEP_SECONDS)
             try:
-                if not await self.redis.set(lock, self.name, nx=True, ex=int(PENDING_SWEEP_SECONDS)):
+                expiry_ms = max(1, int(PENDING_SWEEP_SECONDS * 1000))
+                if not await self.redis.set(lock, self.name, nx=True, px=expiry_ms):
                     continue
                 for broadcast_id in await self._db_call(self._forgotten_broadcasts):
                     log.warning("broadcast %s was never handed to a worker: fanning out now", broadcast_id)
                     await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
+                for broadcast_id in await self._db_call(self._finish_settled_broadcasts):
+                    log.warning("broadcast %s: every delivery final; marked done by the sweep", broadcast_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -384,7 +398,15 @@ class BroadcastWorker:
                 await self.queue.ack(entry)
             return
         finished = await self._db_call(self._finish, job, outcome)
-        await self.queue.ack(entry)
+        try:
+            await self.queue.ack(entry)
+        except redis.RedisError:
+            # The outcome is written: whoever takes the entry over finds it final and acks it.
+            log.warning(
+                "delivery %s: %s, not acknowledged (Redis); left for takeover",
+                job.delivery_id,
+                outcome.status,
+            )
         if not finished:
             return
         self.sent += 1

@@ -1,7 +1,7 @@
 """E-mail over SMTP with the standard library (smtplib + EmailMessage), configured by ``settings.smtp``.
 
-Failures are sorted into two kinds so that callers (the broadcast workers, the inquiry service)
-know what to do with them:
+Failures are sorted into two kinds so that the caller (the e-mail sender of the broadcast
+workers, which also carries the neighbourhood inquiry's mail) knows what to do with them:
 
 * :class:`TransientMailError`: try again later. SMTP 4xx answers (greylisting, mailbox busy,
   "451 try again"), connection refused, time-outs, a connection dropped half-way.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.headerregistry import Address
@@ -61,17 +61,6 @@ class OutgoingMail:
     body_text: str
     message_id: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    mail: OutgoingMail
-    message_id: str
-    error: MailError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def sender_domain(sender: str) -> str:
@@ -144,7 +133,7 @@ def _text(value: bytes | str) -> str:
 
 
 class Mailer:
-    """Sends plain-text e-mail. ``send`` opens one connection; ``send_many`` shares one for a batch."""
+    """Sends plain-text e-mail, one connection per message (the workers send many at once)."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
@@ -236,65 +225,12 @@ class Mailer:
         with self.connection() as client:
             return self._deliver(client, mail)
 
-    def send_many(self, messages: Iterable[OutgoingMail]) -> list[SendResult]:
-        """Send a batch over one connection; never raises for a single message's failure.
-
-        Results come back in the order given. A refused recipient leaves the connection usable
-        (smtplib resets the transaction). A connection dropped half-way is re-opened once and
-        that message retried on it. When no connection can be had at all, that failure is the
-        result of this message and of every one after it, without trying each of them.
-        """
-        results: list[SendResult] = []
-        pending = list(messages)
-        client: smtplib.SMTP | None = None
-        try:
-            for index, mail in enumerate(pending):
-                try:
-                    # Built once here so that a retry on a new connection keeps the same Message-ID.
-                    message_id = str(self.build(mail)["Message-ID"])
-                except MailError as exc:
-                    results.append(SendResult(mail, mail.message_id or "", exc))
-                    continue
-                mail = OutgoingMail(mail.to, mail.subject, mail.body_text, message_id, mail.headers)
-                try:
-                    if client is None:
-                        client = self._connect()
-                    results.append(SendResult(mail, self._deliver(client, mail)))
-                    continue
-                except MailError as exc:
-                    error: MailError = exc
-                if client is not None and isinstance(error, TransientMailError) and error.code is None:
-                    client.close()  # the connection itself broke: one fresh connection, one retry
-                    client = None
-                    try:
-                        client = self._connect()
-                        results.append(SendResult(mail, self._deliver(client, mail)))
-                        continue
-                    except MailError as exc:
-                        error = exc
-                if error.recipient is None:
-                    error.recipient = mail.to
-                results.append(SendResult(mail, message_id, error))
-                if client is None:
-                    for rest in pending[index + 1 :]:
-                        failure = type(error)(str(error), code=error.code, recipient=rest.to)
-                        results.append(SendResult(rest, rest.message_id or "", failure))
-                    break
-        finally:
-            if client is not None:
-                try:
-                    client.quit()
-                except (smtplib.SMTPException, OSError):
-                    client.close()
-        return results
-
 
 __all__ = [
     "MailError",
     "Mailer",
     "OutgoingMail",
     "PermanentMailError",
-    "SendResult",
     "TransientMailError",
     "deterministic_message_id",
     "sender_domain",

@@ -1,9 +1,10 @@
 """The words participants receive: one template per action type, kind, channel and language.
 
-An operator may store a template (table ``message_templates``); without one, the defaults
-below apply, in Dutch and English. Templates hold placeholders in braces, ``{description}``;
-only the names in :data:`PLACEHOLDERS` exist, and a template naming another is refused when
-it is saved (:func:`check_template`), never discovered half-way through a broadcast.
+An operator may store a template (table ``message_templates``); without one, the defaults in
+:mod:`burgernet.default_messages` apply, in Dutch and English. Templates hold placeholders in
+braces, ``{description}``; only the names in :data:`PLACEHOLDERS` exist, and a template naming
+another is refused when it is saved (:func:`check_template`), never discovered half-way
+through a broadcast.
 
 The neighbourhood inquiry's two e-mails (the invitation with each resident's personal link,
 and the follow-up update) are templates too, under the action type ``"inquiry"``, with their
@@ -30,6 +31,7 @@ from typing import ClassVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from burgernet.default_messages import DEFAULTS
 from burgernet.domain import ACTION_TYPE_LABELS, ActionType, Channel, Language
 from burgernet.errors import DomainError, NotFoundError
 from burgernet.models import MessageTemplate
@@ -117,7 +119,7 @@ class TemplateKey:
 class TemplateText:
     subject: str | None
     body: str
-    customised: bool  # False: the default from this module
+    customised: bool  # False: the default (burgernet.default_messages)
 
 
 def _one_of(name: str, value: str, allowed: list[str]) -> None:
@@ -125,150 +127,7 @@ def _one_of(name: str, value: str, allowed: list[str]) -> None:
         raise UnknownTemplateKey(f"unknown {name} {value!r} (one of {', '.join(allowed)})")
 
 
-# --- defaults ------------------------------------------------------------------------------------
-# (kind, channel, language) → (subject, body). SMS texts fit 160 characters with a short
-# description; voice texts are read by text-to-speech before the key menu ("press 1 ...").
-_DEFAULTS: dict[tuple[str, str, str], tuple[str | None, str]] = {
-    ("alert", "sms", "nl"): (
-        None,
-        "Burgernet {type}: {description}. Omgeving {area}. Gezien? Bel gratis {free_number}",
-    ),
-    ("alert", "sms", "en"): (
-        None,
-        "Burgernet {type}: {description}. Area: {area}. Seen? Call free {free_number}",
-    ),
-    ("alert", "voice", "nl"): (
-        None,
-        "Dit is Burgernet, namens de politie. Burgernetactie: {type}. {description}. "
-        "In de omgeving van {area}. Heeft u iets gezien? Bel dan gratis {free_number}.",
-    ),
-    ("alert", "voice", "en"): (
-        None,
-        "This is Burgernet, on behalf of the police. Burgernet alert: {type}. {description}. "
-        "In the area of {area}. Have you seen anything? Then call {free_number}, free of charge.",
-    ),
-    ("alert", "email", "nl"): (
-        "Burgernet: {type} in {area}",
-        "Beste deelnemer,\n\n"
-        "De politie vraagt uw hulp bij een Burgernetactie in de omgeving van {area}: {type}.\n\n"
-        "{description}\n\n"
-        "Heeft u iets gezien? Bel dan direct gratis {free_number}. "
-        "Bel bij direct gevaar 112.\n\n"
-        "Met vriendelijke groet,\nBurgernet, namens de politie",
-    ),
-    ("alert", "email", "en"): (
-        "Burgernet: {type} in {area}",
-        "Dear participant,\n\n"
-        "The police ask for your help with a Burgernet alert in the area of {area}: {type}.\n\n"
-        "{description}\n\n"
-        "Have you seen anything? Then call {free_number} at once, free of charge. "
-        "In immediate danger, call 112.\n\n"
-        "Kind regards,\nBurgernet, on behalf of the police",
-    ),
-    ("update", "sms", "nl"): (
-        None,
-        "Burgernet update {type}: {description}. Gezien? Bel gratis {free_number}",
-    ),
-    ("update", "sms", "en"): (
-        None,
-        "Burgernet update {type}: {description}. Seen? Call free {free_number}",
-    ),
-    ("update", "voice", "nl"): (
-        None,
-        "Dit is Burgernet met nieuws over de Burgernetactie {type} in de omgeving van {area}. {description}. "
-        "Heeft u iets gezien? Bel dan gratis {free_number}.",
-    ),
-    ("update", "voice", "en"): (
-        None,
-        "This is Burgernet with news about the Burgernet alert {type} in the area of {area}. {description}. "
-        "Have you seen anything? Then call {free_number}, free of charge.",
-    ),
-    ("update", "email", "nl"): (
-        "Burgernet update: {type} in {area}",
-        "Beste deelnemer,\n\n"
-        "Er is nieuws over de Burgernetactie {type} in de omgeving van {area}.\n\n"
-        "{description}\n\n"
-        "Heeft u iets gezien? Bel dan gratis {free_number}.\n\n"
-        "Met vriendelijke groet,\nBurgernet, namens de politie",
-    ),
-    ("update", "email", "en"): (
-        "Burgernet update: {type} in {area}",
-        "Dear participant,\n\n"
-        "There is news about the Burgernet alert {type} in the area of {area}.\n\n"
-        "{description}\n\n"
-        "Have you seen anything? Then call {free_number}, free of charge.\n\n"
-        "Kind regards,\nBurgernet, on behalf of the police",
-    ),
-    ("result", "sms", "nl"): (
-        None,
-        "Burgernet: actie {type} ({area}) afgesloten. {outcome}. {result_message}. Dank voor uw hulp!",
-    ),
-    ("result", "sms", "en"): (
-        None,
-        "Burgernet: alert {type} ({area}) ended. {outcome}. {result_message}. Thank you!",
-    ),
-    ("result", "voice", "nl"): (
-        None,
-        "Dit is Burgernet. De Burgernetactie {type} in de omgeving van {area} is afgesloten. "
-        "{outcome}. {result_message}. Hartelijk dank voor uw hulp.",
-    ),
-    ("result", "voice", "en"): (
-        None,
-        "This is Burgernet. The Burgernet alert {type} in the area of {area} has ended. "
-        "{outcome}. {result_message}. Thank you very much for your help.",
-    ),
-    ("result", "email", "nl"): (
-        "Burgernet: actie afgesloten ({type}, {area})",
-        "Beste deelnemer,\n\n"
-        "De Burgernetactie {type} in de omgeving van {area} is afgesloten.\n\n"
-        "Afloop: {outcome}\n\n{result_message}\n\n"
-        "Hartelijk dank voor uw hulp.\n\n"
-        "Met vriendelijke groet,\nBurgernet, namens de politie",
-    ),
-    ("result", "email", "en"): (
-        "Burgernet: search ended ({type}, {area})",
-        "Dear participant,\n\n"
-        "The Burgernet alert {type} in the area of {area} has ended.\n\n"
-        "Outcome: {outcome}\n\n{result_message}\n\n"
-        "Thank you very much for your help.\n\n"
-        "Kind regards,\nBurgernet, on behalf of the police",
-    ),
-    # The neighbourhood inquiry (action type "inquiry"): e-mail only.
-    ("invitation", "email", "nl"): (
-        "Burgernet buurtonderzoek: {title}",
-        "Beste deelnemer,\n\n"
-        "De politie vraagt uw hulp bij een buurtonderzoek in uw omgeving: {title}\n\n"
-        "{question}\n\n"
-        "Heeft u iets gezien of gehoord, of heeft u camerabeelden of een foto? Geef het door via uw "
-        "persoonlijke link (geldig tot {closes}):\n\n{url}\n\n"
-        "Deze link is alleen voor u: stuur hem niet door. U kunt één keer een verklaring geven.\n"
-        "Is het dringend? Bel dan 112.\n\n"
-        "U krijgt dit bericht omdat u zich bij Burgernet heeft aangemeld voor buurtonderzoeken.",
-    ),
-    ("invitation", "email", "en"): (
-        "Burgernet neighbourhood inquiry: {title}",
-        "Dear participant,\n\n"
-        "The police ask for your help with a neighbourhood inquiry near you: {title}\n\n"
-        "{question}\n\n"
-        "Did you see or hear anything, or do you have camera footage or a photo? Please tell us "
-        "through your personal link (valid until {closes}):\n\n{url}\n\n"
-        "This link is for you only: please do not forward it. You can give one statement.\n"
-        "In an emergency, call 112.\n\n"
-        "You receive this message because you signed up for Burgernet neighbourhood inquiries.",
-    ),
-    ("follow_up", "email", "nl"): (
-        "Burgernet buurtonderzoek, update: {title}",
-        "Beste deelnemer,\n\nU ontving eerder een vraag van de politie over: {title}\n\n"
-        "{message}\n\nBedankt voor uw hulp.",
-    ),
-    ("follow_up", "email", "en"): (
-        "Burgernet neighbourhood inquiry, update: {title}",
-        "Dear participant,\n\nYou were asked earlier by the police about: {title}\n\n"
-        "{message}\n\nThank you for your help.",
-    ),
-}
-
-
+# --- keys and defaults ---------------------------------------------------------------------------
 def template_keys() -> list[TemplateKey]:
     """Every template an operator can change: per action type, kind, channel and language,
     then the inquiry's e-mails."""
@@ -293,7 +152,7 @@ def placeholders_for(key: TemplateKey) -> dict[str, str]:
 
 
 def default_template(key: TemplateKey) -> TemplateText:
-    subject, body = _DEFAULTS[(key.kind, key.channel, key.language)]
+    subject, body = DEFAULTS[(key.kind, key.channel, key.language)]
     return TemplateText(subject, body, customised=False)
 
 

@@ -5,6 +5,8 @@ path writes them (CLI, panel, an operator with psql): unique normalised phone nu
 known enum values, coordinates inside the Netherlands' bounding box, and an action's
 status that only moves draft → active → closed (checked in Python by ``Action.move_to`` and
 by the ``status`` validator; timestamps that must go with each status are CHECKed).
+
+One module on purpose, over 500 lines: the whole schema in one place, as the migrations see it.
 """
 
 from __future__ import annotations

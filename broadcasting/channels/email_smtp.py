@@ -7,6 +7,8 @@ Message-ID: mail systems that deduplicate by Message-ID drop the copy.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Mapping
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -19,13 +21,23 @@ from burgernet.mailer import Mailer, MailError, TransientMailError
 from burgernet.settings import Settings
 
 RATE = "rate:email:smtp"
+# Every broadcast mail is machine-made (RFC 3834): no auto-reply or vacation notice comes back.
+HEADERS = {"Auto-Submitted": "auto-generated"}
 
 
 class MailTransport(Protocol):
     """What the sender needs of a mailer (:class:`burgernet.mailer.Mailer`); synchronous, run in a
     thread. Raises :class:`burgernet.mailer.MailError` (``TransientMailError`` when worth a retry)."""
 
-    def send(self, to: str, subject: str, body_text: str, *, message_id: str | None = None) -> str: ...
+    def send(
+        self,
+        to: str,
+        subject: str,
+        body_text: str,
+        *,
+        message_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str: ...
 
 
 class SmtpEmailSender(RateLimitedSender):
@@ -44,7 +56,14 @@ class SmtpEmailSender(RateLimitedSender):
             return Outcome("failed", error="no e-mail address")
         try:
             await asyncio.to_thread(
-                self.mailer.send, job.email, message.subject, message.body, message_id=self.message_id(job)
+                functools.partial(
+                    self.mailer.send,
+                    job.email,
+                    message.subject,
+                    message.body,
+                    message_id=self.message_id(job),
+                    headers=HEADERS,
+                )
             )
         except MailError as exc:
             # 4xx and connection trouble: later; 5xx (address refused): never.

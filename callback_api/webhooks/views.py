@@ -10,12 +10,11 @@ what each does is :class:`broadcasting.twilio.TwilioWebhooks`.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from flask import Blueprint, Response, abort, jsonify, request, send_file
 
 from broadcasting.twilio import EMPTY_TWIML, TwilioInputError, TwilioWebhooks, UnknownDelivery, paths
-from callback_api.api.views import error_body
+from callback_api.errors import error_body
 from callback_api.state import panel
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,16 @@ def _hooks() -> TwilioWebhooks:
     return TwilioWebhooks.for_services(panel().context)
 
 
+# Stable codes of the webhook refusals (the API's error_id), by HTTP status.
+_CODES = {
+    400: "webhook.invalid",
+    403: "webhook.signature_invalid",
+    404: "webhook.unknown_delivery",
+}
+
+
 def _error(status: int, message: str) -> tuple[Response, int]:
-    return jsonify(error_body(status, message, str(uuid.uuid4()))), status
+    return jsonify(error_body(status, message, _CODES[status])), status
 
 
 @bp.before_request

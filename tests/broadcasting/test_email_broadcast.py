@@ -72,6 +72,8 @@ def test_starting_an_action_emails_everyone_inside_once_and_closing_sends_the_re
     assert all("0800-0011" in m.body() for m in mails)
     # The Message-ID is the delivery's: a re-send after a worker died carries the same one.
     assert len({m.message_id for m in mails}) == 12
+    # Machine-made (RFC 3834): no auto-reply comes back to the sender.
+    assert {m.message["Auto-Submitted"] for m in mails} == {"auto-generated"}
 
     status = bn_context.broadcasts.status(alert_id)
     assert status is not None

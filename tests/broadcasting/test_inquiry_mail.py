@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -26,7 +27,8 @@ from broadcasting.channels.base import Sender
 from broadcasting.channels.registry import build_senders
 from broadcasting.messages import compose_inquiry_mail
 from broadcasting.queue import GROUP, QueueKeys
-from burgernet.areas import AreaSpec
+from broadcasting.recipients import Audience, count_inside, select_recipients
+from burgernet.areas import AreaSpec, area_columns, stored_area
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.inquiries import FOLLOW_UP, INVITATION, hash_token
@@ -34,7 +36,7 @@ from burgernet.mailer import Mailer
 from burgernet.models import AuditEvent, Broadcast, Delivery, InquiryLink, InquiryUpdate, Participant
 from burgernet.settings import Settings
 from callback_api.app import create_app
-from callback_api.inquiry.services import InquiryService
+from callback_api.inquiry.services import INQUIRY_AREA, InquiryService
 from composition.context import Context
 from testbed.smtp import ReceivedMail, SmtpServer
 from tests.broadcasting.conftest import CENTRE, Crowd, WorkerThread
@@ -281,3 +283,53 @@ def test_an_invitation_left_in_doubt_is_sent_again_as_the_same_mail_with_a_worki
     token = tokens([second])["n0@example.nl"]
     assert links(bn_context, inquiry_id) == {people["n0@example.nl"]: ("sent", hash_token(token))}
     assert public_client(bn_context).get(f"/inquiry/{token}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "area",
+    [
+        AreaSpec(AreaKind.CIRCLE, centre=CENTRE, radius_m=700),
+        AreaSpec(
+            AreaKind.POLYGON,
+            geojson='{"type": "Polygon", "coordinates": [[[4.895, 52.365], [4.91, 52.365], [4.91, 52.372], '
+            "[4.895, 52.365]]]}",
+        ),
+        AreaSpec(AreaKind.POSTCODES, postcodes=("1012AB", "1013")),
+    ],
+)
+def test_the_inquiry_audience_is_the_alert_selection_of_opted_in_people_with_e_mail(
+    bn_context: Context, area: AreaSpec
+) -> None:
+    rng = np.random.default_rng(11)
+    now = datetime.now(UTC)
+    wanted = set()
+    with session_scope(bn_context.sessions) as session:
+        for n in range(400):
+            opted_out, opt_in = bool(rng.random() < 0.1), bool(rng.random() < 0.6)
+            email = [None, "", f"p{n}@example.nl", f"p{n}@example.nl"][int(rng.integers(4))]
+            person = Participant(
+                phone_e164=f"+3163{n:07d}",
+                email=email,
+                postcode=["1012AB", "1012AC", "1013XY", "1014AA"][n % 4],
+                lat=CENTRE[1] + float(rng.uniform(-0.012, 0.012)),
+                lon=CENTRE[0] + float(rng.uniform(-0.02, 0.02)),
+                channel_voice=True,  # so that the alert selection shows everyone inside
+                channel_sms=False,
+                channel_email=False,
+                inquiry_opt_in=opt_in,
+                opted_out=opted_out,
+                opted_out_at=now if opted_out else None,
+                created_at=now,
+            )
+            session.add(person)
+            session.flush()
+            if opt_in and email:
+                wanted.add(person.id)
+    routing_area = stored_area(area_columns(area, INQUIRY_AREA))
+    with session_scope(bn_context.sessions) as session:
+        everyone_inside = set(select_recipients(session, routing_area).by_channel[Channel.VOICE].tolist())
+        asked = select_recipients(session, routing_area, Audience.INQUIRY)
+        assert set(asked.by_channel) == {Channel.EMAIL}
+        assert asked.by_channel[Channel.EMAIL].tolist() == sorted(everyone_inside & wanted)
+        assert count_inside(session, routing_area, Audience.INQUIRY) == len(everyone_inside & wanted)
+    assert 0 < len(everyone_inside & wanted) < len(everyone_inside)

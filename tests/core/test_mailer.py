@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,7 +10,6 @@ import pytest
 
 from burgernet.mailer import (
     Mailer,
-    OutgoingMail,
     PermanentMailError,
     TransientMailError,
     deterministic_message_id,
@@ -147,65 +145,3 @@ def test_a_header_with_a_line_break_is_permanent_and_nothing_is_sent(
     assert smtp_server.rcpt_attempts == []
 
 
-def test_send_many_uses_one_connection_and_classifies_each(smtp_server: SmtpServer) -> None:
-    connections: list[int] = []
-    mailer = Mailer(smtp_server.settings())
-    original = mailer._connect
-
-    def counting_connect() -> smtplib.SMTP:
-        connections.append(1)
-        return original()
-
-    mailer._connect = counting_connect  # type: ignore[method-assign]
-    smtp_server.refuse("grey@example.nl", "451 4.7.1 Try again later")
-    smtp_server.refuse("gone@example.nl", "550 5.1.1 No such mailbox")
-    batch = [
-        OutgoingMail("one@example.nl", "s", "b", message_id=mailer.message_id("batch", 1)),
-        OutgoingMail("grey@example.nl", "s", "b", message_id=mailer.message_id("batch", 2)),
-        OutgoingMail("gone@example.nl", "s", "b", message_id=mailer.message_id("batch", 3)),
-        OutgoingMail("bad\naddress", "s", "b"),
-        OutgoingMail("two@example.nl", "s", "b"),
-    ]
-    results = mailer.send_many(batch)
-    assert [r.mail.to for r in results] == [m.to for m in batch]
-    assert [r.ok for r in results] == [True, False, False, False, True]
-    assert isinstance(results[1].error, TransientMailError)
-    assert isinstance(results[2].error, PermanentMailError)
-    assert isinstance(results[3].error, PermanentMailError)
-    assert results[0].message_id == "<batch-1@burgernet.local>"
-    assert results[1].message_id == "<batch-2@burgernet.local>"
-    assert len(connections) == 1
-    received = smtp_server.wait_for(2)
-    assert [m.rcpt_tos for m in received] == [("one@example.nl",), ("two@example.nl",)]
-    assert received[0].message_id == "<batch-1@burgernet.local>"
-    assert received[1].message_id == results[4].message_id
-
-
-def test_send_many_without_a_server_fails_every_message_as_transient_at_once() -> None:
-    mailer = Mailer(SmtpSettings(host="127.0.0.1", port=port_block(), timeout_seconds=2))
-    results = mailer.send_many([OutgoingMail(f"p{i}@example.nl", "s", "b") for i in range(3)])
-    assert [type(r.error) for r in results] == [TransientMailError] * 3
-    assert [r.error.recipient for r in results if r.error] == [f"p{i}@example.nl" for i in range(3)]
-
-
-def test_send_many_reconnects_once_when_the_server_went_away(smtp_server: SmtpServer) -> None:
-    mailer = Mailer(smtp_server.settings())
-    original_deliver = mailer._deliver
-    dropped: list[bool] = []
-
-    def drop_once(client: smtplib.SMTP, mail: OutgoingMail) -> str:
-        if mail.to == "second@example.nl" and not dropped:
-            dropped.append(True)
-            client.close()  # as if the server hung up between two messages
-        return original_deliver(client, mail)
-
-    mailer._deliver = drop_once  # type: ignore[method-assign]
-    results = mailer.send_many(
-        [
-            OutgoingMail("first@example.nl", "s", "b"),
-            OutgoingMail("second@example.nl", "s", "b", message_id="<keep-me@burgernet.local>"),
-        ]
-    )
-    assert [r.ok for r in results] == [True, True]
-    received = smtp_server.wait_for(2)
-    assert received[1].message_id == "<keep-me@burgernet.local>"

@@ -20,7 +20,7 @@ from broadcasting.channels.base import Sender
 from broadcasting.channels.registry import build_senders
 from burgernet.db import session_scope
 from burgernet.domain import Channel
-from burgernet.inquiries import LOCAL_TZ, hash_token
+from burgernet.inquiries import LOCAL_TZ, hash_token, local_time
 from burgernet.models import (
     AuditEvent,
     Broadcast,
@@ -736,3 +736,59 @@ def test_the_pages_speak_dutch(client_for: ClientFor, sent_inquiry: tuple[int, d
     assert "Verklaringen" in html and "Vraag aan de bewoners" in html
     public = client_for(None).get(f"/inquiry/{tokens['anna@example.nl']}", headers={"Accept-Language": "nl"})
     assert "Uw verklaring" in public.get_data(as_text=True)
+
+
+# The e-mails' words ---------------------------------------------------------------------------------------
+
+
+def test_the_inquiry_mails_come_from_templates_editable_in_the_settings(
+    client_for: ClientFor, neighbours: Neighbours, smtp_server: SmtpServer, bn_context: Context
+) -> None:
+    operator = client_for("operator")
+    grid = operator.get("/settings/templates").get_data(as_text=True)
+    for kind in ("invitation", "follow_up"):
+        for language in ("nl", "en"):
+            assert f"/settings/templates/inquiry/{kind}/email/{language}" in grid
+    assert operator.get("/settings/templates/inquiry/invitation/sms/nl").status_code == 404
+    path = "/settings/templates/inquiry/invitation/email/nl"
+    preview = operator.get(path).get_data(as_text=True)
+    assert "Burgernet buurtonderzoek:" in preview and "/inquiry/voorbeeld-link" in preview
+    token = csrf_token(operator, path)
+    # An invitation without the resident's link is refused: nobody could answer it.
+    refused = operator.post(
+        path, data={"csrf_token": token, "subject": "Vraag", "body": "{question}", "do": "save"}
+    )
+    assert refused.status_code == 400 and "needs {url}" in refused.get_data(as_text=True)
+    body = "Vraag van de politie:\n{question}\n\nUw link: {url}"
+    saved = operator.post(
+        path, data={"csrf_token": token, "subject": "Buurtonderzoek {title}", "body": body, "do": "save"}
+    )
+    assert saved.status_code == 302
+
+    _status, inquiry_id = create_inquiry(operator)
+    assert send_links(operator, inquiry_id) == 302
+    mails = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(3, timeout=20)}
+    dutch, english = mails["anna@example.nl"], mails["bob@example.nl"]
+    token_nl = tokens_by_address(smtp_server)["anna@example.nl"]
+    assert dutch.subject == "Buurtonderzoek Inbraak Oudegracht"
+    assert dutch.body().strip() == (
+        "Vraag van de politie:\n"
+        "Heeft u vannacht tussen 02:00 en 04:00 iets gezien bij de Oudegracht?\n\n"
+        f"Uw link: http://panel.test/inquiry/{token_nl}"
+    )
+    # The English default is today's text, word for word.
+    with session_scope(bn_context.sessions) as session:
+        closes = session.scalars(select(Inquiry.closes_at).where(Inquiry.id == inquiry_id)).one()
+    token_en = tokens_by_address(smtp_server)["bob@example.nl"]
+    assert english.subject == "Burgernet neighbourhood inquiry: Inbraak Oudegracht"
+    assert english.body().strip() == (
+        "Dear participant,\n\n"
+        "The police ask for your help with a neighbourhood inquiry near you: Inbraak Oudegracht\n\n"
+        "Heeft u vannacht tussen 02:00 en 04:00 iets gezien bij de Oudegracht?\n\n"
+        "Did you see or hear anything, or do you have camera footage or a photo? Please tell us "
+        f"through your personal link (valid until {local_time(closes)}):\n\n"
+        f"http://panel.test/inquiry/{token_en}\n\n"
+        "This link is for you only: please do not forward it. You can give one statement.\n"
+        "In an emergency, call 112.\n\n"
+        "You receive this message because you signed up for Burgernet neighbourhood inquiries."
+    )

@@ -172,6 +172,7 @@ def test_forged_or_unsigned_callbacks_are_refused_and_change_nothing(
         assert hook.status_code == 403, why
         body = json.loads(hook.body)
         assert body["status"] == 403 and "signature" in body["message"].lower(), why
+        assert body["error_id"] == "webhook.signature_invalid" and body["request_id"], why
     inbound = fake_twilio.post_webhook(
         f"{base}/twilio/sms/inbound", {"MessageSid": "SM9", "From": PHONE, "Body": "STOP"}, signature=""
     )

@@ -39,7 +39,11 @@ def upgrade() -> None:
         )
         batch_op.create_check_constraint(op.f("ck_broadcasts_one_owner"), _ONE_OWNER)
         batch_op.create_foreign_key(
-            op.f("fk_broadcasts_inquiry_id_inquiries"), "inquiries", ["inquiry_id"], ["id"], ondelete="CASCADE"
+            op.f("fk_broadcasts_inquiry_id_inquiries"),
+            "inquiries",
+            ["inquiry_id"],
+            ["id"],
+            ondelete="CASCADE",
         )
         batch_op.create_index(batch_op.f("ix_broadcasts_inquiry_id"), ["inquiry_id"], unique=False)
 
@@ -75,8 +79,12 @@ def downgrade() -> None:
     with op.batch_alter_table("message_templates", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("ck_message_templates_kind"), type_="check")
         batch_op.drop_constraint(op.f("ck_message_templates_action_type"), type_="check")
-        batch_op.create_check_constraint(op.f("ck_message_templates_kind"), "kind IN ('alert', 'update', 'result')")
-        batch_op.create_check_constraint(op.f("ck_message_templates_action_type"), f"action_type IN ({_ACTION_TYPES})")
+        batch_op.create_check_constraint(
+            op.f("ck_message_templates_kind"), "kind IN ('alert', 'update', 'result')"
+        )
+        batch_op.create_check_constraint(
+            op.f("ck_message_templates_action_type"), f"action_type IN ({_ACTION_TYPES})"
+        )
 
     with op.batch_alter_table("inquiry_updates", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("uq_inquiry_updates_broadcast_id"), type_="unique")
