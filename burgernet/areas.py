@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from shapely.geometry import shape
 
 from burgernet.domain import AreaKind
+from burgernet.errors import DomainError
 from burgernet.geo import InvalidGeometry, parse_area_geometry, to_geojson
 from burgernet.models import NL_BOUNDS
 from burgernet.postcode import InvalidPostcode, normalise_postcode
@@ -37,8 +38,10 @@ class AreaSpec:
     postcodes: tuple[str, ...] = ()
 
 
-class InvalidArea(ValueError):
+class InvalidArea(DomainError):
     """The area cannot be stored; the message says what to change."""
+
+    code: ClassVar[str] = "area.refused"
 
 
 @dataclass(frozen=True)

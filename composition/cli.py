@@ -14,9 +14,9 @@ import numpy as np
 from burgernet import db
 from burgernet.actions import ActionError, AreaSpec
 from burgernet.calls import TipRecordings
-from burgernet.centralists import CentralistError
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
+from burgernet.errors import DomainError
 from burgernet.imports import ImportFileError, ImportReport, import_areas, import_participants
 from burgernet.settings import SettingsError, load_settings
 from composition import demo
@@ -29,7 +29,7 @@ class BurgernetGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (SettingsError, ActionError, ImportFileError, CentralistError) as exc:
+        except (SettingsError, DomainError, ImportFileError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 
