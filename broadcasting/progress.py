@@ -53,10 +53,6 @@ class ProgressSnapshot:
     # Milliseconds from the start of the fan-out to each milestone, when reached.
     milestones_ms: dict[int, int]
 
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.handled / self.total if self.total else 0.0
-
 
 def progress_key(prefix: str, broadcast_id: int) -> str:
     return f"{prefix}bp:{broadcast_id}"

@@ -124,17 +124,6 @@ class DeliveryQueue:
     def request_fan_out(self, broadcast_id: int) -> None:
         self.client.xadd(self.keys.control, {"d": str(broadcast_id)})
 
-    def backlog(self) -> dict[str, int]:
-        """Entries per stream not yet acknowledged (waiting or being worked on)."""
-        pipe = self.client.pipeline(transaction=False)
-        streams = self.keys.all_streams()
-        for stream in streams:
-            pipe.xlen(stream)
-        lengths = pipe.execute()
-        result = dict(zip(streams, (int(n) for n in lengths), strict=True))
-        result[self.keys.retry] = int(self.client.zcard(self.keys.retry))
-        return result
-
 
 class AsyncDeliveryQueue:
     """The consumer side (``burgernet worker``): redis.asyncio, one consumer name per process."""

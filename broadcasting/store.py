@@ -56,8 +56,6 @@ FINAL_STATUSES = frozenset(
 )
 # The participant got the message on this channel: they are told the result the same way.
 REACHED_STATUSES = ("sent", "delivered", "answered")
-# Retrying may help (a line busy now may be free later); everything else final is final.
-RETRYABLE_STATUSES = frozenset({"busy", "no_answer"})
 
 PRIORITY_AMBER, PRIORITY_URGENT, PRIORITY_INFORMATION = 0, 1, 2
 _URGENT_TYPES = {ActionType.MISSING_CHILD, ActionType.MISSING_PERSON}

@@ -135,10 +135,6 @@ class BroadcastWorker:
         self.sync_queue.client.close()
         self._db.shutdown(wait=False)
 
-    async def run_until_stopped(self) -> None:
-        await self.start()
-        await self._stopping.wait()
-
     def _spawn(self, coroutine: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coroutine)
         task.set_name(f"loop:{name}")
