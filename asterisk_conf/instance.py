@@ -59,7 +59,13 @@ def prepare(settings: Settings, plan: AsteriskPlan, log: Log = print) -> Configu
     paths = paths_for(settings, install)
     render(install.inside(paths.layout.etc), settings, plan, paths)
     # The data folder is shared with Asterisk at the same path: prompts in, tips out.
-    instance = AsteriskInstance(install, paths.layout, shared_dirs=(settings.data_dir.resolve(),))
+    instance = AsteriskInstance(
+        install,
+        paths.layout,
+        shared_dirs=(settings.data_dir.resolve(),),
+        readable_dirs=(paths.sounds_dir, settings.recordings_dir.resolve()),
+        writable_dirs=(paths.tips_dir,),
+    )
     return ConfiguredAsterisk(install, instance, paths)
 
 
@@ -97,7 +103,7 @@ def inspect(instance: AsteriskInstance, plan: AsteriskPlan | None = None) -> lis
 
 
 def _log_problems(instance: AsteriskInstance) -> list[str]:
-    text = instance.log_text() + instance.log_text("console.log")
+    text = instance.log_text("startup.log") + instance.log_text() + instance.log_text("console.log")
     seen: dict[str, None] = {}
     for line in text.splitlines():
         if " ERROR[" in line or " WARNING[" in line:

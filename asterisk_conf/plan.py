@@ -14,7 +14,7 @@ def plan_from_database(session: Session, settings: Settings) -> AsteriskPlan:
     rows = session.execute(
         select(
             Centralist.sip_endpoint,
-            Centralist.sip_password,
+            Centralist.sip_md5_cred,
             Region.code,
             Centralist.name,
             Centralist.on_duty,
@@ -26,15 +26,8 @@ def plan_from_database(session: Session, settings: Settings) -> AsteriskPlan:
     )
     return AsteriskPlan(
         tuple(
-            CentralistEndpoint(
-                endpoint,
-                password or settings.asterisk.centralist_default_password,
-                region,
-                name,
-                bool(on_duty),
-                contact,
-            )
-            for endpoint, password, region, name, on_duty, contact in rows
+            CentralistEndpoint(endpoint, md5_cred, region, name, bool(on_duty), contact)
+            for endpoint, md5_cred, region, name, on_duty, contact in rows
         ),
         settings.asterisk.fallback_region,
     )

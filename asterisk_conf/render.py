@@ -6,18 +6,33 @@ copy of ``dialplans/*.conf``. The output is deterministic: the same input gives 
 bytes (centralists sorted, no timestamps). Files meant for the telecom admin
 (``pjsip_custom.conf``, ``extensions_custom.conf``) are created empty once and never
 overwritten, and both rendered files ``#include`` them.
+
+Nothing reaches a file unchecked (:func:`check_values`): the core validates what people type,
+and the renderer checks again, refusing with :class:`RenderError` rather than writing a value
+with a line break, a ``;`` or a reserved section name into Asterisk's configuration. Files are
+written 0640 (some hold secrets); the instance gives them to Asterisk's group.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from asterisk_conf.sandbox import InstanceLayout
+from asterisk_conf.sandbox import RUN_USER, InstanceLayout
 from burgernet import channel_vars as cv
-from burgernet.settings import Settings
+from burgernet.centralists import (
+    CentralistError,
+    check_contact,
+    check_endpoint,
+    check_md5_cred,
+    check_name,
+)
+from burgernet.settings import AsteriskSettings, Settings
 
 TEMPLATES = Path(__file__).with_name("templates")
 DIALPLANS = Path(__file__).resolve().parent.parent / "dialplans"
@@ -44,6 +59,9 @@ MODULES = (
     "res_pjsip_outbound_registration",
     "res_pjsip_sdp_rtp",
     "res_pjsip_caller_id",
+    "res_pjsip_acl",
+    "res_security_log",
+    "res_srtp",
     "res_pjsip_nat",
     "res_pjsip_dtmf_info",
     "res_pjsip_rfc3326",
@@ -85,10 +103,21 @@ MODULES = (
 AMI_EVENTS = ("DialEnd", "Hangup", "DeviceStateChange", "OriginateResponse", "FullyBooted")
 
 
+class RenderError(ValueError):
+    """A value cannot go into Asterisk's configuration; nothing was written."""
+
+
+# A digest no password has: an account without a password yet cannot be used by anyone.
+LOCKED_MD5 = "0" * 32
+# Rendered config files hold secrets (AMI secret, trunk password, digests).
+FILE_MODE = 0o640
+KEYS_DIR = "keys"
+
+
 @dataclass(frozen=True)
 class CentralistEndpoint:
     endpoint: str
-    password: str
+    md5_cred: str | None  # PJSIP md5_cred (md5 of endpoint:realm:password); None: no password yet
     region_code: str
     display_name: str
     on_duty: bool = True
@@ -148,8 +177,12 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         (cv.GLOBAL_FREE_NUMBER, a.free_number),
         (cv.GLOBAL_SOUNDS, str(paths.sounds_dir)),
     ]
+    check_values(a, centralists)
     context = {
         "s": a,
+        "networks": ",".join(a.centralist_networks),
+        "locked": LOCKED_MD5,
+        "tls": _install_tls_files(out_dir, a, paths),
         "plan": AsteriskPlan(centralists, plan.fallback_region),
         "layout": paths.layout,
         "modules_dir": paths.modules_dir,
@@ -158,6 +191,7 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         "ami_events": AMI_EVENTS,
         "globals": globals_,
         "dialplans": [path.name for path in dialplan_files()],
+        "run_user": RUN_USER,
     }
     environment = _environment()
     written: list[Path] = []
@@ -177,14 +211,109 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
     for name in ADMIN_FILES:
         admin = out_dir / name
         if not admin.exists():
-            admin.write_text(f"; {name}: yours. Burgernet creates this file once and never overwrites it.\n")
+            _write_if_changed(
+                admin, f"; {name}: yours. Burgernet creates this file once and never overwrites it.\n"
+            )
         written.append(admin)
     return written
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    cert_file: Path  # as Asterisk sees them
+    key_file: Path
+
+
+def _install_tls_files(out_dir: Path, a: AsteriskSettings, paths: RenderPaths) -> TlsFiles | None:
+    """Copy the certificate and key into the instance (Asterisk may live in a chroot)."""
+    if not a.tls_enabled:
+        return None
+    keys = out_dir / KEYS_DIR
+    keys.mkdir(mode=0o750, exist_ok=True)
+    copied = []
+    for source, name in ((a.tls_cert_file, "sip-cert.pem"), (a.tls_key_file, "sip-key.pem")):
+        assert source is not None  # check_values made sure
+        _write_if_changed(keys / name, source.read_text())
+        copied.append(paths.layout.etc / KEYS_DIR / name)
+    return TlsFiles(*copied)
+
+
+# One line of configuration, without a comment: no control characters (a line break would start
+# a new line), no ';' (starts a comment), no '[' ']' (section headers).
+_CONF_VALUE = re.compile(r"[^\x00-\x1f\x7f;\[\]]*")
+_HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+_SIP_USER = re.compile(r"[A-Za-z0-9._+-]{0,64}")
+
+
+def _refuse(field: str, value: object, why: str) -> RenderError:
+    return RenderError(f"not rendering Asterisk's configuration: {field} {value!r} {why}")
+
+
+def check_values(a: AsteriskSettings, centralists: tuple[CentralistEndpoint, ...]) -> None:
+    """Every value the templates write, checked; :class:`RenderError` names the first bad one."""
+    for field, value, pattern, allowed in (
+        ("asterisk.sip_bind", a.sip_bind, _HOST, "an IP address or host name"),
+        ("asterisk.ami_host", a.ami_host, _HOST, "an IP address or host name"),
+        ("asterisk.agi_host", a.agi_host, _HOST, "an IP address or host name"),
+        ("asterisk.trunk_host", a.trunk_host, _HOST, "an IP address or host name"),
+        ("asterisk.trunk_username", a.trunk_username, _SIP_USER, "letters, digits and . _ + -"),
+        ("asterisk.ami_username", a.ami_username, re.compile(r"[a-z0-9_-]{1,40}"), "a-z, 0-9, _ and -"),
+        ("asterisk.free_number", a.free_number, re.compile(r"[0-9]{3,15}"), "3 to 15 digits"),
+        ("asterisk.fallback_region", a.fallback_region, re.compile(r"[A-Z0-9]{1,10}"), "a region code"),
+    ):
+        if not pattern.fullmatch(value):
+            raise _refuse(field, value, f"is not allowed here: use {allowed}")
+    for field, secret in (
+        ("asterisk.ami_secret", a.ami_secret),
+        ("asterisk.trunk_password", a.trunk_password),
+    ):
+        if not _CONF_VALUE.fullmatch(secret):  # the secret itself stays out of the message
+            raise RenderError(
+                f"not rendering Asterisk's configuration: {field} contains a line break, a control "
+                "character, ';', '[' or ']'"
+            )
+    if a.ami_username in ("general",):
+        raise _refuse("asterisk.ami_username", a.ami_username, "is a reserved section name")
+    for network in a.centralist_networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise _refuse("asterisk.centralist_networks", network, "is not a network (CIDR)") from None
+    if a.tls_enabled:
+        for field, path in (
+            ("asterisk.tls_cert_file", a.tls_cert_file),
+            ("asterisk.tls_key_file", a.tls_key_file),
+        ):
+            if path is None or not path.is_file():
+                raise _refuse(field, str(path), "is not a file (needed with asterisk.tls_enabled)")
+    seen: set[str] = set()
+    for c in centralists:
+        try:
+            check_endpoint(c.endpoint)
+            check_name(c.display_name)
+            if c.contact is not None:
+                check_contact(c.contact)
+            if c.md5_cred is not None:
+                check_md5_cred(c.md5_cred)
+        except CentralistError as exc:
+            raise RenderError(
+                f"not rendering Asterisk's configuration: centralist {c.endpoint!r}: {exc}"
+            ) from None
+        if not re.fullmatch(r"[A-Z0-9]{1,10}", c.region_code):
+            raise _refuse("region code", c.region_code, f"of centralist {c.endpoint!r}")
+        if c.endpoint in seen:
+            raise _refuse("SIP endpoint", c.endpoint, "is there twice")
+        seen.add(c.endpoint)
+
+
 def _write_if_changed(target: Path, text: str) -> None:
     if target.is_file() and target.read_text() == text:
+        os.chmod(target, FILE_MODE)
         return
     temporary = target.with_suffix(target.suffix + ".tmp")
-    temporary.write_text(text)
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.chmod(temporary, FILE_MODE)  # whatever the umask
     temporary.replace(target)

@@ -11,17 +11,26 @@ Each :class:`AsteriskInstance` has its own configuration, run, spool, log and li
 so a test instance and ``burgernet run`` can live side by side on different ports. The
 project's data folder is bind-mounted into the chroot at the same absolute path, so prompt
 and recording paths mean the same file inside Asterisk and in Python.
+
+Asterisk runs as the unprivileged user ``asterisk`` (asterisk.conf ``runuser``): it owns the
+instance's run, spool, log and lib folders; the configuration is root's and only readable for
+its group; in the shared data folder it may read the sounds and write the tips. Its log files
+are rotated by size (:meth:`AsteriskInstance.rotate_logs`, from a watcher thread).
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +40,12 @@ SUITE = "sid"
 PACKAGES = ("asterisk",)
 STAMP = ".burgernet-sandbox"
 INSTANCES_DIR = "burgernet-instances"
+RUN_USER = "asterisk"
+# Log files Asterisk writes (logger.conf); rotated when one outgrows LOG_MAX_BYTES.
+LOG_FILES = ("messages.log", "console.log", "security.log")
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_KEEP = 5
+LOG_CHECK_SECONDS = 60.0
 
 
 class SandboxError(RuntimeError):
@@ -87,6 +102,7 @@ def provision(
     stamp = root / STAMP
     if stamp.is_file():
         _copy_host_names(root)  # the cache may outlive a change of the host's name or resolver
+        ensure_run_user(root)
         return AsteriskInstall(root, stamp.read_text().strip())
     if os.geteuid() != 0:
         raise SandboxError("building the Asterisk sandbox needs root (debootstrap and chroot)")
@@ -114,6 +130,7 @@ def provision(
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise SandboxError(f"debootstrap failed (is {mirror} reachable?):\n{tail}")
     _copy_host_names(building)
+    ensure_run_user(building)
     version = _version(["chroot", str(building)])
     (building / STAMP).write_text(version + "\n")
     if root.exists():  # another run finished first; keep theirs
@@ -122,6 +139,60 @@ def provision(
         building.rename(root)
     log(f"Asterisk sandbox ready in {time.monotonic() - started:.0f} s: {version}")
     return AsteriskInstall(root, (root / STAMP).read_text().strip())
+
+
+@dataclass(frozen=True)
+class RunUser:
+    uid: int
+    gid: int
+
+
+def _passwd_entry(path: Path, name: str) -> list[str] | None:
+    if not path.is_file():
+        return None
+    for line in path.read_text().splitlines():
+        fields = line.split(":")
+        if fields and fields[0] == name:
+            return fields
+    return None
+
+
+def run_user(install: AsteriskInstall) -> RunUser:
+    """Asterisk's own user and group (ids as the host's kernel sees them)."""
+    if install.root is None:
+        try:
+            return RunUser(pwd.getpwnam(RUN_USER).pw_uid, grp.getgrnam(RUN_USER).gr_gid)
+        except KeyError:
+            raise SandboxError(f"no user {RUN_USER!r} for Asterisk on this host") from None
+    user = _passwd_entry(install.root / "etc" / "passwd", RUN_USER)
+    group = _passwd_entry(install.root / "etc" / "group", RUN_USER)
+    if user is None or group is None:
+        raise SandboxError(f"no user {RUN_USER!r} in the sandbox {install.root}")
+    return RunUser(int(user[2]), int(group[2]))
+
+
+def ensure_run_user(root: Path) -> None:
+    """Make Asterisk's user and group in the chroot (Debian's package normally has)."""
+    if _passwd_entry(root / "etc" / "passwd", RUN_USER) is not None:
+        return
+    result = subprocess.run(
+        [
+            "chroot",
+            str(root),
+            "useradd",
+            "--system",
+            "--user-group",
+            "--home-dir",
+            "/var/lib/asterisk",
+            "--shell",
+            "/usr/sbin/nologin",
+            RUN_USER,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SandboxError(f"cannot make user {RUN_USER!r} in the sandbox: {result.stderr.strip()}")
 
 
 def _copy_host_names(root: Path) -> None:
@@ -176,13 +247,30 @@ class AsteriskInstance:
     """One running Asterisk: started in the foreground as our child, stopped with us."""
 
     def __init__(
-        self, install: AsteriskInstall, layout: InstanceLayout, shared_dirs: tuple[Path, ...] = ()
+        self,
+        install: AsteriskInstall,
+        layout: InstanceLayout,
+        shared_dirs: tuple[Path, ...] = (),
+        *,
+        readable_dirs: tuple[Path, ...] = (),
+        writable_dirs: tuple[Path, ...] = (),
+        log_max_bytes: int = LOG_MAX_BYTES,
+        log_keep: int = LOG_KEEP,
+        log_check_seconds: float = LOG_CHECK_SECONDS,
     ) -> None:
         self.install = install
         self.layout = layout
         self.shared_dirs = tuple(path.resolve() for path in shared_dirs)
+        # Folders in the shared data Asterisk reads (prompts, alert messages) or writes (tips).
+        self.readable_dirs = tuple(path.resolve() for path in readable_dirs)
+        self.writable_dirs = tuple(path.resolve() for path in writable_dirs)
+        self.log_max_bytes = log_max_bytes
+        self.log_keep = log_keep
+        self.log_check_seconds = log_check_seconds
         self.process: subprocess.Popen[bytes] | None = None
         self._mounted: list[Path] = []
+        self._stop_watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def host(self, path: Path) -> Path:
         """The host path of a file Asterisk sees at ``path`` (e.g. a recording it wrote)."""
@@ -230,13 +318,78 @@ class AsteriskInstance:
             subprocess.run(["umount", "-l", str(target)], capture_output=True)
         self._mounted.clear()
 
+    def grant_access(self) -> None:
+        """Give Asterisk's user what it needs, and no more.
+
+        Its own folders (run, spool, log, lib) are its own; the configuration stays root's,
+        0750/0640 with Asterisk's group (it holds the AMI secret and the SIP digests). In the
+        shared data folder Asterisk's group may pass through the folders on the way, read the
+        prompts and messages, and write the tips; set-group-ID folders keep files made there
+        later in that group.
+        """
+        user = run_user(self.install)
+        if self.install.root is not None:
+            # A root file system: the build folder was made 0700 by mkdtemp.
+            os.chmod(self.install.root, 0o755)
+        base = self.host(self.layout.base)
+        for folder in (base.parent, base) if self.install.root is not None else (base,):
+            os.chown(folder, 0, user.gid)
+            os.chmod(folder, 0o750)
+        for directory in (self.layout.run, self.layout.spool, self.layout.log, self.layout.lib):
+            for path in _tree(self.host(directory)):
+                os.chown(path, user.uid, user.gid, follow_symlinks=False)
+        for path in _tree(self.host(self.layout.etc)):
+            os.chown(path, 0, user.gid, follow_symlinks=False)
+            # Set-group-ID folders: files rendered later (a reload) are in Asterisk's group too.
+            os.chmod(path, 0o2750 if path.is_dir() else 0o640)
+        for directory in (*self.readable_dirs, *self.writable_dirs):
+            directory.mkdir(parents=True, exist_ok=True)
+            for parent in directory.parents:  # pass through: group x on the way from the data folder
+                if not any(parent == shared or shared in parent.parents for shared in self.shared_dirs):
+                    break
+                os.chown(parent, -1, user.gid)
+                os.chmod(parent, stat.S_IMODE(parent.stat().st_mode) | stat.S_IXGRP)
+        for directory, write in (
+            *((d, False) for d in self.readable_dirs),
+            *((d, True) for d in self.writable_dirs),
+        ):
+            for path in _tree(directory):
+                os.chown(path, -1, user.gid, follow_symlinks=False)
+                mode = stat.S_IMODE(path.lstat().st_mode) | stat.S_IRGRP
+                if path.is_dir():
+                    mode |= stat.S_IXGRP | stat.S_ISGID | (stat.S_IWGRP if write else 0)
+                elif write:
+                    mode |= stat.S_IWGRP
+                os.chmod(path, mode)
+
+    def rotate_logs(self) -> bool:
+        """``logger rotate`` when a log file is over ``log_max_bytes``; keeps ``log_keep`` old ones."""
+        log_dir = self.host(self.layout.log)
+        sizes = [(log_dir / name).stat().st_size for name in LOG_FILES if (log_dir / name).is_file()]
+        rotated = False
+        if any(size > self.log_max_bytes for size in sizes):
+            self.rx("logger rotate")
+            rotated = True
+        for name in LOG_FILES:
+            for old in log_dir.glob(f"{name}.*"):
+                suffix = old.name.removeprefix(f"{name}.")
+                if suffix.isdigit() and int(suffix) >= self.log_keep:
+                    old.unlink(missing_ok=True)
+        return rotated
+
+    def _watch_logs(self) -> None:
+        while not self._stop_watching.wait(self.log_check_seconds):
+            with contextlib.suppress(SandboxError, subprocess.TimeoutExpired, OSError):
+                self.rotate_logs()
+
     def start(self, boot_timeout: float = 60) -> None:
         for directory in self.layout.all():
             self.host(directory).mkdir(parents=True, exist_ok=True)
         self._mount_shared()
-        # -f: stay in the foreground as our child; -n: no colours. The child keeps its own
-        # copy of the log handle.
-        with (self.host(self.layout.log) / "console.log").open("ab") as log_file:
+        self.grant_access()
+        # -f: stay in the foreground as our child; -n: no colours. Asterisk logs into its own
+        # files (logger.conf); stdout only carries what it says before its logger is up.
+        with (self.host(self.layout.log) / "startup.log").open("wb") as log_file:
             self.process = subprocess.Popen(
                 self.install.command("asterisk", "-C", str(self.config_file), "-f", "-n"),
                 stdout=log_file,
@@ -249,10 +402,13 @@ class AsteriskInstance:
                 self._unmount_shared()
                 raise SandboxError(
                     f"Asterisk exited with {self.process.returncode} while booting; "
-                    f"see {self.host(self.layout.log)}/console.log and messages.log"
+                    f"see {self.host(self.layout.log)}/startup.log, console.log and messages.log"
                 )
             try:
                 self.rx("core waitfullybooted", timeout=10)  # fails until the control socket exists
+                self._stop_watching.clear()
+                self._watcher = threading.Thread(target=self._watch_logs, name="asterisk-logs", daemon=True)
+                self._watcher.start()
                 return
             except (SandboxError, subprocess.TimeoutExpired):
                 time.sleep(0.2)
@@ -260,6 +416,10 @@ class AsteriskInstance:
         raise SandboxError(f"Asterisk did not finish booting within {boot_timeout:.0f} s")
 
     def stop(self, timeout: float = 15) -> None:
+        self._stop_watching.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(SandboxError, subprocess.TimeoutExpired):
                 self.rx("core stop now", timeout=5)
@@ -286,3 +446,13 @@ class AsteriskInstance:
     def log_text(self, name: str = "messages.log") -> str:
         path = self.host(self.layout.log) / name
         return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _tree(top: Path) -> Iterable[Path]:
+    """``top`` and everything below it (symbolic links are not followed)."""
+    if not top.exists():
+        return
+    yield top
+    for directory, folders, files in os.walk(top):
+        for name in (*folders, *files):
+            yield Path(directory) / name

@@ -47,6 +47,7 @@ from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.models import Action, Broadcast, Delivery, Participant
 from burgernet.ports import BroadcastKind
+from burgernet.secrets import create_missing_secrets
 from burgernet.settings import Settings, as_environment, load_settings
 from composition import demo
 from composition.context import Context
@@ -167,6 +168,7 @@ def measure_sms(workdir: Path, redis_url: str, messages: int, rate: float) -> di
     from testbed.fake_twilio import FakeTwilio
 
     twilio = FakeTwilio().start()
+    create_missing_secrets(workdir / "sms")  # the workers refuse to start without strong secrets
     settings = load_settings(
         data_dir=workdir / "sms",
         log_level="WARNING",
@@ -254,6 +256,7 @@ def measure_voice(
     from recordings.catalogue import build_catalogue
     from testbed.sipp import Sipp
 
+    create_missing_secrets(workdir / "voice")
     settings = load_settings(
         data_dir=workdir / "voice",
         log_level="WARNING",
@@ -379,6 +382,7 @@ def main() -> None:
     redis_server.start()
     result: dict[str, object] = {"benchmark": "dispatch"}
     try:
+        create_missing_secrets(workdir)
         settings = load_settings(
             data_dir=workdir,
             database={"url": f"sqlite:///{workdir / 'bench.db'}"},

@@ -39,6 +39,7 @@ from burgernet.actions import AreaSpec
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Centralist, Participant
+from burgernet.secrets import create_missing_secrets
 from burgernet.settings import load_settings
 from composition import demo
 from composition.context import Context
@@ -92,6 +93,7 @@ def main() -> None:
     redis_server.start()
     sipp = Sipp(0)
     try:
+        create_missing_secrets(workdir)  # Asterisk's AMI user needs its secret
         settings = load_settings(
             data_dir=workdir,
             log_level="WARNING",

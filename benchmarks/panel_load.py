@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from burgernet import db
 from burgernet.db import session_scope
 from burgernet.models import Action, AuditEvent, Call, Centralist, Participant, Region
+from burgernet.secrets import create_missing_secrets
 from burgernet.settings import load_settings
 from callback_api.auth.services import create_user, issue_token
 from composition import demo
@@ -96,6 +97,7 @@ class Stack:
 
 def seed(stack: Stack, participants: int, history: bool) -> None:
     url = stack.env["BURGERNET_DATABASE__URL"]
+    create_missing_secrets(stack.workdir)  # `web serve` refuses to start without strong secrets
     db.upgrade(url)
     context = Context(
         load_settings(

@@ -2,10 +2,18 @@
 
 Their endpoints feed the Asterisk configuration (``burgernet asterisk reload``) and the
 routing snapshot (invalidated here on every change).
+
+Every value that ends up in ``pjsip.conf`` is checked here (name, endpoint, contact) and
+again by the renderer (:mod:`asterisk_conf.render`), with the same rules: a line break, a ``;``
+or a reserved section name could otherwise add configuration of its own. SIP passwords are
+made here, shown once, and kept only as PJSIP's ``md5_cred`` digest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -29,6 +37,82 @@ class CentralistNotFound(CentralistError, NotFoundError):
     code: ClassVar[str] = "centralist.not_found"
 
 
+# Section names pjsip.conf (and the other rendered files) use for themselves: an endpoint with
+# one of these names would merge into, or shadow, our own configuration.
+RESERVED_NAMES = frozenset(
+    {
+        "trunk",
+        "trunk-auth",
+        "trunk-registration",
+        "transport-udp",
+        "transport-tls",
+        "acl",
+        "centralist-networks",
+        "general",
+        "global",
+        "globals",
+        "system",
+        "options",
+        "directories",
+        "modules",
+        "logfiles",
+    }
+)
+_ENDPOINT = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
+# A display name goes into callerid = "<name>" <endpoint>: letters (any script), digits, spaces
+# and a little punctuation; never a quote, '<', '>', ';' (a comment in Asterisk's files) or a
+# control character (a line break would start a new line of configuration).
+_DISPLAY_NAME = re.compile(r"[^\W_](?:[\w .,'()&/+-]{0,118}[\w.)])?")
+_CONTACT = re.compile(
+    r"sip:(?:[A-Za-z0-9._-]{1,64}@)?[A-Za-z0-9.-]{1,120}(?::[0-9]{1,5})?(?:;transport=(?:udp|tcp|tls))?"
+)
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
+# 24 characters from a 64-letter alphabet: 144 bits, and easy to type into a phone.
+_PASSWORD_BYTES = 18
+
+
+def check_endpoint(endpoint: str) -> str:
+    if not _ENDPOINT.fullmatch(endpoint or ""):
+        raise CentralistError(f"SIP endpoint {endpoint!r}: use 2-40 of a-z, 0-9 and '-'")
+    if endpoint in RESERVED_NAMES or endpoint.startswith(("trunk", "transport")):
+        raise CentralistError(f"SIP endpoint {endpoint!r} is a name Burgernet uses itself")
+    return endpoint
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > 120:
+        raise CentralistError("a name of 1 to 120 characters is required")
+    if not _DISPLAY_NAME.fullmatch(name):
+        raise CentralistError(
+            f"name {name!r}: use letters, digits, spaces and . , ' ( ) & / + - "
+            "(no quotes, ';' or line breaks)"
+        )
+    return name
+
+
+def check_contact(contact: str) -> str:
+    if not contact.startswith("sip:"):
+        raise CentralistError("a contact is a SIP URI, e.g. sip:c-mn-4@10.0.0.12:5060")
+    if not _CONTACT.fullmatch(contact):
+        raise CentralistError(f"contact {contact!r}: use sip:user@host:port (letters, digits, . - _ only)")
+    return contact
+
+
+def check_md5_cred(digest: str) -> str:
+    if not _MD5_HEX.fullmatch(digest or ""):
+        raise CentralistError("a SIP credential is 32 lower-case hex digits")
+    return digest
+
+
+def sip_digest(endpoint: str, realm: str, password: str) -> str:
+    """PJSIP's ``md5_cred``: md5 of ``username:realm:password`` (RFC 2617's HA1)."""
+    return hashlib.md5(f"{endpoint}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+
+
+def new_sip_password() -> str:
+    return secrets.token_urlsafe(_PASSWORD_BYTES)
+
+
 @dataclass(frozen=True)
 class CentralistView:
     endpoint: str
@@ -36,14 +120,20 @@ class CentralistView:
     region_code: str
     on_duty: bool
     contact: str | None
+    # The SIP password, only right after it was made (add, rename, rotate): shown once, never stored.
+    password: str | None = None
 
 
 class CentralistService:
     def __init__(
-        self, sessions: sessionmaker[Session], on_change: Callable[[], object] = lambda: None
+        self,
+        sessions: sessionmaker[Session],
+        on_change: Callable[[], object] = lambda: None,
+        realm: str = "burgernet",
     ) -> None:
         self._sessions = sessions
         self._on_change = on_change
+        self._realm = realm
 
     def add(
         self,
@@ -51,15 +141,16 @@ class CentralistService:
         endpoint: str,
         name: str,
         region_code: str,
-        password: str | None,
         contact: str | None,
         actor: str,
         source: str = "cli",
     ) -> CentralistView:
-        if password is not None and len(password) < 8:
-            raise CentralistError("a SIP password needs at least 8 characters")
-        if contact is not None and not contact.startswith("sip:"):
-            raise CentralistError("a contact is a SIP URI, e.g. sip:c-mn-4@10.0.0.12:5060")
+        """Add a centralist with a new, generated SIP password (in the view, shown once)."""
+        check_endpoint(endpoint)
+        check_name(name)
+        if contact is not None:
+            check_contact(contact)
+        password = new_sip_password()
         with session_scope(self._sessions) as session:
             region_id = session.scalar(select(Region.id).where(Region.code == region_code))
             if region_id is None:
@@ -70,7 +161,7 @@ class CentralistService:
                 centralist = Centralist(
                     name=name,
                     sip_endpoint=endpoint,
-                    sip_password=password,
+                    sip_md5_cred=sip_digest(endpoint, self._realm, password),
                     sip_contact=contact,
                     region_id=region_id,
                     on_duty=True,
@@ -89,7 +180,30 @@ class CentralistService:
                 source=source,
             )
         self._on_change()
-        return CentralistView(endpoint, name, region_code, True, contact)
+        return CentralistView(endpoint, name, region_code, True, contact, password)
+
+    def rotate_password(self, endpoint: str, *, actor: str, source: str = "cli") -> str:
+        """Make a new SIP password for ``endpoint``; the old one stops working at the next reload.
+
+        Returns the new password, the only time it can be seen; the audit records the change
+        without it.
+        """
+        password = new_sip_password()
+        with session_scope(self._sessions) as session:
+            centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
+            if centralist is None:
+                raise CentralistNotFound(f"no centralist with endpoint {endpoint!r}")
+            centralist.sip_md5_cred = sip_digest(endpoint, self._realm, password)
+            record_audit(
+                session,
+                actor=actor,
+                verb="new-password",
+                entity="centralist",
+                entity_id=endpoint,
+                source=source,
+            )
+        self._on_change()
+        return password
 
     def set_on_duty(self, endpoint: str, on_duty: bool, *, actor: str, source: str = "cli") -> None:
         with session_scope(self._sessions) as session:
@@ -120,10 +234,14 @@ class CentralistService:
         actor: str,
         source: str = "cli",
     ) -> CentralistView:
-        """Change name, endpoint (a new SIP account), region and duty; audited with what changed."""
+        """Change name, endpoint (a new SIP account), region and duty; audited with what changed.
+
+        The stored digest covers the endpoint name, so a renamed endpoint gets a new password
+        (in the returned view, shown once).
+        """
         name = name.strip()
-        if not name or len(name) > 120:
-            raise CentralistError("a name of 1 to 120 characters is required")
+        check_name(name)
+        check_endpoint(new_endpoint)
         with session_scope(self._sessions) as session:
             centralist = session.scalar(select(Centralist).where(Centralist.sip_endpoint == endpoint))
             if centralist is None:
@@ -147,6 +265,10 @@ class CentralistService:
                 centralist.sip_endpoint = new_endpoint
             except ValueError as exc:
                 raise CentralistError(str(exc)) from None
+            password = None
+            if new_endpoint != endpoint:
+                password = new_sip_password()
+                centralist.sip_md5_cred = sip_digest(new_endpoint, self._realm, password)
             centralist.name = name
             centralist.region_id = region.id
             centralist.on_duty = on_duty
@@ -163,7 +285,7 @@ class CentralistService:
                 detail=changed,
                 source=source,
             )
-            view = CentralistView(new_endpoint, name, region_code, on_duty, centralist.sip_contact)
+            view = CentralistView(new_endpoint, name, region_code, on_duty, centralist.sip_contact, password)
         self._on_change()
         return view
 

@@ -85,7 +85,9 @@ class Centralist(Base):
     name: Mapped[str] = mapped_column(String(120))
     # PJSIP endpoint name; rendered into pjsip.conf and used in Dial(PJSIP/<endpoint>).
     sip_endpoint: Mapped[str] = mapped_column(String(40), unique=True)
-    sip_password: Mapped[str | None] = mapped_column(String(80))
+    # The SIP password is never stored: only PJSIP's md5_cred, md5("endpoint:realm:password")
+    # (burgernet.centralists.sip_digest). None: no password made yet, the phone cannot register.
+    sip_md5_cred: Mapped[str | None] = mapped_column(String(32))
     # Optional fixed contact (sip:user@host:port) for phones that do not REGISTER.
     sip_contact: Mapped[str | None] = mapped_column(String(200))
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
@@ -456,6 +458,10 @@ class User(Base):
     centralist_id: Mapped[int | None] = mapped_column(ForeignKey("centralists.id", ondelete="SET NULL"))
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Part of every session cookie's user id: raising it (logout, new password, new role,
+    # deactivation) makes every cookie issued before worthless, though it still carries a valid
+    # signature (the cookie is client-side; the server can only refuse what it names).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (CheckConstraint(_in("role", [r.value for r in Role]), name="role"),)
 

@@ -1,10 +1,23 @@
-"""Phone numbers: E.164 normalisation with ``phonenumbers`` and caller-ID classification."""
+"""Phone numbers: E.164 normalisation with ``phonenumbers``, caller-ID classification, and
+which numbers the system may dial.
+
+Every call the system places to a citizen (alert calls, a centralist's call-back) goes out
+over the trunk at our cost and in the police's name. A foreign number (``00…``/``+…``), a
+premium or free service (0800, 0900, 0906, 0909), a short code (112, 14xxx) or a pager is never
+a citizen's line, so :func:`dialable_national` refuses it, using ``phonenumbers``' copy of the
+Dutch numbering plan. The dialplan repeats the check for hand-made calls
+(``dialplans/centralists.conf``).
+"""
 
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from burgernet.errors import DomainError
 
 DEFAULT_REGION = "NL"
 # What Asterisk and carriers put in CALLERID(num) for a withheld number.
@@ -14,8 +27,20 @@ _CALLER_ID_CHARS = re.compile(r"[^0-9+]")
 _DUTCH_MOBILE = re.compile(r"^06[1-58][0-9]{7}$")
 
 
+_DIALABLE_TYPES = frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE})
+_SEPARATORS = re.compile(r"[\s().-]")
+# Fixed lines start 01-05 or 07; mobiles 06. The national form is always 10 digits.
+_DIALABLE_NATIONAL = re.compile(r"0[1-7][0-9]{8}")
+
+
 class InvalidPhoneNumber(ValueError):
     pass
+
+
+class NotDialable(DomainError):
+    """The system does not call this number; the message says why."""
+
+    code: ClassVar[str] = "phone.not_dialable"
 
 
 def normalise(raw: str, region: str = DEFAULT_REGION) -> str:
@@ -70,3 +95,32 @@ def e164_to_national(e164: str) -> str:
 def free_number_display(digits: str) -> str:
     """``08000011`` → ``0800-0011``, the way the free number is printed and read out."""
     return f"{digits[:4]}-{digits[4:]}" if len(digits) == 8 and digits.startswith("0800") else digits
+
+
+def dialable_national(number: str) -> str:
+    """The number as the trunk dials it (``0612345678``), or :class:`NotDialable`.
+
+    Accepts the national form or ``+31…`` (how participants are stored); refuses ``00…``
+    outright, even ``0031…``: an international prefix is never what we dial.
+    """
+    compact = _SEPARATORS.sub("", number or "")
+    if compact.startswith("00"):
+        raise NotDialable(f"{number!r}: international numbers are not dialled")
+    if compact.startswith("+"):
+        if not compact.startswith("+31"):
+            raise NotDialable(f"{number!r}: only Dutch numbers are dialled")
+        compact = "0" + compact[3:]
+    if not _DIALABLE_NATIONAL.fullmatch(compact):
+        raise NotDialable(f"{number!r}: only Dutch fixed (01-05, 07) and mobile (06) numbers are dialled")
+    parsed = phonenumbers.parse(compact, DEFAULT_REGION)
+    if not phonenumbers.is_valid_number(parsed) or phonenumbers.number_type(parsed) not in _DIALABLE_TYPES:
+        raise NotDialable(f"{number!r}: not a Dutch fixed or mobile number")
+    return compact
+
+
+def is_dialable(number: str) -> bool:
+    try:
+        dialable_national(number)
+    except NotDialable:
+        return False
+    return True

@@ -51,7 +51,9 @@ class Services:
     @cached_property
     def centralists(self) -> CentralistService:
         # Centralists are part of the routing snapshot too.
-        return CentralistService(self.sessions, on_change=self.live.invalidate_actions)
+        return CentralistService(
+            self.sessions, on_change=self.live.invalidate_actions, realm=self.settings.asterisk.sip_realm
+        )
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -23,6 +23,8 @@ JSON: its views call the actions services, its own ``services.py`` only knows be
 broadcasting adapter's (:mod:`broadcasting.twilio`).
 
 Shared by the features: ``app.py`` (the app factory, error handlers, request ids), ``state.py``
-(what the app holds), ``security.py`` (roles, login throttle), ``errors.py``, ``i18n.py``,
-``forms.py`` (the bare confirmation form), ``areas.py`` and ``photos.py``.
+(what the app holds), ``security.py`` (roles, sessions the server can end, login throttle),
+``access.py`` (need-to-know on personal data, by role and region), ``limits.py`` (request body
+limits per route), ``errors.py``, ``i18n.py``, ``forms.py`` (the bare confirmation form),
+``areas.py`` and ``photos.py``.
 """

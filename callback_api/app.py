@@ -2,9 +2,12 @@
 
 ``create_app()`` wires the core services (``burgernet.services.Services``) into Flask once; the
 views call those services and never hold ORM objects after a request. Security defaults:
-Flask-Login sessions in HttpOnly, SameSite=Lax cookies (Secure when the public URL is https),
-CSRF tokens on every panel form, role checks on every route, a Redis-backed login throttle,
-and an audit event for every change.
+Flask-Login sessions in HttpOnly, SameSite=Lax cookies (Secure when the public URL is https)
+that the server can end (a session version per user, see :mod:`callback_api.security`), CSRF
+tokens on every panel form, role checks on every route, need-to-know on personal data
+(:mod:`callback_api.access`), a body limit per route (:mod:`callback_api.limits`), a login
+throttle per address (Redis, or memory while Redis is down), the client's address from a
+trusted proxy (``web.trusted_proxy_hops``), and an audit event for every change.
 """
 
 from __future__ import annotations
@@ -13,22 +16,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, render_template, request, send_from_directory
-from flask_login import LoginManager, current_user
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_from_directory
+from flask_login import LoginManager, current_user, login_url
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broadcasting.service import BroadcastService
 from burgernet.domain import Role
 from burgernet.errors import DomainError
 from burgernet.services import Services
 from burgernet.settings import Settings
-from callback_api import actions, api, auth, dashboard, feeds, people
+from callback_api import actions, api, auth, dashboard, feeds, limits, people
 from callback_api import settings as settings_pages
 from callback_api.auth.services import AccountService
 from callback_api.errors import (
     CSRF_INVALID,
     INTERNAL_ERROR,
+    NotAuthenticated,
     PanelError,
     current_request_id,
     error_body,
@@ -37,7 +42,15 @@ from callback_api.errors import (
 )
 from callback_api.i18n import LANGUAGES, current_language, translate
 from callback_api.inquiry import views as inquiry
-from callback_api.security import ACTION_ROLES, ALL_ROLES, PEOPLE_ROLES, LoginThrottle, PanelUser, can
+from callback_api.security import (
+    ACTION_ROLES,
+    ALL_ROLES,
+    PEOPLE_ROLES,
+    LoginThrottle,
+    PanelUser,
+    can,
+    parse_session_id,
+)
 from callback_api.state import PanelState, panel
 from callback_api.webhooks import views as twilio_hooks
 
@@ -74,16 +87,22 @@ def create_app(
         REMEMBER_COOKIE_SECURE=settings.web.public_base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=12 * 3600,  # one control-room shift
         WTF_CSRF_TIME_LIMIT=12 * 3600,
-        MAX_CONTENT_LENGTH=256 * 1024 * 1024,  # participant CSVs of a few million rows
         MAP_TILE_URL=DEFAULT_TILE_URL,
     )
     if config:
         app.config.update(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documents in the order written
+    if settings.web.trusted_proxy_hops:
+        # Only behind that many proxies of our own: X-Forwarded-For/-Proto from anyone else would
+        # let a client choose the address the login throttle and the audit log see.
+        hops = settings.web.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["burgernet"] = PanelState(
         settings, context, BroadcastService.for_services(context), LoginThrottle(context.live)
     )
 
+    # Before CSRFProtect: the body's size is checked before anything parses the form.
+    limits.install(app, recording_bytes=settings.audio.max_upload_bytes)
     csrf.init_app(app)
     login_manager = LoginManager(app)
     login_manager.login_view = "auth.login"
@@ -91,11 +110,20 @@ def create_app(
     login_manager.session_protection = "basic"
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> PanelUser | None:
-        if not user_id.isdigit():
+    def load_user(session_id: str) -> PanelUser | None:
+        # A cookie from before the last logout, password or role change names an old version.
+        parsed = parse_session_id(session_id)
+        if parsed is None:
             return None
-        info = AccountService(panel().context).by_id(int(user_id))
+        info = AccountService(panel().context).by_session(*parsed)
         return PanelUser(info) if info else None
+
+    @login_manager.unauthorized_handler
+    def unauthorized() -> Any:
+        """The login page for a browser; 401 for a script (JSON, XHR, the live feed)."""
+        if _wants_json() or _script_request():
+            return _json_error(401, NotAuthenticated.code, "log in first (no session, or it has ended)")
+        return redirect(login_url(login_manager.login_view or "auth.login", request.url))
 
     for blueprint in (
         auth.bp,
@@ -159,7 +187,16 @@ def create_app(
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    """Errors as JSON: the API and the webhooks."""
+    return request.path.startswith("/api/") or request.blueprint == "twilio_hooks"
+
+
+def _script_request() -> bool:
+    """A request made by the panel's own scripts (fetch/XHR, EventSource), not a page load."""
+    return request.headers.get("X-Requested-With") == "XMLHttpRequest" or request.accept_mimetypes.best in (
+        "application/json",
+        "text/event-stream",
+    )
 
 
 def _json_error(status: int, code: str, message: str) -> tuple[Response, int]:

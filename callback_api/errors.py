@@ -72,6 +72,13 @@ class NotFound(PanelError):
     status: ClassVar[int] = 404
 
 
+class RequestTooLarge(PanelError):
+    """The body is larger than its route accepts (:mod:`callback_api.limits`); nothing was read."""
+
+    code: ClassVar[str] = "request.too_large"
+    status: ClassVar[int] = 413
+
+
 def status_of(error: PanelError | DomainError) -> int:
     if isinstance(error, PanelError):
         return error.status
@@ -86,6 +93,8 @@ def http_code(error: HTTPException) -> str:
     """A stable code for an HTTP error raised by Flask itself: ``http.not_found``,
     ``http.method_not_allowed`` (from the standard reason phrase of the status)."""
     status = error.code or 500
+    if status == RequestTooLarge.status:  # werkzeug's own, for a chunked body: the same code as ours
+        return RequestTooLarge.code
     phrase = HTTP_STATUS_CODES.get(status, str(status))
     return "http." + re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
 

@@ -7,5 +7,6 @@ It sits on top of every other package and is the only one that may import them a
   the adapters that implement their ports plugged in;
 * :mod:`composition.runner` — ``burgernet run``, the supervisor of the whole system on one machine;
 * :mod:`composition.demo` — demo regions, centralists, participants and actions;
-* :mod:`composition.redis_server` — a private ``redis-server`` for ``run`` and the tests.
+* :mod:`composition.redis_server` — a private ``redis-server`` for ``run`` and the tests, password required;
+* :mod:`composition.secrets_cli` — ``burgernet secrets init/rotate/check``.
 """

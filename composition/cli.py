@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -18,9 +21,13 @@ from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
 from burgernet.errors import DomainError
 from burgernet.imports import ImportFileError, ImportReport, import_areas, import_participants
+from burgernet.secrets import PROCESS_UMASK, create_missing_secrets, redact_url, require_strong_secrets
+from burgernet.services import Services
 from burgernet.settings import SettingsError, load_settings
 from composition import demo
 from composition.context import Context
+from composition.privacy_cli import participant_group
+from composition.secrets_cli import secrets_group
 
 
 class BurgernetGroup(click.Group):
@@ -39,6 +46,14 @@ class BurgernetGroup(click.Group):
 def main(ctx: click.Context) -> None:
     """Burgernet: citizen alerts and the free number for police control rooms."""
     settings = load_settings()
+    if ctx.invoked_subcommand == "run":
+        # `run` is this process's whole life: its files (data dir, logs, database) are private,
+        # and the first run makes the secrets every process of it reads.
+        os.umask(PROCESS_UMASK)
+        generated = create_missing_secrets(settings.data_dir)
+        if generated:
+            click.echo(f"generated {', '.join(generated)} into {settings.secrets_file} (mode 0600)", err=True)
+            settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     context = Context(settings)
     ctx.obj = context
@@ -59,7 +74,27 @@ def db_group() -> None:
 def db_upgrade(context: Context) -> None:
     """Create or migrate the database to the newest schema."""
     db.upgrade(context.settings.database_url)
-    click.echo(f"database at {context.settings.database_url} is up to date")
+    click.echo(f"database at {redact_url(context.settings.database_url)} is up to date")
+
+
+def _starts_a_process(command: click.Command) -> None:
+    """Before ``command`` starts a long-running process (or renders a config that holds secrets):
+    refuse weak secrets, and create files with the process umask (027)."""
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        services = click.get_current_context().find_object(Services)
+        if services is not None:
+            require_strong_secrets(services.settings)
+        previous = os.umask(PROCESS_UMASK)
+        try:
+            return callback(*args, **kwargs)
+        finally:
+            os.umask(previous)
+
+    command.callback = checked
 
 
 # --- demo data ---------------------------------------------------------------------------------
@@ -262,9 +297,6 @@ def centralist_group() -> None:
 @click.argument("endpoint")
 @click.option("--name", required=True)
 @click.option("--region", required=True, help="Region code, e.g. MN.")
-@click.option(
-    "--password", default=None, help="SIP password (default: settings asterisk.centralist_default_password)."
-)
 @click.option("--contact", default=None, help="Fixed SIP contact for a phone that does not register.")
 @click.option("--actor", default="cli")
 @pass_context
@@ -273,20 +305,30 @@ def centralist_add(
     endpoint: str,
     name: str,
     region: str,
-    password: str | None,
     contact: str | None,
     actor: str,
 ) -> None:
-    """Add a centralist with SIP endpoint ENDPOINT (a-z, 0-9, '-')."""
+    """Add a centralist with SIP endpoint ENDPOINT (a-z, 0-9, '-') and a generated SIP password."""
     view = context.centralists.add(
         endpoint=endpoint,
         name=name,
         region_code=region.upper(),
-        password=password,
         contact=contact,
         actor=actor,
     )
     click.echo(f"centralist {view.endpoint} added to {view.region_code}; run 'burgernet asterisk reload'")
+    click.echo(f"SIP password for {view.endpoint} (shown once): {view.password}")
+
+
+@centralist_group.command("new-password")
+@click.argument("endpoint")
+@click.option("--actor", default="cli")
+@pass_context
+def centralist_new_password(context: Context, endpoint: str, actor: str) -> None:
+    """Give ENDPOINT a new generated SIP password; the old one stops working after the reload."""
+    password = context.centralists.rotate_password(endpoint, actor=actor, source="cli")
+    click.echo(f"SIP password for {endpoint} (shown once): {password}")
+    click.echo("run 'burgernet asterisk reload' to put it into effect")
 
 
 @centralist_group.command("duty")
@@ -365,6 +407,23 @@ def _register_adapter_groups() -> None:
     main.add_command(web)
     main.add_command(worker_cmd)
     main.add_command(broadcast_group)
+    main.add_command(participant_group)
+    main.add_command(secrets_group)
+    for command in (
+        serve_cmd,
+        run_cmd,
+        worker_cmd,
+        _subcommand(web, "serve"),
+        *(_subcommand(asterisk_group, name) for name in ("render", "start", "reload")),
+    ):
+        _starts_a_process(command)
+
+
+def _subcommand(group: click.Group, name: str) -> click.Command:
+    command = group.commands.get(name)
+    if command is None:
+        raise RuntimeError(f"'{group.name} {name}' is missing")
+    return command
 
 
 _register_adapter_groups()

@@ -29,13 +29,19 @@ from sqlalchemy import select
 
 from burgernet import db, repositories
 from burgernet.db import session_scope
+from burgernet.errors import DomainError
 from burgernet.models import Participant
+from burgernet.secrets import redact_url
+from burgernet.settings import redis_url_password
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
 from routing import Caller, CallerKind
 
 log = logging.getLogger(__name__)
+
+# The one phone account `burgernet run` prints: a newcomer registers a softphone with it.
+DEMO_PHONE_ENDPOINT = "c-mn-1"
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Supervisor:
     participants: int
     children: list[Child] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    demo_phone_password: str | None = None
 
     @property
     def settings(self) -> Any:
@@ -62,20 +69,37 @@ class Supervisor:
     # -- steps --------------------------------------------------------------------------------
     def ensure_redis(self) -> None:
         url = self.settings.redis.url
+        shown = redact_url(url)  # the URL carries the password: never print or log it
         try:
             redis.Redis.from_url(url, socket_timeout=1).ping()
-            self.notes.append(f"Redis: using the server at {url}")
+            self.notes.append(f"Redis: using the server at {shown}")
             return
+        except (redis.AuthenticationError, redis.ResponseError) as exc:
+            raise click.ClickException(
+                f"a Redis server answers at {shown} but refuses our password ({exc.__class__.__name__}): "
+                "stop it, or set redis.url with that server's password"
+            ) from None
         except redis.RedisError:
             pass
         host = urlparse(url).hostname
         if host not in {"127.0.0.1", "localhost", "::1"}:
-            raise click.ClickException(f"Redis at {url} does not answer (and is not local to start it)")
+            raise click.ClickException(f"Redis at {shown} does not answer (and is not local to start it)")
         port = urlparse(url).port or self.settings.redis.managed_port
-        server = ManagedRedis(port, self.settings.data_dir / "redis")
+        server = ManagedRedis(port, self.settings.data_dir / "redis", password=redis_url_password(url))
         server.start()
         self.children.append(Child("redis-server", server.process, server.stop))
-        self.notes.append(f"Redis: started redis-server on 127.0.0.1:{port} (data in {server.data_dir})")
+        self.notes.append(
+            f"Redis: started redis-server on 127.0.0.1:{port}, password required (data in {server.data_dir})"
+        )
+
+    def make_demo_phone(self) -> None:
+        """A fresh SIP password for the demo centralist (the old one stops working): shown once."""
+        try:
+            self.demo_phone_password = self.context.centralists.rotate_password(
+                DEMO_PHONE_ENDPOINT, actor="burgernet run", source="cli"
+            )
+        except DomainError:  # the demo centralist was removed: no demo phone to offer
+            self.demo_phone_password = None
 
     def ensure_database(self) -> None:
         db.upgrade(self.settings.database_url)
@@ -89,7 +113,7 @@ class Supervisor:
                 demo.seed_participants(session, self.participants, rng)
         demo.seed_actions(self.context.actions)
         self.context.live.invalidate_actions()
-        self.notes.append(f"Database: {self.settings.database_url}")
+        self.notes.append(f"Database: {redact_url(self.settings.database_url)}")
 
     def start_child(self, name: str, command: list[str], log_file: Path) -> Child:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +199,7 @@ class Supervisor:
         self.ensure_redis()
         self.ensure_database()
         self.build_prompts()
+        self.make_demo_phone()  # before Asterisk renders its configuration
         self.start_asterisk()
         self.start_serve()
         self.start_worker()
@@ -201,10 +226,17 @@ class Supervisor:
                 f"    sipp {a.sip_bind}:{a.sip_port} -sf {scenario} -inf {callers} -i {a.trunk_host} "
                 "-p 5099 -m 1"
             )
-        click.echo(
-            f"  Register a softphone as centralist c-mn-1 (password {a.centralist_default_password!r}) at "
-            f"{a.sip_bind}:{a.sip_port} to answer; demo centralists have no phone until one registers,"
-        )
+        if self.demo_phone_password is not None:
+            click.echo(
+                f"  Register a softphone at {a.sip_bind}:{a.sip_port} as centralist {DEMO_PHONE_ENDPOINT}, "
+                f"password {self.demo_phone_password}"
+            )
+            click.echo(
+                "  (shown once; each `burgernet run` makes a new one) to answer; demo centralists have no "
+                "phone until one registers,"
+            )
+        else:
+            click.echo("  Demo centralists have no phone until one registers,")
         click.echo("  so an unanswered call ends in a recorded tip, as it would in a control room.\n")
 
     def write_caller_scenario(self, numbers: list[str]) -> tuple[Path, Path]:

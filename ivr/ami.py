@@ -18,6 +18,9 @@ What is wrapped, and why:
   kept until it finishes.
 * panoramisk writes header values as they are; a line break in a value would start a new
   header or a new action (header injection). Here such an action is refused.
+* An ``Originate`` to the trunk goes only to a Dutch fixed or mobile number
+  (:func:`burgernet.phone.dialable_national`): whatever code asks, never a premium, foreign
+  or short number (the dialplan checks call-backs the same way).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from typing import Any
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
+
+from burgernet.phone import NotDialable, dialable_national
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +188,11 @@ class AmiClient:
         """Send one action and return its answer (a ``Message``, or a list with ``as_list``).
 
         Raises :class:`AmiNotConnected` (not sent), :class:`AmiConnectionLost` (sent, fate
-        unknown), ``TimeoutError``, ``ValueError`` for a line break in a header value.
+        unknown), ``TimeoutError``, ``ValueError`` for a line break in a header value,
+        :class:`burgernet.phone.NotDialable` for an ``Originate`` to a number we never call.
         """
         _refuse_line_breaks(action)
+        _refuse_undialable_trunk_calls(action)
         manager = self._manager
         if manager is None or not self._ready.is_set():
             raise AmiNotConnected(f"AMI at {self.host}:{self.port} is not connected")
@@ -365,6 +372,19 @@ class AmiClient:
 
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_()\-.:]+$")
+# PJSIP/<number>@trunk, the form every call over the trunk takes.
+_TRUNK_CHANNEL = re.compile(r"^PJSIP/(?P<number>[^@/]*)@trunk$", re.IGNORECASE)
+
+
+def _refuse_undialable_trunk_calls(action: Mapping[str, Any]) -> None:
+    if str(action.get("Action", "")).lower() != "originate":
+        return
+    channel = str(action.get("Channel", ""))
+    if "trunk" not in channel.lower():
+        return
+    match = _TRUNK_CHANNEL.match(channel)
+    if match is None or dialable_national(match["number"]) != match["number"]:
+        raise NotDialable(f"AMI Originate to {channel!r}: only PJSIP/<Dutch fixed or mobile number>@trunk")
 
 
 def _refuse_line_breaks(action: Mapping[str, Any]) -> None:

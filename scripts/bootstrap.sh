@@ -11,7 +11,7 @@ STAMP_DIR="$ROOT/var/.bootstrap"
 # Chromium for the browser tests (Playwright drives Debian's build; it never downloads one).
 APT_PACKAGES=(
   python3 python3-venv python3-dev build-essential
-  redis-server postgresql debootstrap sip-tester
+  redis-server postgresql debootstrap sip-tester fail2ban
   espeak-ng ffmpeg sox
   chromium
 )
@@ -59,7 +59,8 @@ install_node_packages() {
 }
 
 install_python_packages() {
-  mkdir -p "$STAMP_DIR"
+  # var/ is also the default data directory: created closed to others, as burgernet run would.
+  (umask 027 && mkdir -p "$STAMP_DIR")
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating the virtualenv in .venv"
     python3 -m venv "$VENV"

@@ -33,6 +33,7 @@ from burgernet.actions import AreaSpec
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Participant
+from burgernet.secrets import create_missing_secrets
 from burgernet.settings import load_settings
 from callback_api.app import create_app
 from callback_api.auth.services import create_user
@@ -227,6 +228,7 @@ def main() -> int:
         try:
             url = f"sqlite:///{tmp / 'burgernet.db'}"
             db.upgrade(url)
+            create_missing_secrets(tmp)  # the panel's session key, among others
             settings = load_settings(
                 data_dir=tmp, database={"url": url}, redis={"url": redis.url, "key_prefix": "shots:"}
             )

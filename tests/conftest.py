@@ -15,6 +15,7 @@ from sqlalchemy import text
 from asterisk_conf.sandbox import AsteriskInstall, provision
 from burgernet import db
 from burgernet.db import session_scope
+from burgernet.secrets import generate
 from burgernet.settings import Settings, get_settings, load_settings
 from composition import demo
 from composition.context import Context
@@ -23,6 +24,19 @@ from testbed.fake_twilio import FakeTwilio
 from testbed.ports import free_port
 from testbed.postgres import ManagedPostgres
 from testbed.smtp import SmtpServer
+
+# Secrets every process of the test session reads (the code ships none). In the environment,
+# so that settings built anywhere in the tests, and the workers and servers they start, have
+# them. Redis is not here: every test server has its own password, carried in its URL.
+GENERATED_SECRETS = ("WEB__SECRET_KEY", "ASTERISK__AMI_SECRET", "TWILIO__AUTH_TOKEN")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _strong_secrets_in_environment() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in GENERATED_SECRETS:
+            patch.setenv(f"BURGERNET_{name}", generate())
+        yield
 
 
 @pytest.fixture(scope="session")

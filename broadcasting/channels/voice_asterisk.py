@@ -20,7 +20,7 @@ from broadcasting.ratelimit import SharedRate, SharedSlots
 from broadcasting.store import DeliveryJob
 from burgernet import channel_vars as cv
 from burgernet.domain import Channel
-from burgernet.phone import e164_to_national
+from burgernet.phone import NotDialable, dialable_national
 from burgernet.settings import Settings
 from ivr.ami import AmiClient
 from recordings.catalogue import alert_message_sound
@@ -106,6 +106,11 @@ class AsteriskVoiceSender:
     async def send(self, job: DeliveryJob, message: Message, permit: object) -> Outcome:
         a = self.settings.asterisk
         holder = str(permit)
+        try:  # only Dutch fixed and mobile numbers: never a premium, foreign or short number
+            national = dialable_national(job.phone_e164)
+        except NotDialable as exc:
+            await self.slots.release(holder)
+            return Outcome("failed", error=str(exc), retry=False)
         try:
             sound = await asyncio.to_thread(self.sound_for, job, message)
         except Exception as exc:  # TTS or file trouble: worth another try later
@@ -126,7 +131,7 @@ class AsteriskVoiceSender:
                         {
                             "Action": "Originate",
                             # The trunk expects national numbers (06...), as the free number sees them.
-                            "Channel": f"PJSIP/{e164_to_national(job.phone_e164)}@trunk",
+                            "Channel": f"PJSIP/{national}@trunk",
                             "Context": cv.CTX_ALERT,
                             "Exten": "s",
                             "Priority": "1",

@@ -30,6 +30,7 @@ from burgernet.models import Action, ActionCentralist, AuditEvent, Centralist, R
 from burgernet.repositories import action_area, record_audit
 from burgernet.services import Services
 from burgernet.settings import Settings
+from callback_api.access import NeedToKnowService, Reader, masked
 from callback_api.areas import action_feature, routing_area
 from callback_api.errors import InputInvalid, NotFound
 from callback_api.photos import check_photo, photo_file, store_photo
@@ -158,6 +159,7 @@ class ActionPanelService:
         self._sessions = services.sessions
         self._settings = settings
         self._broadcasts = broadcasts
+        self._need_to_know = NeedToKnowService(services.sessions)
 
     # -- the new-action form --------------------------------------------------------------------
     def region_choices(self) -> list[tuple[str, str]]:
@@ -240,15 +242,35 @@ class ActionPanelService:
                 for e in rows
             ]
 
-    def calls(self, action_id: int, limit: int | None = None) -> list[CallView]:
-        """Calls about the action, newest first; ``limit`` keeps a long search's page short."""
-        return CallLog(self._sessions).for_action(action_id, limit=limit)
+    # -- personal data, by need-to-know (callback_api.access) ------------------------------------
+    def may_read_personal(self, reader: Reader, action_id: int) -> bool:
+        return self._need_to_know.may_read(reader, action_id)
+
+    def calls(self, action_id: int, reader: Reader, limit: int | None = None) -> list[CallView]:
+        """Calls about the action, newest first; ``limit`` keeps a long search's page short.
+        The callers' numbers are masked unless ``reader`` may read the action's personal data."""
+        calls = CallLog(self._sessions).for_action(action_id, limit=limit)
+        return calls if self._need_to_know.may_read(reader, action_id) else masked(calls, "caller_number")
 
     def call_count(self, action_id: int) -> int:
         return CallLog(self._sessions).count_for_action(action_id)
 
-    def tips(self, action_id: int) -> list[TipView]:
+    def tips(self, action_id: int, reader: Reader) -> list[TipView]:
+        """The action's tips; none for a reader who may not read its personal data."""
+        if not self._need_to_know.may_read(reader, action_id):
+            return []
         return CallLog(self._sessions).tips(action_id)
+
+    def callbacks(self, action_id: int, reader: Reader) -> tuple[list[CallView], list[TipView]]:
+        """Every call and tip of the action with their numbers (the API's export): NeedToKnow
+        unless ``reader`` may read them; audited."""
+        self._need_to_know.require(reader, action_id)
+        log = CallLog(self._sessions)
+        calls, tips = log.for_action(action_id), log.tips(action_id)
+        self._need_to_know.audit_read(
+            reader, "action", action_id, {"what": "calls and tips", "calls": len(calls), "tips": len(tips)}
+        )
+        return calls, tips
 
     def area_feature(self, action_id: int) -> dict[str, Any]:
         """The action's area as a GeoJSON Feature for the map."""
@@ -308,16 +330,24 @@ class ActionPanelService:
             )
         return seconds
 
-    def tip_audio(self, tip_id: int) -> Path | None:
-        """The tip's WAV, only inside the recordings folder (the path comes from the database)."""
+    def tip_audio(self, tip_id: int, reader: Reader) -> Path | None:
+        """The tip's WAV, only inside the recordings folder (the path comes from the database).
+
+        NeedToKnow unless ``reader`` may read the tip's action's personal data; each playback
+        is audited (a browser's range requests for one playback each count)."""
         with session_scope(self._sessions) as session:
-            recording = session.scalar(select(Tip.recording_path).where(Tip.id == tip_id))
+            found = session.execute(select(Tip.recording_path, Tip.action_id).where(Tip.id == tip_id)).first()
+        if found is None:
+            return None
+        recording, action_id = found
+        self._need_to_know.require(reader, action_id)
         if not recording:
             return None
         root = self._settings.recordings_dir.resolve()
         path = Path(recording).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             return None
+        self._need_to_know.audit_read(reader, "tip", tip_id, {"action_id": action_id})
         return path
 
     # -- broadcasts ---------------------------------------------------------------------------

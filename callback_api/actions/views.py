@@ -13,14 +13,15 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from werkzeug.wrappers import Response
 
 from burgernet.actions import UPDATE_MAX_CHARS, ActionError, ActionStateError, ActionView
-from burgernet.domain import ActionStatus, Role
+from burgernet.domain import ActionStatus
+from callback_api.access import mask_number
 from callback_api.actions.forms import ActionForm, CloseForm, RecordingForm, UpdateForm
 from callback_api.actions.services import ActionPanelService, RecordingRefused
 from callback_api.areas import AreaInputError, area_from_fields, split_list
 from callback_api.forms import ConfirmForm
 from callback_api.i18n import current_language, translate
 from callback_api.photos import PhotoError
-from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, roles_required, user
+from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, reader, roles_required, user
 from callback_api.state import panel
 
 bp = Blueprint("actions", __name__)
@@ -32,13 +33,6 @@ CALLS_SHOWN = 200
 def service() -> ActionPanelService:
     state = panel()
     return ActionPanelService(state.context, state.settings, state.broadcasts)
-
-
-def mask_number(number: str | None) -> str:
-    """Viewers see that someone called, not who: ``+3161234****``."""
-    if not number:
-        return ""
-    return number[:-4] + "****" if len(number) > 6 else "****"
 
 
 def _action(action_id: int) -> ActionView:
@@ -115,9 +109,12 @@ def new() -> str | Response | tuple[str, int]:
 def detail(action_id: int) -> str:
     view = _action(action_id)
     actions = service()
+    who = reader()
     # A long search gathers thousands of calls: the page shows the latest, the API has them all.
-    calls = actions.calls(action_id, limit=CALLS_SHOWN)
+    calls = actions.calls(action_id, who, limit=CALLS_SHOWN)
     calls_total = actions.call_count(action_id) if len(calls) == CALLS_SHOWN else len(calls)
+    # Need-to-know: the service masks the numbers and leaves out the tips of other regions.
+    personal = actions.may_read_personal(who, action_id)
     return render_template(
         "actions/detail.html",
         action=view,
@@ -125,8 +122,9 @@ def detail(action_id: int) -> str:
         timeline=actions.timeline(action_id),
         calls=calls,
         calls_total=calls_total,
-        tips=actions.tips(action_id) if can(ACTION_ROLES) else [],
-        mask=user().role is Role.VIEWER,
+        tips=actions.tips(action_id, who),
+        personal=personal,
+        mask=not personal,
         mask_number=mask_number,
         confirm=ConfirmForm(),
         close_form=CloseForm(),
@@ -295,7 +293,7 @@ def photo(action_id: int) -> Response:
 @bp.route("/tips/<int:tip_id>/audio")
 @roles_required(ACTION_ROLES)
 def tip_audio(tip_id: int) -> Response:
-    path = service().tip_audio(tip_id)
+    path = service().tip_audio(tip_id, reader())
     if path is None:
         abort(404)
     # conditional=True: byte ranges, so the browser's player can seek.

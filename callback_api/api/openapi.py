@@ -174,12 +174,18 @@ def openapi_document() -> dict[str, Any]:
             },
             "/actions/{action_id}/callbacks": {
                 "get": {
-                    "summary": "Calls about the action and tips left (not for viewers)",
+                    "summary": "Calls about the action and tips left, with the callers' numbers "
+                    "(need-to-know: not for viewers; a centralist only for actions of their region or "
+                    "team; every read is audited)",
                     "parameters": [ACTION_ID],
                     "responses": {
                         "200": _ok("Callbacks"),
                         "404": _error("no such action (action.not_found)"),
                         **ERRORS,
+                        "403": _error(
+                            "the token's role may not do this (auth.forbidden), or the action is "
+                            "outside the user's region and team (access.need_to_know)"
+                        ),
                     },
                 },
             },

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from burgernet.actions import UPDATE_MAX_CHARS, ActionStateError, ActionView
 from burgernet.domain import ActionStatus, Role
+from callback_api.access import Reader
 from callback_api.actions.services import ActionPanelService, BroadcastNotFound
 from callback_api.api.openapi import openapi_document
 from callback_api.api.services import TokenAuth
@@ -56,6 +57,10 @@ def _require(roles: frozenset[Role]) -> UserInfo:
 
 def _source() -> str:
     return f"api {request.remote_addr or 'unknown'}"[:80]
+
+
+def _reader(info: UserInfo) -> Reader:
+    return Reader(info.username, info.role, info.centralist_id, _source())
 
 
 def _body() -> dict[str, Any]:
@@ -181,18 +186,19 @@ def close_action(action_id: int) -> Response:
 
 @bp.route("/actions/<int:action_id>/callbacks", methods=["GET"])
 def callbacks(action_id: int) -> Response:
-    """Calls about the action and the tips left (caller numbers: not for viewers)."""
-    _require(ACTION_ROLES)
+    """Calls about the action and the tips left, with the numbers: need-to-know (not for
+    viewers; a centralist only for their region's actions or a team they are on); audited."""
+    info = _require(ACTION_ROLES)
     _existing(action_id)
-    actions = _actions()
+    found_calls, found_tips = _actions().callbacks(action_id, _reader(info))
     tips = []
-    for tip in actions.tips(action_id):
+    for tip in found_tips:
         item = _view(tip)
         item.pop("recording_path", None)  # a server path; the audio is served by the panel
         item["audio_url"] = f"/tips/{tip.id}/audio"
         tips.append(item)
     calls = []
-    for call in actions.calls(action_id):
+    for call in found_calls:
         item = _view(call)
         item.pop("recording_path", None)
         calls.append(item)

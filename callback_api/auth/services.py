@@ -47,10 +47,18 @@ class UserInfo:
     role: Role
     centralist_id: int | None
     active: bool
+    session_version: int = 0
 
 
 def _info(user: User) -> UserInfo:
-    return UserInfo(user.id, user.username, Role(user.role), user.centralist_id, user.active)
+    return UserInfo(
+        user.id, user.username, Role(user.role), user.centralist_id, user.active, user.session_version or 0
+    )
+
+
+def end_sessions(user: User) -> None:
+    """Make every session cookie issued to ``user`` so far worthless (see callback_api.security)."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 def token_hash(token: str) -> str:
@@ -123,6 +131,12 @@ def by_id(sessions: sessionmaker[Session], user_id: int) -> UserInfo | None:
         return _info(user) if user is not None and user.active else None
 
 
+def by_session(sessions: sessionmaker[Session], user_id: int, session_version: int) -> UserInfo | None:
+    """The active user of a session cookie, if the cookie's session version is still theirs."""
+    info = by_id(sessions, user_id)
+    return info if info is not None and info.session_version == session_version else None
+
+
 def by_token(sessions: sessionmaker[Session], token: str) -> UserInfo | None:
     if not token:
         return None
@@ -145,10 +159,18 @@ class AccountService:
         return info
 
     def log_out(self, info: UserInfo, *, source: str) -> None:
+        """Audited; ends every session of the user on the server (a kept cookie no longer works)."""
+        with session_scope(self._sessions) as session:
+            user = session.get(User, info.id)
+            if user is not None:
+                end_sessions(user)
         self._audit(info, "logout", source)
 
     def by_id(self, user_id: int) -> UserInfo | None:
         return by_id(self._sessions, user_id)
+
+    def by_session(self, user_id: int, session_version: int) -> UserInfo | None:
+        return by_session(self._sessions, user_id, session_version)
 
     def by_token(self, token: str) -> UserInfo | None:
         return by_token(self._sessions, token)

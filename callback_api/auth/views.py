@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from callback_api.auth.forms import LanguageForm, LoginForm
 from callback_api.auth.services import AccountService
 from callback_api.i18n import choose_language, translate
+from callback_api.limits import LOGIN_BYTES, body_limit
 from callback_api.security import PanelUser, audit_source, reset_cookie, user
 from callback_api.state import panel
 
@@ -29,6 +30,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@body_limit(LOGIN_BYTES)
 def login() -> str | Response | tuple[str, int]:
     form = LoginForm()
     if request.method == "GET":
@@ -55,8 +57,10 @@ def login() -> str | Response | tuple[str, int]:
 
 
 @bp.route("/logout", methods=["POST"])  # POST with CSRF token (CSRFProtect): no forced logouts
+@body_limit(LOGIN_BYTES)
 def logout() -> Response:
     if current_user.is_authenticated:
+        # Ends the session on the server too: a copy of this cookie no longer logs anyone in.
         service().log_out(user().info, source=audit_source())
     logout_user()
     reset_cookie()
@@ -64,6 +68,7 @@ def logout() -> Response:
 
 
 @bp.route("/lang", methods=["POST"])
+@body_limit(LOGIN_BYTES)
 def set_language() -> Response:
     form = LanguageForm()
     if form.validate_on_submit():

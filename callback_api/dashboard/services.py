@@ -17,10 +17,11 @@ from burgernet.db import session_scope
 from burgernet.domain import ActionStatus
 from burgernet.models import Action, Broadcast, Centralist, Region
 from burgernet.services import Services
+from callback_api.access import NeedToKnowService, Reader
 from callback_api.areas import action_feature
 
 UNDER_WAY = ("pending", "running")
-# Fields of live events that carry a caller's number: hidden from viewers.
+# Fields of live events that carry a caller's number: masked without need-to-know.
 PERSONAL_FIELDS = frozenset({"caller", "caller_number", "number", "phone", "callback_number"})
 
 
@@ -92,8 +93,21 @@ class DashboardService:
             for endpoint, name, on_duty, region in rows
         ]
 
-    def events(self, *, mask_personal: bool, heartbeat_seconds: float) -> Iterator[str]:
-        """Redis pub/sub → server-sent events, with a heartbeat so proxies keep the stream open."""
+    def events(self, reader: Reader, *, heartbeat_seconds: float) -> Iterator[str]:
+        """Redis pub/sub → server-sent events, with a heartbeat so proxies keep the stream open.
+
+        Need-to-know (:mod:`callback_api.access`): the numbers in an event are masked unless
+        ``reader`` may read its action's personal data (an event without an action: national
+        roles only); what one stream decided per action is kept for the stream's life."""
+        need_to_know = NeedToKnowService(self._sessions)
+        decided: dict[int | None, bool] = {}
+
+        def may_read(action_id: object) -> bool:
+            key = action_id if isinstance(action_id, int) else None
+            if key not in decided:
+                decided[key] = need_to_know.may_read(reader, key)
+            return decided[key]
+
         pubsub = self._live.client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(self._live.keys.events)
         try:
@@ -113,7 +127,7 @@ class DashboardService:
                     continue
                 if not isinstance(event, dict):
                     continue
-                if mask_personal:
+                if PERSONAL_FIELDS.intersection(event) and not may_read(event.get("action_id")):
                     event = {k: ("****" if k in PERSONAL_FIELDS else v) for k, v in event.items()}
                 last = time.monotonic()
                 yield _sse(event)

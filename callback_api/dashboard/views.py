@@ -7,10 +7,9 @@ import dataclasses
 
 from flask import Blueprint, Response, jsonify, render_template, stream_with_context
 
-from burgernet.domain import Role
 from callback_api.dashboard.services import DashboardService
 from callback_api.i18n import translate
-from callback_api.security import ALL_ROLES, roles_required, user
+from callback_api.security import ALL_ROLES, reader, roles_required
 from callback_api.state import panel
 
 bp = Blueprint("dashboard", __name__)
@@ -74,7 +73,7 @@ def presence() -> Response:
 @bp.route("/events")
 @roles_required(ALL_ROLES)
 def events() -> Response:
-    stream = service().events(mask_personal=user().role is Role.VIEWER, heartbeat_seconds=HEARTBEAT_SECONDS)
+    stream = service().events(reader(), heartbeat_seconds=HEARTBEAT_SECONDS)
     response = Response(stream_with_context(stream), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream

@@ -2,7 +2,8 @@
 
 Only AMBER Alerts are published, and only while they matter: active ones, and closed ones for
 a day afterwards so that every screen that showed the alert also shows the all-clear. A closed
-alert no longer carries the child's description or photo (``Update`` with ``AllClear``).
+alert no longer carries the child's description or photo (``Update`` with ``AllClear``); it says
+the public result message, never the internal outcome (see :class:`AmberAlert`).
 
 CAP times need an explicit offset (``+01:00``; the schema refuses ``Z``), so every time is
 written in Europe/Amsterdam with its offset.
@@ -21,11 +22,11 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 from shapely.geometry import shape
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
-from burgernet.models import Action
+from burgernet.models import Action, Region
 from burgernet.phone import free_number_display
 from burgernet.services import Services
 from burgernet.settings import Settings
@@ -48,9 +49,16 @@ def cap_time(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class AmberAlert:
+    """What the public may know of an AMBER Alert: the allow-list every feed is built from.
+
+    Nothing else of the action reaches a feed: not the internal outcome the control room wrote
+    when closing it, not the team, the centralists, the calls or the callers. A field added here
+    is published; add one only when it is meant for the public.
+    """
+
     id: int
     title: str
-    description: str
+    description: str  # the public description of the child (shown while active only)
     region_name: str
     area_kind: str
     center: tuple[float, float] | None  # lon, lat
@@ -60,8 +68,7 @@ class AmberAlert:
     status: str
     started_at: datetime
     closed_at: datetime | None
-    outcome: str | None
-    result_message: str | None
+    result_message: str | None  # the public result message, written for the public
     photo_mime: str | None
 
     @property
@@ -84,12 +91,33 @@ def _photo_mime(path: str | None) -> str | None:
     return {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}.get(suffix)
 
 
+# The only columns a feed reads: the allow-list in SQL, so nothing else is even loaded.
+_PUBLIC_COLUMNS = (
+    Action.id,
+    Action.title,
+    Action.description,
+    Region.name,
+    Action.area_kind,
+    Action.center_lon,
+    Action.center_lat,
+    Action.radius_m,
+    Action.area_geojson,
+    Action.postcodes,
+    Action.status,
+    Action.created_at,
+    Action.started_at,
+    Action.closed_at,
+    Action.result_message,
+    Action.photo_path,
+)
+
+
 def amber_alerts(session: Session, now: datetime | None = None) -> list[AmberAlert]:
     """Published AMBER Alerts, newest first: active ones, then those closed in the last day."""
     since = (now or datetime.now(UTC)) - timedelta(hours=ALL_CLEAR_HOURS)
-    rows = session.scalars(
-        select(Action)
-        .options(selectinload(Action.region))
+    rows = session.execute(
+        select(*_PUBLIC_COLUMNS)
+        .join(Region, Region.id == Action.region_id)
         .where(Action.action_type == ActionType.AMBER_ALERT.value)
         .where(
             or_(
@@ -107,7 +135,7 @@ def amber_alerts(session: Session, now: datetime | None = None) -> list[AmberAle
             id=a.id,
             title=a.title,
             description=a.description or "",
-            region_name=a.region.name,
+            region_name=a.name,
             area_kind=a.area_kind,
             center=(a.center_lon, a.center_lat)
             if a.center_lon is not None and a.center_lat is not None
@@ -118,8 +146,7 @@ def amber_alerts(session: Session, now: datetime | None = None) -> list[AmberAle
             status=a.status,
             started_at=as_utc(a.started_at or a.created_at),
             closed_at=as_utc(a.closed_at) if a.closed_at else None,
-            outcome=a.outcome,
-            result_message=a.result_message,
+            result_message=(a.result_message or "").strip() or None,
             photo_mime=_photo_mime(a.photo_path),
         )
         for a in rows
@@ -247,7 +274,7 @@ def cap_document(alert: AmberAlert, settings: Settings) -> bytes:
         _sub(info, "senderName", text["sender"])
         if closed:
             _sub(info, "headline", f"{text['all_clear']}: {alert.title}")
-            _sub(info, "description", alert.result_message or alert.outcome or text["all_clear"])
+            _sub(info, "description", alert.result_message or text["all_clear"])
         else:
             _sub(info, "headline", alert.title)
             _sub(info, "description", alert.description or alert.title)
@@ -295,7 +322,7 @@ def atom_document(alerts: list[AmberAlert], settings: Settings, now: datetime | 
             href=f"{base}/feeds/amber/{alert.id}.cap.xml",
             type="application/cap+xml",
         )
-        summary = alert.description if alert.active else (alert.result_message or alert.outcome or "")
+        summary = alert.description if alert.active else (alert.result_message or "")
         sub(entry, "summary", summary or alert.title)
     return bytes(etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
@@ -319,7 +346,6 @@ def json_feed(alerts: list[AmberAlert], settings: Settings) -> dict[str, Any]:
                 "area_kind": alert.area_kind,
                 "call": number,
                 "cap": f"{base}/feeds/amber/{alert.id}.cap.xml",
-                "outcome": alert.outcome,
             },
         }
         if alert.has_photo and alert.active:

@@ -36,6 +36,7 @@ from burgernet.models import Action, Inquiry, InquiryLink, InquiryUpdate, Statem
 from burgernet.repositories import record_audit
 from burgernet.services import Services
 from burgernet.settings import Settings
+from callback_api.access import NeedToKnow, NeedToKnowService, Reader
 from callback_api.areas import action_feature
 from callback_api.photos import photo_file
 
@@ -223,6 +224,7 @@ class InquiryService:
         self._sessions = context.sessions
         self._settings = settings
         self._broadcasts = broadcasts
+        self._need_to_know = NeedToKnowService(context.sessions)
 
     # -- reading -------------------------------------------------------------------------------------
     def list_inquiries(self) -> list[InquiryView]:
@@ -233,16 +235,30 @@ class InquiryService:
         with session_scope(self._sessions) as session:
             return _views(session, [_get(session, inquiry_id)])[0]
 
-    def statements(self, inquiry_id: int) -> list[StatementView]:
+    def may_read_statements(self, reader: Reader, inquiry_id: int) -> bool:
+        """Need-to-know (callback_api.access): the statements go with the linked action's
+        personal data; an inquiry without an action is national roles' only."""
+        with session_scope(self._sessions) as session:
+            action_id = _get(session, inquiry_id).action_id
+        return self._need_to_know.may_read(reader, action_id)
+
+    def statements(self, inquiry_id: int, reader: Reader) -> list[StatementView]:
+        """The residents' statements, for a reader with need-to-know (NeedToKnow otherwise);
+        the read is audited."""
+        if not self.may_read_statements(reader, inquiry_id):
+            raise NeedToKnow(f"{reader.username} ({reader.role.value}) may not read these statements")
         with session_scope(self._sessions) as session:
             rows = session.scalars(
                 select(Statement)
                 .where(Statement.inquiry_id == inquiry_id)
                 .order_by(Statement.created_at, Statement.id)
             )
-            return [
+            views = [
                 StatementView(s.id, s.link_id, s.text, bool(s.photo_path), utc(s.created_at)) for s in rows
             ]
+        if views:
+            self._need_to_know.audit_read(reader, "inquiry", inquiry_id, {"statements": len(views)})
+        return views
 
     def updates(self, inquiry_id: int) -> list[UpdateView]:
         with session_scope(self._sessions) as session:
@@ -254,14 +270,21 @@ class InquiryService:
                 for u in rows
             ]
 
-    def statement_photo(self, inquiry_id: int, statement_id: int) -> Path | None:
+    def statement_photo(self, inquiry_id: int, statement_id: int, reader: Reader) -> Path | None:
+        """The statement's photo for a reader with need-to-know (NeedToKnow otherwise); audited."""
         with session_scope(self._sessions) as session:
-            stored = session.scalar(
-                select(Statement.photo_path).where(
-                    Statement.id == statement_id, Statement.inquiry_id == inquiry_id
-                )
-            )
-        return photo_file(self._settings, stored)
+            found = session.execute(
+                select(Statement.photo_path, Inquiry.action_id)
+                .join(Inquiry, Inquiry.id == Statement.inquiry_id)
+                .where(Statement.id == statement_id, Statement.inquiry_id == inquiry_id)
+            ).first()
+        if found is None:
+            return None
+        self._need_to_know.require(reader, found[1])
+        path = photo_file(self._settings, found[0])
+        if path is not None:
+            self._need_to_know.audit_read(reader, "statement", statement_id, {"what": "photo"})
+        return path
 
     def action_choices(self) -> list[ActionChoice]:
         """The newest actions, to link an inquiry to."""

@@ -26,7 +26,7 @@ from burgernet.repositories import record_audit
 from burgernet.services import Services
 from burgernet.settings import Settings
 from callback_api.inquiry.services import MAX_TEXT_CHARS, InquiryError, clean_text
-from callback_api.photos import CheckedPhoto, photos_dir
+from callback_api.photos import CheckedPhoto, photos_dir, write_photo
 
 # Shown to residents on the public page (the panel translates them; keep them in i18n.py).
 LINK_NOT_VALID = "This link is not valid. Check that you copied the whole link from the e-mail."
@@ -109,12 +109,9 @@ class StatementService:
                 link, inquiry = _usable_link(session, token, now)
                 if photo is not None:
                     folder = photos_dir(self._settings) / "inquiries" / str(int(inquiry.id))
-                    folder.mkdir(parents=True, exist_ok=True)
                     # A name of its own: a losing concurrent submission must not overwrite the winner's.
                     stored_photo = folder / f"link-{int(link.id)}-{secrets.token_hex(4)}.{photo.extension}"
-                    temporary = stored_photo.with_suffix(".part")
-                    temporary.write_bytes(photo.data)
-                    temporary.replace(stored_photo)
+                    write_photo(stored_photo, photo)  # metadata-free: check_photo re-encoded it
                 statement = Statement(
                     inquiry_id=inquiry.id,
                     link_id=link.id,

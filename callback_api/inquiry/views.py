@@ -1,10 +1,12 @@
 """Neighbourhood inquiries: the panel pages (operators, admins) and the residents' public form.
 
-Panel: list and detail for every logged-in role (statements included: the people searching
-need them); creating, sending links and follow-ups for admins and operators. Sending only asks
-the broadcast workers: the page says the e-mails are queued, and its figures follow as they
-go out. Public: one page per personal link, ``/inquiry/<token>``, no login but a CSRF token
-like every other form.
+Panel: list and detail for every logged-in role; the statements only for those with
+need-to-know (:mod:`callback_api.access`: national roles, and centralists for inquiries linked to
+an action of their region or team; never viewers), every read audited; creating, sending links
+and follow-ups for admins and operators. Sending only asks the broadcast workers: the page says
+the e-mails are queued, and its figures follow as they go out. Public: one page per personal
+link, ``/inquiry/<token>``, no login but a CSRF token like every other form, and a body limit
+the size of the largest photo (:mod:`callback_api.limits`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from callback_api.inquiry.services import (
     parse_local_datetime,
 )
 from callback_api.inquiry.statements import LinkGone, LinkNotFound, PublicLink, StatementService
+from callback_api.limits import body_limit
 from callback_api.photos import MAX_PHOTO_BYTES, PhotoError, check_photo
-from callback_api.security import ALL_ROLES, audit_source, roles_required, user
+from callback_api.security import ALL_ROLES, audit_source, reader, roles_required, user
 from callback_api.state import panel
 
 bp = Blueprint("inquiry", __name__)
@@ -158,10 +161,14 @@ def recipients_preview() -> Response | tuple[Response, int]:
 def detail(inquiry_id: int) -> str:
     view = _inquiry_or_404(inquiry_id)
     inquiries = service()
+    who = reader()
+    # Need-to-know: the statements only for those who may read the linked action's personal data.
+    personal = inquiries.may_read_statements(who, inquiry_id)
     return render_template(
         "inquiry/detail.html",
         inquiry=view,
-        statements=inquiries.statements(inquiry_id),
+        personal=personal,
+        statements=inquiries.statements(inquiry_id, who) if personal else [],
         updates=inquiries.updates(inquiry_id),
         is_open=view.is_open(),
         local_time=local_time,
@@ -222,7 +229,7 @@ def follow_up(inquiry_id: int) -> Response:
 @bp.route("/inquiries/<int:inquiry_id>/statements/<int:statement_id>/photo")
 @roles_required(ALL_ROLES)
 def statement_photo(inquiry_id: int, statement_id: int) -> Response:
-    path = service().statement_photo(inquiry_id, statement_id)
+    path = service().statement_photo(inquiry_id, statement_id, reader())
     if path is None:
         abort(404)
     return send_file(path, max_age=0)
@@ -258,7 +265,18 @@ def _public_form(link: PublicLink, form: StatementForm, errors: list[str], statu
     return _private(Response(html, status=status, mimetype="text/html"))
 
 
+def _public_too_large(token: str) -> Response:
+    """A body over the public form's limit, refused before it is read: nothing of it is kept."""
+    try:
+        link = statements_service().open_link(token)
+    except (LinkGone, LinkNotFound) as exc:
+        return _link_problem(exc)
+    too_big = translate("The photo is larger than %(mb)s MB.", mb=MAX_PHOTO_BYTES // (1024 * 1024))
+    return _public_form(link, StatementForm(formdata=None), [too_big], 413)
+
+
 @bp.route("/inquiry/<token>", methods=["GET", "POST"])
+@body_limit(MAX_PUBLIC_POST_BYTES, refusal=_public_too_large)
 def public_form(token: str) -> Response:
     statements = statements_service()
     try:
@@ -267,10 +285,6 @@ def public_form(token: str) -> Response:
         return _link_problem(exc)
     if request.method == "GET":
         return _public_form(link, StatementForm(), [], 200)
-    if (request.content_length or 0) > MAX_PUBLIC_POST_BYTES:
-        # Refused before the body is read: nothing of it is kept.
-        too_big = translate("The photo is larger than %(mb)s MB.", mb=MAX_PHOTO_BYTES // (1024 * 1024))
-        return _public_form(link, StatementForm(formdata=None), [too_big], 413)
     form = StatementForm()
     if not form.validate_on_submit():
         return _public_form(link, form, _form_errors(form), 400)

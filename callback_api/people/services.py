@@ -1,8 +1,9 @@
-"""Participant administration for the panel: search, edit, opt-out, erase on request, CSV
-import and export.
+"""Participant administration for the panel: search, edit, opt-out, erase on request, a copy of
+one person's data (GDPR art. 15), CSV import and export.
 
-Every change is audited with the panel user as actor. Audit details never repeat the personal
-data itself (a phone number in the audit log would outlive its erasure).
+Every change is audited with the panel user as actor, and so is every read of personal data
+(search, export). Audit details never repeat the personal data itself (a phone number in the
+audit log would outlive its erasure).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 
 from burgernet.db import session_scope
 from burgernet.domain import Language
 from burgernet.imports import PARTICIPANT_COLUMNS, ImportFileError, ImportReport, import_participants
-from burgernet.models import Call, Delivery, InquiryLink, Participant, PostcodeArea, Region, Tip
-from burgernet.participants import set_opted_out
+from burgernet.models import Participant, PostcodeArea, Region
+from burgernet.participants import erase_participant, export_participant, phone_reference, set_opted_out
 from burgernet.phone import InvalidPhoneNumber, normalise
 from burgernet.postcode import InvalidPostcode, is_pc4, normalise_postcode
 from burgernet.repositories import record_audit
@@ -86,8 +87,11 @@ class ErasureReport:
     erased_fields: tuple[str, ...]
     deliveries_deleted: int
     inquiry_links_deleted: int
+    statements_deleted: int
     calls_unlinked: int
+    call_numbers_removed: int
     tips_kept: int
+    tip_numbers_removed: int
     live_keys_deleted: int
     notes: tuple[str, ...] = field(default=())
 
@@ -129,9 +133,15 @@ class PeopleService:
     def __init__(self, services: Services) -> None:
         self._sessions = services.sessions
         self._live = services.live
+        self._secret_key = services.settings.web.secret_key
 
-    def search(self, query: str) -> list[ParticipantRow]:
-        """By phone number (any notation, exact) or postcode (PC4 prefix or full PC6)."""
+    def search(self, query: str, *, actor: str, source: str) -> list[ParticipantRow]:
+        """By phone number (any notation, exact) or postcode (PC4 prefix or full PC6).
+
+        An audited read: who searched, for what and how many were found, never the results. A
+        phone number is recorded as a keyed pseudonym (:func:`phone_reference`), so the audit
+        log does not keep a number after its owner's erasure, yet shows who looked them up.
+        """
         text = query.strip()
         if not text:
             return []
@@ -146,7 +156,9 @@ class PeopleService:
                     f"{text!r} is neither a phone number nor a postcode (1234 or 1234 AB)"
                 ) from None
             statement = statement.where(Participant.phone_e164 == phone)
+            searched = {"by": "phone", "phone_ref": phone_reference(self._secret_key, phone)}
         else:
+            searched = {"by": "postcode", "postcode": postcode}
             if is_pc4(postcode):
                 # A range, not LIKE: SQLite's case-insensitive LIKE cannot use the postcode index.
                 statement = statement.where(Participant.postcode.between(postcode, f"{postcode}ZZ"))
@@ -155,6 +167,15 @@ class PeopleService:
         with session_scope(self._sessions) as session:
             rows = session.execute(
                 statement.order_by(Participant.postcode, Participant.id).limit(SEARCH_LIMIT)
+            ).all()
+            record_audit(
+                session,
+                actor=actor,
+                verb="read",
+                entity="participants",
+                entity_id=None,
+                detail={"what": "search", **searched, "found": len(rows)},
+                source=source,
             )
             return [_row(participant, code) for participant, code in rows]
 
@@ -238,56 +259,36 @@ class PeopleService:
     def erase(self, participant_id: int, *, actor: str, source: str) -> ErasureReport:
         """Delete a participant on their request and say exactly what went.
 
-        Their deliveries and personal inquiry links are deleted with them; calls and tips stay as
-        police records of the action (unlinked from the participant) and the "recently alerted"
-        marker in Redis is removed.
+        Their deliveries, personal inquiry links and the statements given through them are
+        deleted with them; calls and tips stay as police records of the action, unlinked and
+        without their number (see :func:`burgernet.participants.erase_participant`), and the
+        "recently alerted" marker in Redis is removed.
         """
-        with session_scope(self._sessions) as session:
-            participant = session.get(Participant, participant_id)
-            if participant is None:
-                raise ParticipantNotFound(f"no participant {participant_id}")
-            phone = participant.phone_e164
-            deliveries = session.scalar(
-                select(func.count()).select_from(Delivery).where(Delivery.participant_id == participant_id)
-            )
-            links = session.scalar(
-                select(func.count())
-                .select_from(InquiryLink)
-                .where(InquiryLink.participant_id == participant_id)
-            )
-            call_ids = list(session.scalars(select(Call.id).where(Call.participant_id == participant_id)))
-            tips = session.scalar(select(func.count()).select_from(Tip).where(Tip.call_id.in_(call_ids)))
-            # Explicit deletes rather than relying on ON DELETE: SQLite enforces foreign keys only
-            # when the PRAGMA is on, and the report must match what really happened.
-            session.execute(delete(Delivery).where(Delivery.participant_id == participant_id))
-            session.execute(delete(InquiryLink).where(InquiryLink.participant_id == participant_id))
-            session.execute(
-                update(Call).where(Call.participant_id == participant_id).values(participant_id=None)
-            )
-            session.delete(participant)
-            record_audit(
-                session,
-                actor=actor,
-                verb="erase",
-                entity="participant",
-                entity_id=participant_id,
-                detail={
-                    "deliveries_deleted": deliveries,
-                    "inquiry_links_deleted": links,
-                    "calls_unlinked": len(call_ids),
-                },
-                source=source,
-            )
-        live_deleted = int(self._live.client.delete(self._live.keys.alerted(phone)))
+        erasure = erase_participant(self._sessions, participant_id, actor=actor, source=source)
+        if erasure is None:
+            raise ParticipantNotFound(f"no participant {participant_id}")
+        live_deleted = int(self._live.client.delete(self._live.keys.alerted(erasure.phone_e164)))
         return ErasureReport(
             participant_id=participant_id,
             erased_fields=ERASED_FIELDS,
-            deliveries_deleted=int(deliveries or 0),
-            inquiry_links_deleted=int(links or 0),
-            calls_unlinked=len(call_ids),
-            tips_kept=int(tips or 0),
+            deliveries_deleted=erasure.deliveries_deleted,
+            inquiry_links_deleted=erasure.inquiry_links_deleted,
+            statements_deleted=erasure.statements_deleted,
+            calls_unlinked=erasure.calls_unlinked,
+            call_numbers_removed=erasure.call_numbers_removed,
+            tips_kept=erasure.tips_kept,
+            tip_numbers_removed=erasure.tip_numbers_removed,
             live_keys_deleted=live_deleted,
         )
+
+    def export_json(self, participant_id: int, *, actor: str, source: str) -> dict[str, Any]:
+        """Everything stored about one participant (GDPR art. 15); the read is audited."""
+        document = export_participant(
+            self._sessions, participant_id, actor=actor, source=source, secret_key=self._secret_key
+        )
+        if document is None:
+            raise ParticipantNotFound(f"no participant {participant_id}")
+        return document
 
     def import_file(
         self, write: Callable[[Path], object], name: str, *, skip_bad: bool, actor: str, source: str
@@ -318,10 +319,10 @@ class PeopleService:
             record_audit(
                 session,
                 actor=actor,
-                verb="export",
+                verb="read",
                 entity="participants",
                 entity_id=None,
-                detail={"rows": total},
+                detail={"what": "export-csv", "rows": total},
                 source=source,
             )
 

@@ -1,4 +1,5 @@
-"""Participants: search, edit, opt-out, erase on request, CSV import and export (admin/operator).
+"""Participants: search, edit, opt-out, erase on request, one person's data as JSON (GDPR art. 15),
+CSV import and export (admin/operator). Searches and exports are audited reads.
 
 An unknown participant raises :class:`~callback_api.people.services.ParticipantNotFound`, which
 the app answers with the 404 page (see ``app.py``).
@@ -6,12 +7,15 @@ the app answers with the 404 page (see ``app.py``).
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from werkzeug.utils import secure_filename
 from werkzeug.wrappers import Response as BaseResponse
 
 from callback_api.forms import ConfirmForm
 from callback_api.i18n import translate
+from callback_api.limits import IMPORT_BYTES, body_limit
 from callback_api.people.forms import ImportForm, ParticipantForm
 from callback_api.people.services import (
     SEARCH_LIMIT,
@@ -39,7 +43,7 @@ def index() -> str | tuple[str, int]:
     error = None
     if query:
         try:
-            results = service().search(query)
+            results = service().search(query, actor=user().username, source=audit_source())
         except ParticipantError as exc:
             error = str(exc)
     status = 400 if error else 200
@@ -101,8 +105,20 @@ def erase(participant_id: int) -> str:
     return render_template("people/erased.html", report=report)
 
 
+@bp.route("/<int:participant_id>/export.json")
+@roles_required(PEOPLE_ROLES)
+def export_json(participant_id: int) -> Response:
+    """Everything stored about one participant (GDPR art. 15), as a JSON download; audited."""
+    document = service().export_json(participant_id, actor=user().username, source=audit_source())
+    response = Response(json.dumps(document, ensure_ascii=False, indent=2), mimetype="application/json")
+    response.headers["Content-Disposition"] = f"attachment; filename=participant-{participant_id}.json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.route("/import", methods=["GET", "POST"])
 @roles_required(PEOPLE_ROLES)
+@body_limit(IMPORT_BYTES)  # participant CSVs of a few million rows
 def import_csv() -> str | tuple[str, int]:
     form = ImportForm()
     if request.method == "GET":

@@ -17,16 +17,23 @@ import pytest
 from asterisk_conf.instance import ConfiguredAsterisk, free_udp_and_tcp_port, prepare
 from asterisk_conf.render import AsteriskPlan, CentralistEndpoint
 from asterisk_conf.sandbox import AsteriskInstall
+from burgernet.centralists import sip_digest
 from burgernet.settings import Settings, load_settings
 
 _instances = itertools.count(1)
+
+
+def sip_password(endpoint: str) -> str:
+    """The test password of ``endpoint`` (the plan keeps only its digest)."""
+    return f"secret-{endpoint}"
 
 
 def centralist(
     endpoint: str, region: str = "MN", port: int | None = None, on_duty: bool = True
 ) -> CentralistEndpoint:
     contact = f"sip:{endpoint}@127.0.0.1:{port}" if port else None
-    return CentralistEndpoint(endpoint, f"secret-{endpoint}", region, endpoint.upper(), on_duty, contact)
+    digest = sip_digest(endpoint, "burgernet", sip_password(endpoint))
+    return CentralistEndpoint(endpoint, digest, region, endpoint.upper(), on_duty, contact)
 
 
 def asterisk_settings(data_dir: Path, install: AsteriskInstall, **asterisk: object) -> Settings:

@@ -37,7 +37,6 @@ def sipp(tmp_path: Path) -> Iterator[Sipp]:
     runner.cleanup()
 
 
-
 def console_once(asterisk: Any, marker: str, timeout: float = 5.0) -> str:
     """Asterisk's console log once ``marker`` is in it: the hang-up handler that writes the
     outcome runs after the caller's side has already ended."""
@@ -47,6 +46,7 @@ def console_once(asterisk: Any, marker: str, timeout: float = 5.0) -> str:
         time.sleep(0.1)
         console = asterisk.instance.log_text("console.log")
     return console
+
 
 def test_fastagi_down_the_call_reaches_the_fallback_pool(
     tmp_path: Path, asterisk_install: AsteriskInstall, start_asterisk: StartAsterisk, sipp: Sipp

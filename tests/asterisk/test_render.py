@@ -117,7 +117,8 @@ def test_pjsip_has_the_trunk_by_ip_and_one_authenticated_endpoint_per_centralist
     for c in PLAN.centralists:
         endpoint = _section(text, c.endpoint, "endpoint")
         assert f"context = {cv.CTX_CENTRALISTS}" in endpoint and f"auth = {c.endpoint}" in endpoint
-        assert f"password = {c.password}" in _section(text, c.endpoint, "auth")
+        auth = _section(text, c.endpoint, "auth")
+        assert f"password_digest = md5:{c.md5_cred}" in auth and "\npassword =" not in auth
         aor = _section(text, c.endpoint, "aor")
         assert "max_contacts = 1" in aor
         assert (f"contact = {c.contact}" in aor) == (c.contact is not None)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from burgernet.phone import NotDialable
 from ivr.ami import (
     STATE_BACKING_OFF,
     STATE_CLOSED,
@@ -79,7 +80,7 @@ async def test_originate_sends_one_variable_header_each_and_the_outcome_arrives_
     client.on("OriginateResponse", on_originate_response)
     await client.connect(wait=5)
     response = await client.originate(
-        channel="PJSIP/+31612345678@trunk",
+        channel="PJSIP/0612345678@trunk",
         context="burgernet-alert",
         caller_id='"Burgernet" <08000011>',
         timeout_ms=45_000,
@@ -89,7 +90,7 @@ async def test_originate_sends_one_variable_header_each_and_the_outcome_arrives_
     assert response.success
     [sent] = fake_ami.actions_named("Originate")
     for header in (
-        "Channel: PJSIP/+31612345678@trunk",
+        "Channel: PJSIP/0612345678@trunk",
         "Context: burgernet-alert",
         "Exten: s",
         "Priority: 1",
@@ -114,16 +115,21 @@ async def test_line_breaks_in_an_action_are_refused_before_anything_is_sent(fake
     before = list(fake_ami.actions)
     with pytest.raises(ValueError, match="line break"):
         await client.originate(
-            channel="PJSIP/1@trunk",
+            channel="PJSIP/0612345678@trunk",
             context="burgernet-alert",
             caller_id="08000011\r\nAction: Command\r\nCommand: core stop now",
         )
     with pytest.raises(ValueError, match="line break"):
         await client.originate(
-            channel="PJSIP/1@trunk", context="burgernet-alert", caller_id="x", variables={"A": "1\n2"}
+            channel="PJSIP/0612345678@trunk",
+            context="burgernet-alert",
+            caller_id="x",
+            variables={"A": "1\n2"},
         )
     with pytest.raises(ValueError, match="unsafe channel variable"):
-        await client.originate(channel="PJSIP/1@trunk", context="c", caller_id="x", variables={"A=B": "1"})
+        await client.originate(
+            channel="PJSIP/0612345678@trunk", context="c", caller_id="x", variables={"A=B": "1"}
+        )
     await asyncio.sleep(0.1)
     assert fake_ami.actions == before
     await client.close()
@@ -205,7 +211,7 @@ async def test_an_action_in_flight_when_the_connection_drops_fails_and_is_never_
     await client.connect(wait=5)
     fake_ami.answer_actions = False  # Asterisk takes the Originate and says nothing
     call = asyncio.create_task(
-        client.originate(channel="PJSIP/1@trunk", context="burgernet-alert", caller_id="08000011")
+        client.originate(channel="PJSIP/0612345678@trunk", context="burgernet-alert", caller_id="08000011")
     )
     await eventually(lambda: len(fake_ami.actions_named("Originate")) == 1)
     fake_ami.answer_actions = True
@@ -246,3 +252,23 @@ async def test_callbacks_still_running_at_close_are_awaited(fake_ami: FakeAmi) -
     await eventually(lambda: bool(client._callback_tasks))
     await client.close()
     assert finished == ["1700.8"]
+
+
+async def test_an_originate_to_the_trunk_for_a_number_we_never_call_is_refused(fake_ami: FakeAmi) -> None:
+    client = client_for(fake_ami)
+    await client.connect(wait=5)
+    before = list(fake_ami.actions)
+    for channel in (
+        "PJSIP/0031201234567@trunk",
+        "PJSIP/0900123456@trunk",
+        "PJSIP/112@trunk",
+        "PJSIP/trunk/sip:1@x",
+    ):
+        with pytest.raises(NotDialable):
+            await client.originate(channel=channel, context="burgernet-alert", caller_id="08000011")
+    await asyncio.sleep(0.1)
+    assert fake_ami.actions == before
+    # A Dutch mobile number is sent: the refusal above is about the number.
+    await client.originate(channel="PJSIP/0612345678@trunk", context="burgernet-alert", caller_id="08000011")
+    assert len(fake_ami.actions_named("Originate")) == 1
+    await client.close()

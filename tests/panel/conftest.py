@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from burgernet.actions import AreaSpec
 from burgernet.calls import CallLog
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Role
-from burgernet.models import AuditEvent, Participant
+from burgernet.models import AuditEvent, Centralist, Participant, User
 from callback_api.app import create_app
 from callback_api.auth.services import create_user, issue_token
 from composition.context import Context
@@ -30,7 +30,8 @@ UTRECHT = (5.1214, 52.0907)
 
 @dataclass
 class World:
-    """What the tests act on: one draft and one active action, a participant, a tip."""
+    """What the tests act on: one draft (region RO) and one active action (region MN), a
+    participant, a tip on the active action; users per role, the centralist linked to c-mn-1."""
 
     draft_id: int
     active_id: int
@@ -68,6 +69,12 @@ def world(bn_context: Context) -> World:
             source="test",
         )
         tokens[role.value] = issue_token(bn_context.sessions, role.value, actor="test", source="test")
+    # The centralist works region MN as c-mn-1, on the active action's team (need-to-know).
+    with session_scope(bn_context.sessions) as session:
+        centralist_id = session.scalar(select(Centralist.id).where(Centralist.sip_endpoint == "c-mn-1"))
+        session.execute(
+            update(User).where(User.username == Role.CENTRALIST.value).values(centralist_id=centralist_id)
+        )
     actions = bn_context.actions
     draft = actions.create(
         action_type="suspect",

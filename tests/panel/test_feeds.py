@@ -119,6 +119,30 @@ def test_closed_alert_becomes_a_valid_all_clear_without_photo(
     assert client.get(f"/feeds/amber/{action_id}/photo").status_code == 404
     display = client.get(f"/amber/{action_id}").get_data(as_text=True)
     assert "Sanne is veilig terug." in display and "Roze jas" not in display
+    # "gevonden" is the control room's internal outcome: the public reads the result message only.
+    for path in ("/feeds/amber.cap.xml", "/feeds/amber.atom", "/feeds/amber.json", "/amber"):
+        text = client.get(path).get_data(as_text=True)
+        assert "Sanne is veilig terug." in text and "gevonden" not in text, path
+
+
+def test_an_all_clear_without_a_public_message_says_only_that_it_ended(
+    world: World, bn_context: Context, app: Flask, schema: etree.XMLSchema
+) -> None:
+    action_id = _amber(bn_context, AREAS["national"])
+    bn_context.actions.close(action_id, outcome="intern: gevonden bij oom", result_message="", actor="test")
+    client = app.test_client()
+    info = _validate(schema, client.get(f"/feeds/amber/{action_id}.cap.xml").data).find(f"{CAP}info")
+    assert info.findtext(f"{CAP}description") == "AMBER Alert beëindigd"
+    item = client.get("/feeds/amber.json").get_json()["items"][0]
+    assert item["content_text"] == "" and set(item["_burgernet"]) == {
+        "status",
+        "region",
+        "area_kind",
+        "call",
+        "cap",
+    }
+    for path in ("/feeds/amber.atom", f"/amber/{action_id}"):
+        assert "oom" not in client.get(path).get_data(as_text=True), path
 
 
 def test_only_amber_alerts_are_published(world: World, app: Flask) -> None:

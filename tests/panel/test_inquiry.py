@@ -31,7 +31,7 @@ from burgernet.models import (
     Statement,
 )
 from burgernet.settings import Settings
-from callback_api.photos import MAX_PHOTO_BYTES, photos_dir
+from callback_api.photos import MAX_PHOTO_BYTES, check_photo, photos_dir
 from composition.context import Context
 from testbed.smtp import SmtpServer
 from tests.broadcasting.conftest import WorkerThread
@@ -618,7 +618,7 @@ def test_a_bad_photo_is_refused_clearly_and_stores_nothing(
     assert submit(app_client, tokens["anna@example.nl"], "Zonder foto dan.")[0] == 200
 
 
-def test_a_photo_is_kept_and_shown_to_logged_in_roles_only(
+def test_a_photo_is_kept_and_shown_only_with_need_to_know(
     app_client: FlaskClient,
     client_for: ClientFor,
     sent_inquiry: tuple[int, dict[str, str]],
@@ -630,12 +630,20 @@ def test_a_photo_is_kept_and_shown_to_logged_in_roles_only(
     with session_scope(bn_context.sessions) as session:
         statement_id = session.scalars(select(Statement.id)).one()
     url = f"/inquiries/{inquiry_id}/statements/{statement_id}/photo"
-    for role in ("admin", "operator", "centralist", "viewer"):
+    # The inquiry is linked to no action: national roles only (callback_api.access), audited.
+    for role in ("admin", "operator"):
         client = client_for(role)
         detail = client.get(f"/inquiries/{inquiry_id}").get_data(as_text=True)
         assert "Foto van de auto." in detail and url in detail
         response = client.get(url)
-        assert response.status_code == 200 and response.data == image
+        assert response.status_code == 200 and response.data == check_photo(image).data  # metadata-free
+        assert audit_count(bn_context, verb="read", entity="statement", actor=role) == 1
+        assert audit_count(bn_context, verb="read", entity="inquiry", actor=role) == 1
+    for role in ("centralist", "viewer"):
+        client = client_for(role)
+        detail = client.get(f"/inquiries/{inquiry_id}").get_data(as_text=True)
+        assert "Foto van de auto." not in detail and url not in detail
+        assert client.get(url).status_code == 403
     anonymous = app_client.get(url)
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
     assert (

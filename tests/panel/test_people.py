@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 
 from flask.testing import FlaskClient
@@ -98,6 +99,8 @@ def test_erase_on_request_says_what_was_deleted(
         assert call is not None and call.participant_id is None  # the police record stays, unlinked
         detail = session.scalar(select(AuditEvent.detail).where(AuditEvent.verb == "erase"))
     assert detail is not None and "+316" not in detail and '"calls_unlinked": 1' in detail
+    assert '"call_numbers_removed": 1' in detail and '"tip_numbers_removed": 1' in detail
+    assert "+31612345678" not in page and "0612345678" not in page
     assert live.client.exists(live.keys.alerted("+31612345678")) == 0
     assert client.post(f"/people/{world.participant_id}/erase", data={"csrf_token": token}).status_code == 404
 
@@ -161,4 +164,18 @@ def test_export_is_reimportable_and_audited(
     assert [(r["phone"], r["postcode"], r["channels"]) for r in rows] == [
         ("+31612345678", "3511AB", "voice;sms")
     ]
-    assert audit_count(bn_context, verb="export", actor="admin") == 1
+    # A bulk copy of personal data: an audited read, counted, never the rows themselves.
+    with session_scope(bn_context.sessions) as session:
+        detail = session.scalar(
+            select(AuditEvent.detail).where(AuditEvent.verb == "read", AuditEvent.entity == "participants")
+        )
+    assert detail is not None and json.loads(detail) == {"what": "export-csv", "rows": 1}
+
+
+def test_search_is_an_audited_read(
+    world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient]
+) -> None:
+    client = client_for("operator")
+    client.get("/people", query_string={"q": "3511"})
+    client.get("/people", query_string={"q": ""})  # an empty form is no search
+    assert audit_count(bn_context, verb="read", entity="participants", actor="operator") == 1

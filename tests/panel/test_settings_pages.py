@@ -25,6 +25,7 @@ from asterisk_conf.reload import EVENT_CONFIG_CHANGED, EVENT_RELOADED, ConfigRel
 from asterisk_conf.render import RenderPaths, render
 from asterisk_conf.sandbox import InstanceLayout
 from burgernet.actions import ActionError, AreaSpec
+from burgernet.centralists import sip_digest
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import AuditEvent, Centralist, MessageTemplate, Region, User
@@ -287,9 +288,10 @@ def _requests(pubsub: Any) -> list[dict[str, Any]]:
         ({"name": "Piet", "endpoint": "c-mn-9", "region": "QQ"}, "Not a valid choice"),
         ({"name": "", "endpoint": "c-mn-9", "region": "MN"}, "a name of 1 to 120 characters is required"),
         (
-            {"name": "Piet", "endpoint": "c-mn-9", "region": "MN", "password": "short"},
-            "at least 8 characters",
+            {"name": 'Piet" <x>\n[evil]', "endpoint": "c-mn-9", "region": "MN"},
+            "no quotes, ';' or line breaks",
         ),
+        ({"name": "Piet", "endpoint": "transport-udp", "region": "MN"}, "a name Burgernet uses itself"),
         (
             {"name": "Piet", "endpoint": "c-mn-9", "region": "MN", "contact": "10.0.0.1"},
             "a contact is a SIP URI",
@@ -320,18 +322,54 @@ def test_added_centralist_reaches_the_asterisk_configuration(
     response = _post(
         admin,
         "/settings/centralists/new",
-        {"name": "Piet Pieters", "endpoint": "c-mn-9", "region": "MN", "password": "geheim-123"},
+        {"name": "Piet Pieters", "endpoint": "c-mn-9", "region": "MN"},
     )
-    assert response.status_code == 302
+    # The new SIP password is shown once, on this page, never cached and never stored.
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    password = re.search(r'id="sip-password"[^>]*value="([^"]+)"', response.get_data(as_text=True))
+    assert password is not None
     requests = _requests(pubsub)
     assert [r["type"] for r in requests] == [EVENT_CONFIG_CHANGED]
     assert requests[0]["reason"] == "centralist c-mn-9 added" and requests[0]["actor"] == "admin"
     # The page says Asterisk loads it (somebody listened: this test).
-    assert "Asterisk" in admin.get("/settings/centralists").get_data(as_text=True)
+    assert "Asterisk" in response.get_data(as_text=True)
     pjsip = _rendered_pjsip(bn_context, tmp_path)
-    assert "[c-mn-9]" in pjsip and "password = geheim-123" in pjsip and '"Piet Pieters" <c-mn-9>' in pjsip
+    digest = sip_digest("c-mn-9", bn_context.settings.asterisk.sip_realm, html_module.unescape(password[1]))
+    assert (
+        "[c-mn-9]" in pjsip
+        and f"password_digest = md5:{digest}" in pjsip
+        and '"Piet Pieters" <c-mn-9>' in pjsip
+    )
+    assert password[1] not in pjsip
     assert audit_count(bn_context, entity="centralist", verb="create", actor="admin") == 1
     pubsub.close()
+
+
+def test_a_new_sip_password_is_shown_once_and_replaces_the_old_one(
+    world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient], tmp_path: Path
+) -> None:
+    _, centralist_id, _ = _ids(bn_context)
+    path = f"/settings/centralists/{centralist_id}/password"
+    assert _post(client_for("operator"), path).status_code == 403  # admins only
+    shown = []
+    for _ in range(2):
+        response = _post(client_for("admin"), path)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+        found = re.search(r'id="sip-password"[^>]*value="([^"]+)"', response.get_data(as_text=True))
+        assert found is not None
+        shown.append(html_module.unescape(found[1]))
+    assert shown[0] != shown[1]
+    pjsip = _rendered_pjsip(bn_context, tmp_path)
+    realm = bn_context.settings.asterisk.sip_realm
+    assert f"md5:{sip_digest('c-mn-3', realm, shown[1])}" in pjsip
+    assert f"md5:{sip_digest('c-mn-3', realm, shown[0])}" not in pjsip  # the former one is gone
+    # Shown once: the centralist's page does not show it again, and the audit has no secret.
+    assert shown[1] not in client_for("admin").get(f"/settings/centralists/{centralist_id}").get_data(
+        as_text=True
+    )
+    with session_scope(bn_context.sessions) as session:
+        details = session.scalars(select(AuditEvent.detail).where(AuditEvent.verb == "new-password")).all()
+    assert len(details) == 2 and not any(secret in str(details) for secret in shown)
 
 
 def test_edit_rename_and_deactivate_a_centralist(
@@ -345,7 +383,8 @@ def test_edit_rename_and_deactivate_a_centralist(
         f"/settings/centralists/{centralist_id}",
         {"name": "Nieuwe Naam", "endpoint": "c-ams-3", "region": "AM", "on_duty": "y"},
     )
-    assert response.status_code == 302
+    # A renamed endpoint is a new SIP account: its new password is shown once.
+    assert response.status_code == 200 and 'id="sip-password"' in response.get_data(as_text=True)
     pjsip = _rendered_pjsip(bn_context, tmp_path)
     assert "[c-ams-3]" in pjsip and "[c-mn-3]" not in pjsip
     with session_scope(bn_context.sessions) as session:

@@ -154,7 +154,6 @@ def test_a_new_centralist_reaches_asterisk_on_reload(phones: PhoneSystem) -> Non
         endpoint="c-mn-9",
         name="Nieuw",
         region_code="MN",
-        password="nieuw-wachtwoord",
         contact=None,
         actor="test",
     )

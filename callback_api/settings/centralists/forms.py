@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 
@@ -12,5 +12,4 @@ class CentralistForm(FlaskForm):
     endpoint = StringField("SIP endpoint", validators=[Length(max=40)])
     region = SelectField("Region", choices=[])
     on_duty = BooleanField("On duty")
-    password = PasswordField("SIP password (empty: the default)", validators=[Optional(), Length(max=80)])
     contact = StringField("Fixed contact (sip:…, for phones that do not register)", validators=[Optional()])

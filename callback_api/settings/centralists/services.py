@@ -4,6 +4,9 @@ Every change goes through :class:`burgernet.centralists.CentralistService` (vali
 routing snapshot), then asks the telephony service to render the Asterisk configuration again
 and reload it (:func:`callback_api.settings.services.reload_asterisk`): a new or renamed
 endpoint can register at once, a deactivated one no longer can.
+
+A SIP password is made by the core (on add, on rename, on request) and handed back here once
+(:class:`NewPassword`), for the page that shows it; it is stored nowhere.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ class CentralistRow:
     on_duty: bool
     active: bool
     contact: str | None
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    endpoint: str
+    password: str
 
 
 _COLUMNS = (
@@ -74,28 +83,25 @@ class CentralistAdminService:
         endpoint: str,
         name: str,
         region_code: str,
-        password: str | None,
         contact: str | None,
         actor: str,
         source: str,
-    ) -> tuple[CentralistRow, ReloadOutcome]:
+    ) -> tuple[CentralistRow, NewPassword, ReloadOutcome]:
         endpoint = endpoint.strip()
         name = " ".join(name.split())
-        if not name or len(name) > 120:
-            raise CentralistError("a name of 1 to 120 characters is required")
-        self._services.centralists.add(
+        view = self._services.centralists.add(
             endpoint=endpoint,
             name=name,
             region_code=region_code,
-            password=password or None,
             contact=(contact or "").strip() or None,
             actor=actor,
             source=source,
         )
+        assert view.password is not None  # a new account always gets one
         with session_scope(self._sessions) as session:
             new_id = session.scalar(select(Centralist.id).where(Centralist.sip_endpoint == endpoint))
         row = self.get(int(new_id or 0))
-        return row, self._reload(f"centralist {endpoint} added", actor)
+        return row, NewPassword(endpoint, view.password), self._reload(f"centralist {endpoint} added", actor)
 
     def edit(
         self,
@@ -107,9 +113,10 @@ class CentralistAdminService:
         on_duty: bool,
         actor: str,
         source: str,
-    ) -> tuple[CentralistRow, ReloadOutcome]:
+    ) -> tuple[CentralistRow, NewPassword | None, ReloadOutcome]:
+        """Save the form; a renamed endpoint comes back with its new password."""
         current = self.get(centralist_id)
-        self._services.centralists.update(
+        view = self._services.centralists.update(
             current.endpoint,
             name=" ".join(name.split()),
             new_endpoint=endpoint.strip(),
@@ -119,7 +126,18 @@ class CentralistAdminService:
             source=source,
         )
         row = self.get(centralist_id)
-        return row, self._reload(f"centralist {row.endpoint} changed", actor)
+        password = NewPassword(row.endpoint, view.password) if view.password else None
+        return row, password, self._reload(f"centralist {row.endpoint} changed", actor)
+
+    def new_password(
+        self, centralist_id: int, *, actor: str, source: str
+    ) -> tuple[NewPassword, ReloadOutcome]:
+        current = self.get(centralist_id)
+        if not current.active:
+            raise CentralistError(f"centralist {current.endpoint!r} is deactivated; reactivate first")
+        password = self._services.centralists.rotate_password(current.endpoint, actor=actor, source=source)
+        outcome = self._reload(f"centralist {current.endpoint} has a new password", actor)
+        return NewPassword(current.endpoint, password), outcome
 
     def set_on_duty(self, centralist_id: int, on_duty: bool, *, actor: str, source: str) -> ReloadOutcome:
         current = self.get(centralist_id)

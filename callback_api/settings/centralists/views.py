@@ -1,10 +1,13 @@
-"""Centralists: everyone signed in reads them; admins add, edit and (de)activate them; admins
-and operators put them on or off duty. Each change tells the running Asterisk (see
-:mod:`callback_api.settings.services`) and the page says whether one heard it."""
+"""Centralists: everyone signed in reads them; admins add, edit, (de)activate them and make new
+SIP passwords; admins and operators put them on or off duty. Each change tells the running
+Asterisk (see :mod:`callback_api.settings.services`) and the page says whether one heard it.
+
+A new SIP password is shown once, on the page that answers the POST (never flashed: the flash
+would travel in the session cookie), and that page is not cached."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice
 
@@ -13,7 +16,7 @@ from burgernet.domain import Role
 from callback_api.forms import ConfirmForm
 from callback_api.security import ALL_ROLES, audit_source, roles_required, user
 from callback_api.settings.centralists.forms import CentralistForm
-from callback_api.settings.centralists.services import CentralistAdminService
+from callback_api.settings.centralists.services import CentralistAdminService, NewPassword
 from callback_api.settings.regions.services import RegionService
 from callback_api.settings.views import ADMIN_ONLY, DUTY_ROLES, bp, form_errors, reload_note
 from callback_api.state import panel
@@ -26,6 +29,14 @@ def service() -> CentralistAdminService:
 def _regions() -> RegionService:
     state = panel()
     return RegionService(state.context, state.settings)
+
+
+def _show_password(new: NewPassword, centralist_id: int) -> BaseResponse:
+    response = make_response(
+        render_template("settings/centralist_password.html", new=new, centralist_id=centralist_id)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _region_choices() -> list[SelectChoice]:
@@ -58,17 +69,16 @@ def centralist_new() -> str | BaseResponse | tuple[str, int]:
     if request.method == "POST":
         if form.validate_on_submit():
             try:
-                row, outcome = service().add(
+                row, password, outcome = service().add(
                     endpoint=form.endpoint.data or "",
                     name=form.name.data or "",
                     region_code=form.region.data or "",
-                    password=form.password.data or None,
                     contact=form.contact.data or None,
                     actor=user().username,
                     source=audit_source(),
                 )
                 reload_note(outcome)
-                return redirect(url_for("settings.centralist_list", region=row.region_code))
+                return _show_password(password, row.id)
             except CentralistError as exc:
                 errors.append(str(exc))
         else:
@@ -95,7 +105,7 @@ def centralist_edit(centralist_id: int) -> str | BaseResponse | tuple[str, int]:
             abort(403)
         if form.validate_on_submit():
             try:
-                _saved, outcome = centralists.edit(
+                _saved, password, outcome = centralists.edit(
                     centralist_id,
                     name=form.name.data or "",
                     endpoint=form.endpoint.data or "",
@@ -105,6 +115,8 @@ def centralist_edit(centralist_id: int) -> str | BaseResponse | tuple[str, int]:
                     source=audit_source(),
                 )
                 reload_note(outcome)
+                if password is not None:  # renamed: the old account's password went with it
+                    return _show_password(password, centralist_id)
                 return redirect(url_for("settings.centralist_edit", centralist_id=centralist_id))
             except CentralistError as exc:
                 errors.append(str(exc))
@@ -145,3 +157,20 @@ def centralist_active(centralist_id: int) -> BaseResponse:
     )
     reload_note(outcome)
     return redirect(url_for("settings.centralist_edit", centralist_id=centralist_id))
+
+
+@bp.route("/centralists/<int:centralist_id>/password", methods=["POST"])
+@roles_required(ADMIN_ONLY)
+def centralist_password(centralist_id: int) -> BaseResponse:
+    """A new SIP password: the old one stops working as soon as Asterisk reloads."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        password, outcome = service().new_password(
+            centralist_id, actor=user().username, source=audit_source()
+        )
+    except CentralistError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("settings.centralist_edit", centralist_id=centralist_id))
+    reload_note(outcome)
+    return _show_password(password, centralist_id)

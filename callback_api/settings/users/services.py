@@ -4,7 +4,9 @@ reset the password, issue or revoke the API token. Builds on :mod:`callback_api.
 
 Lock-out guards: an admin cannot deactivate or demote themselves, and the last active admin
 stays an active admin. A deactivated user's sessions and token stop working at once (both
-are looked up per request and require ``active``).
+are looked up per request and require ``active``). A new role, centralist or password, and
+deactivation, end every session of the user (:func:`callback_api.auth.services.end_sessions`):
+they log in again and get what the new state allows.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from burgernet.domain import Role
 from burgernet.models import Centralist, User
 from burgernet.repositories import record_audit
 from burgernet.services import Services
-from callback_api.auth.services import UserError, UserInfo, UserNotFound, create_user, issue_token
+from callback_api.auth.services import (
+    UserError,
+    UserInfo,
+    UserNotFound,
+    create_user,
+    end_sessions,
+    issue_token,
+)
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,7 @@ class UserAdminService:
             if not changed:
                 return
             user.role, user.centralist_id = role_value.value, centralist_id
+            end_sessions(user)
             record_audit(
                 session,
                 actor=actor,
@@ -174,6 +184,7 @@ class UserAdminService:
                 if user.role == Role.ADMIN.value and _active_admins(session) <= 1:
                     raise UserError("this is the last active admin; make another admin first")
             user.active = active
+            end_sessions(user)
             record_audit(
                 session,
                 actor=actor,
@@ -190,6 +201,7 @@ class UserAdminService:
         with session_scope(self._sessions) as session:
             user = _load(session, user_id)
             user.password_hash = generate_password_hash(password)
+            end_sessions(user)
             record_audit(
                 session,
                 actor=actor,
