@@ -94,12 +94,6 @@ SECRETS: tuple[SecretSpec, ...] = (
         "restart everything (burgernet run): the redis-server it starts requires the new password, and "
         "every process connects with it.",
     ),
-    SecretSpec(
-        "asterisk.centralist_default_password",
-        24,
-        False,
-        "render and reload Asterisk (burgernet asterisk reload).",
-    ),
     # Issued by the trunk provider / mail provider: no length of ours to insist on.
     SecretSpec("asterisk.trunk_password", 0, False, "render and reload Asterisk (burgernet asterisk reload)"),
     SecretSpec("smtp.password", 0, False, "restart the workers and the panel."),

@@ -129,10 +129,7 @@ class AsteriskSettings(_Section):
     trunk_username: str = ""
     trunk_password: str = ""
     trunk_channels: int = Field(default=30, ge=1)
-    # Centralists' SIP password when the database does not set one per endpoint. No default:
-    # every centralist gets its own password; when set, it is checked like every other secret.
-    centralist_default_password: str = ""
-    # SIP security (S-B): networks centralists' phones may use (PJSIP permit list, CIDR), the
+    # SIP security: networks centralists' phones may use (PJSIP permit list, CIDR), the
     # digest realm the stored md5 credentials were made with (changing it voids them), and an
     # optional TLS transport (with SDES-SRTP) for the phones.
     centralist_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8"], min_length=1)
@@ -224,7 +221,7 @@ class WebSettings(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: str = ""  # generated into the secrets file
     public_base_url: str = "http://127.0.0.1:8080"
-    # Reverse proxies of our own in front of the panel (S-C): the client's address and scheme are
+    # Reverse proxies of our own in front of the panel: the client's address and scheme are
     # taken from that many X-Forwarded-For/-Proto hops. 0 = no proxy: the headers are ignored.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
 

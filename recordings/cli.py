@@ -2,7 +2,7 @@
 
 Registered by ``burgernet/cli.py`` (``main.add_command(recordings)``). The commands take
 their settings from the parent's context object when it has a ``settings`` attribute
-(the lead's ``Context``), else from :func:`burgernet.settings.get_settings`.
+(the composition root's ``Context``), else from :func:`burgernet.settings.get_settings`.
 
 ``purge`` needs the database, which this package does not know: the application
 registers a factory with :func:`register_repository_factory` that turns the click

@@ -31,7 +31,7 @@ TRASH_SUFFIX = ".purging"
 
 
 class RecordingRepository(Protocol):
-    """What the purge needs from storage; the lead's SQLAlchemy class implements it."""
+    """What the purge needs from storage; the core's :class:`burgernet.calls.TipRecordings` implements it."""
 
     def list_expired(self, cutoff: datetime) -> Iterable[StoredRecording]:
         """Recordings created strictly before ``cutoff``."""
