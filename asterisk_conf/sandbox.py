@@ -41,6 +41,8 @@ PACKAGES = ("asterisk",)
 STAMP = ".burgernet-sandbox"
 INSTANCES_DIR = "burgernet-instances"
 RUN_USER = "asterisk"
+# On the host, the same numeric ids belong to this system user (see host_run_user).
+HOST_RUN_USER = "burgernet-asterisk"
 # Log files Asterisk writes (logger.conf); rotated when one outgrows LOG_MAX_BYTES.
 LOG_FILES = ("messages.log", "console.log", "security.log")
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -171,28 +173,111 @@ def run_user(install: AsteriskInstall) -> RunUser:
     return RunUser(int(user[2]), int(group[2]))
 
 
-def ensure_run_user(root: Path) -> None:
-    """Make Asterisk's user and group in the chroot (Debian's package normally has)."""
-    if _passwd_entry(root / "etc" / "passwd", RUN_USER) is not None:
-        return
-    result = subprocess.run(
-        [
-            "chroot",
-            str(root),
-            "useradd",
-            "--system",
-            "--user-group",
-            "--home-dir",
-            "/var/lib/asterisk",
-            "--shell",
-            "/usr/sbin/nologin",
-            RUN_USER,
-        ],
-        capture_output=True,
-        text=True,
-    )
+def host_run_user() -> RunUser:
+    """The host's own system user for Asterisk, made when missing.
+
+    The chroot's ``asterisk`` user must be nobody else on the host: Debian's package picks the
+    next free id *inside the chroot* (101, say), which on the host may be ``postgres`` — and a
+    process's rights on the host (the bind-mounted data folder, a database's files) follow its
+    numeric id, not the name the chroot gives it. So the host gets a system user of its own and
+    the chroot's ``asterisk`` is given the same ids.
+    """
+    try:
+        entry = pwd.getpwnam(HOST_RUN_USER)
+    except KeyError:
+        _run_or_fail(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                HOST_RUN_USER,
+            ],
+            f"cannot make the host user {HOST_RUN_USER!r} for Asterisk",
+        )
+        entry = pwd.getpwnam(HOST_RUN_USER)
+    return RunUser(entry.pw_uid, entry.pw_gid)
+
+
+def _run_or_fail(command: list[str], what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SandboxError(f"cannot make user {RUN_USER!r} in the sandbox: {result.stderr.strip()}")
+        raise SandboxError(f"{what}: {(result.stderr or result.stdout).strip()}")
+
+
+def ensure_run_user(root: Path) -> None:
+    """Give the chroot's ``asterisk`` user and group the ids of the host's own Asterisk user."""
+    wanted = host_run_user()
+    chroot = ["chroot", str(root)]
+    user = _passwd_entry(root / "etc" / "passwd", RUN_USER)
+    group = _passwd_entry(root / "etc" / "group", RUN_USER)
+    if group is None:
+        _run_or_fail([*chroot, "groupadd", "--system", "-o", "-g", str(wanted.gid), RUN_USER], "groupadd")
+    elif int(group[2]) != wanted.gid:
+        old_gid = int(group[2])
+        _run_or_fail([*chroot, "groupmod", "-o", "-g", str(wanted.gid), RUN_USER], "groupmod")
+        _run_or_fail(
+            [
+                *chroot,
+                "find",
+                "/",
+                "-xdev",
+                "-gid",
+                str(old_gid),
+                "-exec",
+                "chgrp",
+                "-h",
+                str(wanted.gid),
+                "{}",
+                "+",
+            ],
+            "re-owning the Asterisk group's files",
+        )
+    if user is None:
+        _run_or_fail(
+            [
+                *chroot,
+                "useradd",
+                "--system",
+                "-o",
+                "-u",
+                str(wanted.uid),
+                "-g",
+                RUN_USER,
+                "--home-dir",
+                "/var/lib/asterisk",
+                "--shell",
+                "/usr/sbin/nologin",
+                RUN_USER,
+            ],
+            f"cannot make user {RUN_USER!r} in the sandbox",
+        )
+    elif (int(user[2]), int(user[3])) != (wanted.uid, wanted.gid):
+        old_uid = int(user[2])
+        _run_or_fail(
+            [*chroot, "usermod", "-o", "-u", str(wanted.uid), "-g", str(wanted.gid), RUN_USER], "usermod"
+        )
+        _run_or_fail(
+            [
+                *chroot,
+                "find",
+                "/",
+                "-xdev",
+                "-uid",
+                str(old_uid),
+                "-exec",
+                "chown",
+                "-h",
+                str(wanted.uid),
+                "{}",
+                "+",
+            ],
+            "re-owning the Asterisk user's files",
+        )
 
 
 def _copy_host_names(root: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grp
+import pwd
 import re
 import ssl
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from asterisk_conf.instance import free_udp_and_tcp_port, prepare
 from asterisk_conf.render import AsteriskPlan
-from asterisk_conf.sandbox import AsteriskInstall, run_user
+from asterisk_conf.sandbox import HOST_RUN_USER, AsteriskInstall, run_user
 from tests.asterisk.conftest import StartAsterisk, asterisk_settings, centralist
 
 PLAN = AsteriskPlan((centralist("c-mn-1"),), "MN")
@@ -31,6 +33,11 @@ def test_asterisk_runs_as_its_own_user_and_its_config_is_0640(start_asterisk: St
     user = run_user(configured.install)
     assert user.uid != 0
     assert _ids(process.pid) == (user.uid, user.gid)
+    if configured.install.root is not None:
+        # Inside the chroot it is "asterisk"; on the host its ids are nobody else's (not, say,
+        # postgres's, whose files the same number would open).
+        assert pwd.getpwuid(user.uid).pw_name == HOST_RUN_USER
+        assert grp.getgrgid(user.gid).gr_name == HOST_RUN_USER
     for name in ("pjsip.conf", "manager.conf", "asterisk.conf"):
         info = (configured.config_dir / name).stat()
         assert info.st_mode & 0o777 == 0o640 and info.st_uid == 0 and info.st_gid == user.gid, name
