@@ -56,6 +56,13 @@ RESERVED_NAMES = frozenset(
         "directories",
         "modules",
         "logfiles",
+        # What carriers put in From for a withheld number: an endpoint of that name would take
+        # (and challenge, so drop) every anonymous call to the free number.
+        "anonymous",
+        "unknown",
+        "restricted",
+        "unavailable",
+        "private",
     }
 )
 _ENDPOINT = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
@@ -76,6 +83,10 @@ def check_endpoint(endpoint: str) -> str:
         raise CentralistError(f"SIP endpoint {endpoint!r}: use 2-40 of a-z, 0-9 and '-'")
     if endpoint in RESERVED_NAMES or endpoint.startswith(("trunk", "transport")):
         raise CentralistError(f"SIP endpoint {endpoint!r} is a name Burgernet uses itself")
+    if not any(ch.isalpha() for ch in endpoint):
+        # Endpoints are found by the From user before the trunk by its address: a name of
+        # digits alone could be a citizen's number and catch their calls to the free number.
+        raise CentralistError(f"SIP endpoint {endpoint!r}: include a letter (a number could be a caller's)")
     return endpoint
 
 

@@ -50,6 +50,8 @@ INJECTION = "x\n\n[evil]\ntype = endpoint\ncontext = burgernet-freephone"
         ("endpoint", "acl"),
         ("endpoint", "general"),
         ("endpoint", "global"),
+        ("endpoint", "anonymous"),
+        ("endpoint", "0612345678"),
     ],
 )
 def test_the_core_refuses_unsafe_centralist_values(bn_context: Context, field: str, value: str) -> None:
