@@ -23,6 +23,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from asterisk_conf.numbers import LIST_SEPARATOR, NumberError, free_numbers
 from asterisk_conf.sandbox import RUN_USER, InstanceLayout
 from burgernet import channel_vars as cv
 from burgernet.centralists import (
@@ -59,6 +60,7 @@ MODULES = (
     "res_pjsip_outbound_registration",
     "res_pjsip_sdp_rtp",
     "res_pjsip_caller_id",
+    "res_pjsip_header_funcs",  # PJSIP_HEADER(read,To): the called number from the To header
     "res_pjsip_acl",
     "res_security_log",
     "res_srtp",
@@ -169,15 +171,21 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
     out_dir.mkdir(parents=True, exist_ok=True)
     centralists = tuple(sorted(plan.centralists, key=lambda c: c.endpoint))
     pool = plan.fallback_pool
+    check_values(a, centralists)
+    try:
+        numbers = free_numbers(a)
+    except NumberError as exc:
+        raise RenderError(f"not rendering Asterisk's configuration: {exc}") from None
     globals_ = [
         (cv.GLOBAL_AGI_URL, f"agi://{a.agi_host}:{a.agi_port}"),
         (cv.GLOBAL_FALLBACK_POOL, "&".join(f"PJSIP/{endpoint}" for endpoint in sorted(pool))),
         (cv.GLOBAL_FALLBACK_TIMEOUT, str(a.pool_ring_seconds)),
         (cv.GLOBAL_TIP_DIR, str(paths.tips_dir)),
         (cv.GLOBAL_FREE_NUMBER, a.free_number),
+        (cv.GLOBAL_FREE_NUMBERS, LIST_SEPARATOR.join(numbers)),
+        (cv.GLOBAL_CALLED_NUMBER_FROM, a.called_number_from),
         (cv.GLOBAL_SOUNDS, str(paths.sounds_dir)),
     ]
-    check_values(a, centralists)
     context = {
         "s": a,
         "networks": ",".join(a.centralist_networks),
@@ -260,6 +268,12 @@ def check_values(a: AsteriskSettings, centralists: tuple[CentralistEndpoint, ...
         ("asterisk.ami_username", a.ami_username, re.compile(r"[a-z0-9_-]{1,40}"), "a-z, 0-9, _ and -"),
         ("asterisk.free_number", a.free_number, re.compile(r"[0-9]{3,15}"), "3 to 15 digits"),
         ("asterisk.fallback_region", a.fallback_region, re.compile(r"[A-Z0-9]{1,10}"), "a region code"),
+        (
+            "asterisk.called_number_from",
+            a.called_number_from,
+            re.compile(r"request_uri|to"),
+            "request_uri or to",
+        ),
     ):
         if not pattern.fullmatch(value):
             raise _refuse(field, value, f"is not allowed here: use {allowed}")

@@ -59,6 +59,9 @@ VAR_ANSWERED_BY: Final = "BN_ANSWERED_BY"  # the PJSIP endpoint that answered
 VAR_DELIVERY_ID: Final = "BN_DELIVERY_ID"  # on alert calls: the Delivery being made
 VAR_ALERT_SOUND: Final = "BN_ALERT_SOUND"  # on alert calls: the message to play (no extension)
 VAR_CALL_KIND: Final = "BN_CALL_KIND"  # inbound | transfer | alert
+# The number the trunk delivered (Request-URI or To user, FILTER()ed); the dialplan then
+# carries on at the canonical free number (BN_FREE_NUMBER), which FastAGI and the CDR see.
+VAR_CALLED_NUMBER: Final = "BN_CALLED_NUMBER"
 
 CALL_KIND_INBOUND: Final = "inbound"
 CALL_KIND_TRANSFER: Final = "transfer"
@@ -79,7 +82,13 @@ GLOBAL_AGI_URL: Final = "BN_AGI_URL"  # agi://127.0.0.1:4573
 GLOBAL_FALLBACK_POOL: Final = "BN_FALLBACK_POOL"  # dial string of the fallback region's pool
 GLOBAL_FALLBACK_TIMEOUT: Final = "BN_FALLBACK_TIMEOUT"
 GLOBAL_TIP_DIR: Final = "BN_TIP_DIR"  # where Record() writes tips when FastAGI is down
-GLOBAL_FREE_NUMBER: Final = "BN_FREE_NUMBER"
+GLOBAL_FREE_NUMBER: Final = "BN_FREE_NUMBER"  # the canonical form (asterisk.free_number)
+# Every number that reaches the free-number flow, "&"-separated (asterisk_conf/numbers.py).
+GLOBAL_FREE_NUMBERS: Final = "BN_FREE_NUMBERS"
+# "request_uri" or "to": where the trunk puts the called number (asterisk.called_number_from).
+GLOBAL_CALLED_NUMBER_FROM: Final = "BN_CALLED_NUMBER_FROM"
+CALLED_NUMBER_FROM_REQUEST_URI: Final = "request_uri"
+CALLED_NUMBER_FROM_TO: Final = "to"
 GLOBAL_SOUNDS: Final = "BN_SOUNDS"  # absolute folder of the prompts: <BN_SOUNDS>/<lang>/burgernet/
 GLOBALS: Final = (
     GLOBAL_AGI_URL,
@@ -87,6 +96,8 @@ GLOBALS: Final = (
     GLOBAL_FALLBACK_TIMEOUT,
     GLOBAL_TIP_DIR,
     GLOBAL_FREE_NUMBER,
+    GLOBAL_FREE_NUMBERS,
+    GLOBAL_CALLED_NUMBER_FROM,
     GLOBAL_SOUNDS,
 )
 

@@ -31,3 +31,21 @@ class ConflictError(DomainError):
     """The request is well formed, but the current state forbids it (a closed action, say)."""
 
     code: ClassVar[str] = "domain.conflict"
+
+
+class DatabaseError(DomainError):
+    """The database cannot serve this code: unreachable, or its schema is not the code's."""
+
+    code: ClassVar[str] = "database.error"
+
+
+class DatabaseUnreachable(DatabaseError):
+    """No connection to the database could be made (bad URL, server down, no permission)."""
+
+    code: ClassVar[str] = "database.unreachable"
+
+
+class SchemaNotCurrent(DatabaseError):
+    """The database is empty or at an Alembic revision other than the code's head."""
+
+    code: ClassVar[str] = "database.schema_not_current"

@@ -118,8 +118,12 @@ class AsteriskSettings(_Section):
     ami_secret: str = ""
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(default=4573, ge=1, le=65535)
-    # The free number as dialled (0800-0011).
+    # The free number as dialled (0800-0011). Its +31 / 31 / 0031 forms reach the same flow.
     free_number: str = "08000011"
+    # More numbers (DIDs) the trunk may deliver for the same flow, e.g. a regional line.
+    extra_numbers: list[str] = Field(default_factory=list)
+    # Where the trunk puts the dialled number: the Request-URI user or the To header's user.
+    called_number_from: Literal["request_uri", "to"] = "request_uri"
     # Fixed, recognisable caller ID on alert calls (anonymous alert calls go unanswered).
     alert_caller_id: str = "08000011"
     alert_caller_name: str = "Burgernet"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,13 +14,15 @@ from typing import Any
 
 import click
 import numpy as np
+from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from burgernet import db
 from burgernet.actions import ActionError, AreaSpec
 from burgernet.calls import TipRecordings
 from burgernet.db import session_scope
 from burgernet.domain import ActionStatus, ActionType, AreaKind
-from burgernet.errors import DomainError
+from burgernet.errors import DatabaseError, DatabaseUnreachable, DomainError, SchemaNotCurrent
 from burgernet.imports import ImportFileError, ImportReport, import_areas, import_participants
 from burgernet.secrets import PROCESS_UMASK, create_missing_secrets, redact_url, require_strong_secrets
 from burgernet.services import Services
@@ -35,10 +38,40 @@ class BurgernetGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (OperationalError, ProgrammingError, ArgumentError, ImportError) as exc:
+                _explain_database_failure(ctx, exc)
+                raise
         except (SettingsError, DomainError, ImportFileError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+
+
+def _explain_database_failure(ctx: click.Context, exc: Exception) -> None:
+    """A query failed: if the cause is a missing or old schema or no connection, raise that
+    (a :class:`DatabaseError` with what to run) instead; a genuine bug keeps its traceback.
+
+    A fallback: commands check the schema before they start (:func:`_needs_current_schema`),
+    but the database may change under a running command, or a command may be left unmarked.
+    """
+    services = ctx.find_object(Services)
+    if services is None:
+        return
+    try:
+        db.require_current_schema(_engine(services))
+    except DatabaseError as diagnosis:
+        raise diagnosis from exc
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    if _MISSING_TABLE.search(detail):
+        where = redact_url(services.settings.database_url)
+        raise SchemaNotCurrent(
+            f"the database at {where} lacks what this code needs ({detail}): {db.UPGRADE_HINT}"
+        ) from exc
+
+
+# SQLite's and PostgreSQL's words for a table or column the schema does not have.
+_MISSING_TABLE = re.compile(r"no such (table|column)|relation .* does not exist|column .* does not exist")
 
 
 @click.group(cls=BurgernetGroup)
@@ -95,6 +128,56 @@ def _starts_a_process(command: click.Command) -> None:
             os.umask(previous)
 
     command.callback = checked
+
+
+# Commands that work without a current database: they migrate it themselves, or never touch it.
+WITHOUT_DATABASE = {
+    ("db", "upgrade"),
+    ("run",),
+    ("demo", "seed"),
+    ("secrets", "init"),
+    ("secrets", "rotate"),
+    ("secrets", "check"),
+    ("asterisk", "sandbox"),
+    ("recordings", "prompts"),
+    ("recordings", "replace-prompt"),
+    ("recordings", "convert"),
+}
+
+
+def _needs_current_schema(command: click.Command) -> None:
+    """Before ``command`` does anything, refuse an unreachable, empty or old database with one
+    line that says what to run, rather than a traceback on its first query (or, for a process,
+    on its first call)."""
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        services = click.get_current_context().find_object(Services)
+        if services is not None:
+            db.require_current_schema(_engine(services))
+        return callback(*args, **kwargs)
+
+    command.callback = checked
+
+
+def _engine(services: Services) -> Engine:
+    try:
+        return services.engine
+    except (ArgumentError, ImportError) as exc:  # a malformed URL, or one naming a missing driver
+        where = redact_url(services.settings.database_url)
+        raise DatabaseUnreachable(f"cannot use the database URL {where}: {exc}") from None
+
+
+def _leaf_commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
 
 
 # --- demo data ---------------------------------------------------------------------------------
@@ -409,6 +492,12 @@ def _register_adapter_groups() -> None:
     main.add_command(broadcast_group)
     main.add_command(participant_group)
     main.add_command(secrets_group)
+    leaves = dict(_leaf_commands(main))
+    if stale := WITHOUT_DATABASE - leaves.keys():
+        raise RuntimeError(f"WITHOUT_DATABASE names missing commands: {sorted(stale)}")
+    for path, command in leaves.items():
+        if path not in WITHOUT_DATABASE:
+            _needs_current_schema(command)
     for command in (
         serve_cmd,
         run_cmd,
