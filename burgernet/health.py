@@ -46,8 +46,10 @@ def restarts_key(prefix: str) -> str:
     return f"{prefix}health:restarts"
 
 
-def _beat_fields(details: dict[str, str] | None) -> dict[str, str]:
-    return {"at": f"{time.time():.3f}", "pid": str(os.getpid()), **(details or {})}
+def _beat_fields(details: dict[str, str] | None) -> dict[Any, Any]:
+    fields: dict[Any, Any] = {"at": f"{time.time():.3f}", "pid": str(os.getpid())}
+    fields.update(details or {})
+    return fields
 
 
 def beat(client: redis.Redis, prefix: str, component: str, details: dict[str, str] | None = None) -> None:
@@ -82,7 +84,7 @@ class Beat:
 
 
 def read_beat(client: redis.Redis, prefix: str, component: str) -> Beat | None:
-    raw: dict[Any, Any] = client.hgetall(beat_key(prefix, component))  # type: ignore[assignment]
+    raw: dict[Any, Any] = client.hgetall(beat_key(prefix, component))
     if not raw:
         return None
     fields = {_text(k): _text(v) for k, v in raw.items()}
@@ -112,7 +114,7 @@ def record_restart(
 
 
 def recent_restarts(client: redis.Redis, prefix: str, limit: int = 20) -> list[dict[str, Any]]:
-    lines: list[Any] = client.lrange(restarts_key(prefix), 0, limit - 1)  # type: ignore[assignment]
+    lines: list[Any] = client.lrange(restarts_key(prefix), 0, limit - 1)
     found = []
     for line in lines:
         try:
