@@ -72,6 +72,8 @@ MODULES = (
     "res_rtp_asterisk",
     "res_timing_timerfd",
     "res_agi",
+    # DeviceStateChange events on AMI (presence) and the DeviceStateList action (its resync).
+    "res_manager_devicestate",
     "pbx_config",
     "app_dial",
     "app_playback",
@@ -86,6 +88,7 @@ MODULES = (
     "func_global",
     "func_env",
     "func_hangupcause",
+    "func_timeout",  # TIMEOUT(absolute): the AGI deadline around every AGI() a caller waits for
     "bridge_simple",
     "bridge_native_rtp",
     "codec_ulaw",
@@ -185,6 +188,7 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         (cv.GLOBAL_FREE_NUMBERS, LIST_SEPARATOR.join(numbers)),
         (cv.GLOBAL_CALLED_NUMBER_FROM, a.called_number_from),
         (cv.GLOBAL_SOUNDS, str(paths.sounds_dir)),
+        (cv.GLOBAL_AGI_DEADLINE, str(cv.AGI_DEADLINE_SECONDS)),
     ]
     context = {
         "s": a,

@@ -74,6 +74,20 @@ def read(client: redis.Redis, prefix: str, broadcast_id: int) -> ProgressSnapsho
     )
 
 
+def restore(
+    client: redis.Redis, prefix: str, broadcast_id: int, total: int, handled: int, started_ms: int
+) -> None:
+    """Put back a running broadcast's progress from the database (Redis restarted empty).
+
+    The milestones already passed are lost; those still ahead are stamped as usual.
+    """
+    key = progress_key(prefix, broadcast_id)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={"total": total, "handled": handled, "started": started_ms})
+        pipe.expire(key, _RETENTION_SECONDS)
+        pipe.execute()
+
+
 class AsyncProgress:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.prefix = prefix

@@ -100,6 +100,14 @@ class SharedSlots:
     async def renew(self, holder: str) -> bool:
         return int(await self._renew(keys=[self.key], args=[holder, self.lease_ms])) == 1
 
+    async def reinstate(self, holder: str) -> None:
+        """Hold again a lease Redis lost (restarted empty) while its channel is still in use.
+
+        Over the limit if need be: the channel is taken for real, whatever Redis forgot.
+        """
+        seconds, micros = await self._client.time()
+        await self._client.zadd(self.key, {holder: seconds * 1000 + micros / 1000 + self.lease_ms})
+
     async def release(self, holder: str) -> None:
         await self._client.zrem(self.key, holder)
 

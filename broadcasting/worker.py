@@ -10,7 +10,16 @@ database). Each process:
   once, AMBER before urgent before information;
 * takes over entries of dead workers (idle longer than ``broadcast.claim_idle_seconds``) and
   keeps its own long-running entries (alert calls) fresh so nobody takes them from it;
-* moves due retries back onto their streams.
+* moves due retries back onto their streams;
+* beats (:mod:`burgernet.health`, component ``worker``) every ``BEAT_INTERVAL_SECONDS``, but
+  only while every dispatching loop (fan-out, one per channel) went round within
+  :data:`STUCK_SECONDS`: a stuck loop stops the beat, and the supervisor restarts the worker;
+* after a Redis restart (the marker ``bq:built`` is gone) rebuilds the broadcast control from
+  the database, once for all workers: consumer groups, progress counts, every delivery still
+  queued (the fan-out of each running broadcast is asked for again; it queues only what is
+  still ``queued``), and deliveries left ``sending`` longer than ``claim_idle_seconds`` (taken
+  over and reconciled, never blindly sent again). The core's part (who was alerted, the
+  actions version) is rebuilt too (:class:`burgernet.live.StateRebuild`).
 
 Database work runs in a small thread pool (SQLAlchemy is synchronous); the event loop only
 waits on Redis, AMI and the providers.
@@ -19,6 +28,7 @@ waits on Redis, AMI and the providers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -26,22 +36,26 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
-from sqlalchemy import select
+from redis.exceptions import ResponseError
+from sqlalchemy import func, select
 
 from broadcasting import inquiry_mail, progress, store
-from broadcasting.channels.base import Message, Outcome, Sender
+from broadcasting.channels.base import Message, NotesAcceptance, Outcome, Sender
+from broadcasting.journal import SentJournal
 from broadcasting.messages import compose, compose_inquiry_mail
 from broadcasting.queue import AsyncDeliveryQueue, DeliveryQueue, Entry, QueueKeys
 from broadcasting.recipients import select_recipients
+from burgernet import health
 from burgernet.db import session_scope
 from burgernet.domain import Channel
-from burgernet.live import AsyncLiveState, LiveKeys
-from burgernet.models import Action, Broadcast
+from burgernet.live import AsyncLiveState, LiveKeys, StateRebuild
+from burgernet.models import Action, Broadcast, Delivery
 from burgernet.repositories import action_area
 from burgernet.services import Services
 
@@ -57,6 +71,22 @@ PENDING_SWEEP_SECONDS = 10.0
 PENDING_GRACE_SECONDS = 5.0
 RETRY_CHECK_SECONDS = 1.0
 BLOCK_MS = 1000
+# A dispatching loop that has not gone round for this long is stuck: the worker stops beating.
+# A channel loop goes round at least every second; one fan-out of a national alert (hundreds
+# of thousands of deliveries made in the database) may rightly take a minute or two.
+STUCK_SECONDS = 10.0
+STUCK_SECONDS_FAN_OUT = 180.0
+CONTROL_BUILT = "bq:built"  # under the key prefix: the broadcast control in Redis is complete
+_CONTROL_REBUILD_LOCK = "bq:rebuilding"
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    """What an empty Redis needs back for the broadcasts still unfinished in the database."""
+
+    running: list[tuple[int, int, int, int]]  # broadcast id, total, handled, started (epoch ms)
+    fan_out: list[int]  # pending and running broadcasts: their fan-out queues what is still queued
+    in_doubt: dict[tuple[Channel, int], list[int]]  # (channel, priority) → deliveries left sending
 
 
 def backoff_seconds(base: float, attempt: int, retry_after: float | None = None) -> float:
@@ -92,10 +122,27 @@ class BroadcastWorker:
         # rendered once per (broadcast, channel, language), not once per delivery.
         self._messages: dict[tuple[int, Channel, str], Message] = {}
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="worker-db")
+        # Accepted by a provider, written down before the database hears of it (see journal.py).
+        self.journal = SentJournal(self.settings.data_dir / "broadcast")
+        for sender in self.senders.values():
+            if isinstance(sender, NotesAcceptance):
+                sender.note_acceptance_with(self.journal.note)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: dict[str, Entry] = {}
         self._stopping = asyncio.Event()
         self.sent = 0  # deliveries finished by this process, for logs and tests
+        # Dispatching loop name → when it last went round (monotonic): the heartbeat's evidence.
+        self._loop_ticks: dict[str, float] = {}
+        self._redis_down = False  # a beat failed: logged once per outage
+        self.beats = 0
+        self.control_rebuilds = 0  # broadcast-control rebuilds this process did
+        self.state_rebuild = StateRebuild(
+            self.sync_queue.client,
+            LiveKeys(prefix),
+            context.sessions,
+            self.settings.routing.alerted_window_seconds,
+            self.settings.redis.alerted_caller_ttl_seconds,
+        )
 
     # -- life cycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -114,6 +161,7 @@ class BroadcastWorker:
             self._spawn(self._channel_loop(channel), f"channel-{channel.value}")
         self._spawn(self._retry_loop(), "retries")
         self._spawn(self._keep_alive_loop(), "keep-alive")
+        self._spawn(self._pulse_loop(), "pulse")
         log.info("worker %s started: channels %s", self.name, ", ".join(c.value for c in self.senders))
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
@@ -131,6 +179,7 @@ class BroadcastWorker:
         await asyncio.gather(*pending, return_exceptions=True)
         for sender in self.senders.values():
             await sender.close()
+        self.journal.close()
         await self.redis.aclose()
         self.sync_queue.client.close()
         self._db.shutdown(wait=False)
@@ -197,6 +246,7 @@ class BroadcastWorker:
         streams = [self.keys.control]
         next_stale_check = 0.0
         while not self._stopping.is_set():
+            self._loop_ticks["fan-out"] = time.monotonic()
             try:
                 entries: list[Entry] = []
                 if time.monotonic() >= next_stale_check:
@@ -208,9 +258,8 @@ class BroadcastWorker:
                     await self._fan_out(entry)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("fan-out loop: will try again")
-                await asyncio.sleep(1)
+            except Exception as exc:
+                await self._after_loop_error("fan-out loop", exc)
 
     async def _fan_out(self, entry: Entry) -> None:
         self._in_flight[entry.entry_id] = entry
@@ -276,9 +325,12 @@ class BroadcastWorker:
         working: set[asyncio.Task[None]] = set()
         next_stale_check = 0.0
         while not self._stopping.is_set():
+            self._loop_ticks[f"channel-{channel.value}"] = time.monotonic()
             try:
                 if len(working) >= concurrency:
-                    await asyncio.wait(working, return_when=asyncio.FIRST_COMPLETED)
+                    # Bounded, so that the loop goes round (and the worker beats) while every
+                    # slot holds a long alert call.
+                    await asyncio.wait(working, timeout=BLOCK_MS / 1000, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 free = concurrency - len(working)
                 entries: list[Entry] = []
@@ -297,9 +349,21 @@ class BroadcastWorker:
                     task.add_done_callback(functools.partial(self._forget, entry.entry_id))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s loop: will try again", channel.value)
-                await asyncio.sleep(1)
+            except Exception as exc:
+                await self._after_loop_error(f"{channel.value} loop", exc)
+
+    async def _after_loop_error(self, where: str, exc: Exception) -> None:
+        if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+            # Redis restarted empty: the streams are gone. The groups come back at once; the
+            # entries with the next beat's rebuild.
+            log.warning("%s: Redis lost the queues; making the consumer groups again", where)
+            with contextlib.suppress(redis.RedisError, OSError):
+                await self.queue.ensure_groups()
+        elif isinstance(exc, redis.RedisError | OSError):
+            log.warning("%s: Redis: %s; will try again", where, exc)
+        else:
+            log.exception("%s: will try again", where)
+        await asyncio.sleep(1)
 
     def _forget(self, entry_id: str, _task: object) -> None:
         self._in_flight.pop(entry_id, None)
@@ -344,7 +408,11 @@ class BroadcastWorker:
             await self._record(entry, job, Outcome("cancelled", error="nothing to send any more"))
             return
         if claim is store.Claim.IN_DOUBT:
-            outcome = await sender.reconcile(job, message)
+            accepted = self.journal.find(job.delivery_id)
+            if accepted is not None:
+                outcome = Outcome(accepted.status, provider_ref=accepted.provider_ref)
+            else:
+                outcome = await sender.reconcile(job, message)
             log.warning(
                 "delivery %s was in doubt (worker lost): %s",
                 job.delivery_id,
@@ -352,10 +420,12 @@ class BroadcastWorker:
             )
             if outcome is None:
                 outcome = await sender.send(job, message, permit)
+                self.journal.note(job.delivery_id, outcome)  # no await since the provider's answer
             else:
                 await sender.release(permit)
         else:
             outcome = await sender.send(job, message, permit)
+            self.journal.note(job.delivery_id, outcome)  # no await since the provider's answer
         await self._record(entry, job, outcome)
 
     def _claim(self, delivery_id: int) -> tuple[store.Claim, store.DeliveryJob | None, Message | None]:
@@ -448,6 +518,124 @@ class BroadcastWorker:
     def _finish_broadcast(self, broadcast_id: int) -> bool:
         with session_scope(self.context.sessions) as session:
             return store.finish_broadcast_if_done(session, broadcast_id)
+
+    # -- heartbeat and rebuild -----------------------------------------------------------------------------
+    def stuck_loops(self, now: float | None = None) -> list[str]:
+        """Dispatching loops that have not gone round within STUCK_SECONDS."""
+        now = time.monotonic() if now is None else now
+        return sorted(
+            name
+            for name, at in self._loop_ticks.items()
+            if now - at > (STUCK_SECONDS_FAN_OUT if name == "fan-out" else STUCK_SECONDS)
+        )
+
+    async def _pulse_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.pulse()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker pulse failed; next beat in %s s", health.BEAT_INTERVAL_SECONDS)
+            await asyncio.sleep(health.BEAT_INTERVAL_SECONDS)
+
+    async def pulse(self) -> None:
+        """Beat if every dispatching loop is alive; rebuild Redis state it lost. Never raises on
+        Redis trouble (logged once per outage)."""
+        stuck = self.stuck_loops()
+        if stuck:
+            log.error("worker loops stuck (%s): not beating, so the supervisor restarts me", ", ".join(stuck))
+            return
+        details = {
+            "channels": ",".join(sorted(c.value for c in self.senders)),
+            "in_flight": str(len(self._in_flight)),
+        }
+        try:
+            await asyncio.wait_for(
+                health.beat_async(self.redis, self.keys.prefix, health.WORKER, details),
+                health.BEAT_INTERVAL_SECONDS,
+            )
+            self.beats += 1
+            if self._redis_down:
+                log.info("heartbeat: Redis is back")
+                self._redis_down = False
+            if not await asyncio.to_thread(self.state_rebuild.built):
+                await asyncio.to_thread(self.state_rebuild.ensure, self.name)
+            if not await self.redis.exists(f"{self.keys.prefix}{CONTROL_BUILT}"):
+                await self.rebuild_control()
+        except (OSError, TimeoutError, redis.RedisError) as exc:
+            if not self._redis_down:
+                log.warning("Redis unreachable (%s): working on; beating again when it is back", exc)
+            self._redis_down = True
+
+    async def rebuild_control(self) -> bool:
+        """Put the broadcast control back into an empty Redis from the database; False when
+        another worker does it (or did it) already."""
+        lock = f"{self.keys.prefix}{_CONTROL_REBUILD_LOCK}"
+        if not await self.redis.set(lock, self.name, nx=True, ex=120):
+            return False
+        try:
+            await self.queue.ensure_groups()
+            plan = await self._db_call(self._control_from_database)
+            for broadcast_id, total, handled, started_ms in plan.running:
+                await asyncio.to_thread(
+                    progress.restore,
+                    self.sync_queue.client,
+                    self.keys.prefix,
+                    broadcast_id,
+                    total,
+                    handled,
+                    started_ms,
+                )
+            for broadcast_id in plan.fan_out:
+                await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
+            for (channel, priority), ids in plan.in_doubt.items():
+                await asyncio.to_thread(self.sync_queue.enqueue, channel, priority, ids)
+            await self.redis.set(f"{self.keys.prefix}{CONTROL_BUILT}", f"{time.time():.3f} {self.name}")
+        finally:
+            await self.redis.delete(lock)
+        self.control_rebuilds += 1
+        log.warning(
+            "broadcast control rebuilt from the database: %s broadcasts fanned out again, %s in doubt",
+            len(plan.fan_out),
+            sum(len(ids) for ids in plan.in_doubt.values()),
+        )
+        return True
+
+    def _control_from_database(self) -> ControlPlan:
+        idle_cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.broadcast.claim_idle_seconds)
+        with session_scope(self.context.sessions) as session:
+            unfinished = session.execute(
+                select(
+                    Broadcast.id, Broadcast.status, Broadcast.total, Broadcast.started_at, Broadcast.priority
+                )
+                .where(Broadcast.status.in_(("pending", "running")))
+                .order_by(Broadcast.priority, Broadcast.id)
+            ).all()
+            running = []
+            for broadcast_id, status, total, started_at, _priority in unfinished:
+                if status != "running":
+                    continue
+                handled = session.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(Delivery.broadcast_id == broadcast_id, Delivery.status.in_(store.FINAL_STATUSES))
+                )
+                started = started_at or datetime.now(UTC)
+                if started.tzinfo is None:  # SQLite gives naive datetimes; they were stored as UTC
+                    started = started.replace(tzinfo=UTC)
+                running.append((broadcast_id, int(total), int(handled or 0), int(started.timestamp() * 1000)))
+            in_doubt: dict[tuple[Channel, int], list[int]] = {}
+            priorities = {row[0]: row[4] for row in unfinished}
+            for delivery_id, broadcast_id, channel in session.execute(
+                select(Delivery.id, Delivery.broadcast_id, Delivery.channel).where(
+                    Delivery.broadcast_id.in_(list(priorities)),
+                    Delivery.status == "sending",
+                    Delivery.sending_at < idle_cutoff,
+                )
+            ):
+                in_doubt.setdefault((Channel(channel), priorities[broadcast_id]), []).append(delivery_id)
+        return ControlPlan(running, [row[0] for row in unfinished], in_doubt)
 
     # -- housekeeping ----------------------------------------------------------------------------------------
     async def _retry_loop(self) -> None:

@@ -22,8 +22,14 @@ from burgernet.db import session_scope
 from burgernet.models import ActionCentralist, Call, Centralist, Tip
 from burgernet.repositories import record_audit
 
+# A call whose end nobody saw: its Hangup event was sent while the AMI connection was down,
+# and Asterisk, asked after the reconnection, no longer has its channel. Never set by the
+# dialplan (so not in channel_vars.OUTCOMES); the lowest rank, so anything observed wins.
+OUTCOME_UNOBSERVED = "unobserved"
+
 # Later outcomes win over earlier ones; equal rank keeps the first.
 OUTCOME_RANK = {
+    OUTCOME_UNOBSERVED: 0,
     cv.OUTCOME_ABANDONED: 1,
     cv.OUTCOME_FAILED: 1,
     cv.OUTCOME_NO_ACTION: 2,
@@ -143,6 +149,42 @@ class CallLog:
             call.ended_at = call.ended_at or at or _now()
             call.hangup_cause = hangup_cause if hangup_cause is not None else call.hangup_cause
             self._advance(call, outcome or cv.OUTCOME_ABANDONED)
+
+    def close_unobserved(self, alive: set[str], started_before: datetime) -> list[str]:
+        """Close the calls still open here whose channel Asterisk no longer has.
+
+        ``alive`` is the unique ids of every channel Asterisk reported (AMI ``Status``), asked
+        at ``started_before``: a call opened later may have a channel the answer could not
+        show yet, so only older calls are judged. A closed call keeps what was observed (an
+        answered call stays ``connected``); one with nothing observed becomes ``unobserved``.
+        Each is audited. Returns the unique ids closed.
+        """
+        closed: list[str] = []
+        with session_scope(self._sessions) as session:
+            open_calls = session.scalars(
+                select(Call).where(Call.ended_at.is_(None), Call.started_at < started_before)
+            ).all()
+            for call in open_calls:
+                if call.unique_id in alive:
+                    continue
+                call.ended_at = _now()
+                self._advance(call, OUTCOME_UNOBSERVED)
+                record_audit(
+                    session,
+                    actor="ami-resync",
+                    verb="close",
+                    entity="call",
+                    entity_id=call.id,
+                    detail={"unique_id": call.unique_id, "why": "channel gone; its hang-up was not seen"},
+                    source="ami",
+                )
+                closed.append(call.unique_id)
+        return closed
+
+    def centralist_endpoints(self) -> list[str]:
+        """The PJSIP endpoints of the active centralists (those Asterisk's configuration has)."""
+        with session_scope(self._sessions) as session:
+            return list(session.scalars(select(Centralist.sip_endpoint).where(Centralist.active.is_(True))))
 
     def set_outcome(self, unique_id: str, outcome: str) -> None:
         with session_scope(self._sessions) as session:

@@ -14,6 +14,10 @@ AGI_FREEPHONE: Final = "freephone"  # decides who handles a call to the free num
 AGI_ALERT: Final = "alert"  # key presses in an answered alert call (1 talk, 9 opt out)
 AGI_TIP: Final = "tip"  # registers a recorded tip and queues a call-back request
 AGI_SCRIPTS: Final = (AGI_FREEPHONE, AGI_ALERT, AGI_TIP)
+# Not a call flow (so not in AGI_SCRIPTS, nor in the dialplans): the supervisor's health probe
+# connects with this script name and the server answers ``NOOP burgernet-healthy`` from its
+# event loop (ivr/server.py), so a frozen process fails the probe.
+AGI_HEALTH: Final = "healthz"
 
 # --- Dialplan contexts --------------------------------------------------------------------
 CTX_FREEPHONE: Final = "burgernet-freephone"  # calls from the trunk to the free number
@@ -52,6 +56,21 @@ VAR_TARGET_PREFIX: Final = "BN_TARGET_"  # BN_TARGET_1 = "PJSIP/c-mn-1&PJSIP/c-m
 VAR_TIMEOUT_PREFIX: Final = "BN_TIMEOUT_"  # BN_TIMEOUT_1 = ring seconds for that step
 VAR_TIP_FILE: Final = "BN_TIP_FILE"  # recording path without extension, chosen by Python
 VAR_REASON: Final = "BN_REASON"  # the routing decision's reason, for the log / CDR
+# BN_REASON when the dialplan's AGI deadline fired (the T extension next to every AGI() that
+# runs while a caller waits): FastAGI accepted the call but did not finish in time.
+REASON_AGI_TIMEOUT: Final = "agi_timeout"
+
+# --- The AGI deadline (no silence longer than a few seconds) -------------------------------
+# Asterisk has no read timeout once the FastAGI connection is up: a frozen server keeps the
+# caller in silence for ever. So the dialplan arms the channel's absolute timeout right before
+# AGI() (BN_AGI_DEADLINE seconds, with AGIEXITONHANGUP=yes so that AGI() returns when it fires)
+# and its T extension sends the call to the failure path. While the flow is alive, FastAGI
+# pushes the deadline forward before every prompt to cover that prompt plus
+# AGI_DEADLINE_SECONDS (ivr/agi.py AgiSession.extend_deadline), so a server that freezes costs
+# the caller at most that many seconds of silence after the last thing they heard.
+AGI_DEADLINE_FUNCTION: Final = "TIMEOUT(absolute)"
+AGI_DEADLINE_SECONDS: Final = 4
+AGI_EXIT_ON_HANGUP: Final = "AGIEXITONHANGUP"  # Asterisk's own variable: yes = AGI() returns at once
 
 # --- Set by the dialplan, read by Python (AMI events carry them: manager.conf channelvars) -
 VAR_OUTCOME: Final = "BN_OUTCOME"  # connected | overflowed | tip_left | abandoned | failed
@@ -90,6 +109,8 @@ GLOBAL_CALLED_NUMBER_FROM: Final = "BN_CALLED_NUMBER_FROM"
 CALLED_NUMBER_FROM_REQUEST_URI: Final = "request_uri"
 CALLED_NUMBER_FROM_TO: Final = "to"
 GLOBAL_SOUNDS: Final = "BN_SOUNDS"  # absolute folder of the prompts: <BN_SOUNDS>/<lang>/burgernet/
+# Seconds FastAGI gets before the first prompt (AGI_DEADLINE_SECONDS, see above).
+GLOBAL_AGI_DEADLINE: Final = "BN_AGI_DEADLINE"
 GLOBALS: Final = (
     GLOBAL_AGI_URL,
     GLOBAL_FALLBACK_POOL,
@@ -99,6 +120,7 @@ GLOBALS: Final = (
     GLOBAL_FREE_NUMBERS,
     GLOBAL_CALLED_NUMBER_FROM,
     GLOBAL_SOUNDS,
+    GLOBAL_AGI_DEADLINE,
 )
 
 # Outcomes of a call about an action (the callback log).

@@ -10,7 +10,18 @@ Key layout (all under ``settings.redis.key_prefix``, default ``bn:``):
 ``alerted:<e164>``             sorted set action id → alert time (epoch s), expires after the window
 ``counter:<name>``             integers (calls per action, deliveries, ...)
 ``events``                     pub/sub channel for the panel's live feed (JSON messages)
+``state:built``                JSON {at, by, run_id}: this Redis holds the state rebuilt below; its
+                               absence means Redis lost its data (restarted empty)
+``state:presence``             epoch of serve's last presence resync from Asterisk (same idea)
 =============================  =====================================================================
+
+Redis holds nothing the database cannot give back. When ``state:built`` is missing,
+:class:`StateRebuild` (run by ``burgernet serve`` and ``burgernet worker`` from their main loops)
+restores it once: ``actions:version`` restarts at a number never used before (so no process
+trusts a routing index it built before the restart; the snapshot refills from the database on
+the next call), and the ``alerted:`` sets come back from the deliveries that reached someone
+within ``routing.alerted_window_seconds``. Presence comes back from Asterisk (serve), the
+broadcast queues from the database (worker).
 
 The routing core never sees Redis: these adapters hand it plain routing dataclasses.
 """
@@ -18,14 +29,23 @@ The routing core never sees Redis: these adapters hand it plain routing dataclas
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from shapely.geometry import mapping, shape
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from burgernet.db import session_scope
+from burgernet.models import Broadcast, Delivery, Participant
 from routing import model as rm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,19 @@ class LiveKeys:
 
     def counter(self, name: str) -> str:
         return f"{self.prefix}counter:{name}"
+
+    @property
+    def state_built(self) -> str:
+        return f"{self.prefix}state:built"
+
+    @property
+    def state_rebuilding(self) -> str:
+        return f"{self.prefix}state:rebuilding"
+
+    @property
+    def presence_synced(self) -> str:
+        """Set by serve after it read presence from Asterisk; gone with a Redis that lost its data."""
+        return f"{self.prefix}state:presence"
 
 
 # --- codec for the active-action cache -----------------------------------------------------------
@@ -228,6 +261,19 @@ class AsyncLiveState:
     async def set_presence(self, endpoint: str, presence: rm.Presence) -> None:
         await self.client.hset(self.keys.presence, endpoint, presence.value)
 
+    async def presence_endpoints(self) -> set[str]:
+        keys: list[bytes] = await self.client.hkeys(self.keys.presence)  # type: ignore[assignment]
+        return {key.decode() for key in keys}
+
+    async def presence(self) -> dict[str, rm.Presence]:
+        raw: dict[bytes, bytes] = await self.client.hgetall(self.keys.presence)  # type: ignore[assignment]
+        return {key.decode(): _presence(value) for key, value in raw.items()}
+
+    async def forget_presence(self, endpoints: set[str]) -> None:
+        """Endpoints Asterisk no longer has: no presence at all (routing never sees them)."""
+        if endpoints:
+            await self.client.hdel(self.keys.presence, *sorted(endpoints))
+
     async def incr(self, name: str, amount: int = 1) -> int:
         return int(await self.client.incrby(self.keys.counter(name), amount))
 
@@ -243,3 +289,105 @@ class AsyncLiveState:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+# --- after a Redis restart ---------------------------------------------------------------------------
+# The delivery statuses after which the worker marks a participant as alerted (the worker's
+# broadcasting.store.REACHED_STATUSES; the core may not import it).
+ALERTED_STATUSES = ("sent", "delivered", "answered")
+_REBUILD_LOCK_SECONDS = 60
+
+
+def alerted_since(session: Session, since: datetime) -> list[tuple[str, int, float]]:
+    """(phone, action id, epoch) of everyone an action's broadcast reached since ``since``: the
+    latest delivery per person and action, as the worker marked them when it happened."""
+    rows = session.execute(
+        select(Participant.phone_e164, Broadcast.action_id, func.max(Delivery.finished_at))
+        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
+        .join(Participant, Participant.id == Delivery.participant_id)
+        .where(
+            Broadcast.action_id.is_not(None),
+            Delivery.status.in_(ALERTED_STATUSES),
+            Delivery.finished_at >= since,
+        )
+        .group_by(Participant.phone_e164, Broadcast.action_id)
+    ).all()
+    found = []
+    for phone, action_id, finished in rows:
+        if finished is None or action_id is None:
+            continue
+        if finished.tzinfo is None:  # SQLite gives naive datetimes; they were stored as UTC
+            finished = finished.replace(tzinfo=UTC)
+        found.append((str(phone), int(action_id), finished.timestamp()))
+    return found
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    alerted: int  # (phone, action) pairs restored
+    actions_version: int
+
+
+class StateRebuild:
+    """Finds a Redis that lost its data and puts back what the core keeps there, once.
+
+    Any number of processes may call :meth:`ensure` as often as they like (each beat): a lock
+    lets one of them rebuild; the others see the marker afterwards.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: LiveKeys,
+        sessions: sessionmaker[Session],
+        alerted_window_seconds: int,
+        alerted_ttl_seconds: int,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.sessions = sessions
+        self.alerted_window_seconds = alerted_window_seconds
+        self.alerted_ttl_seconds = alerted_ttl_seconds
+
+    def built(self) -> bool:
+        return bool(self.client.exists(self.keys.state_built))
+
+    def ensure(self, by: str) -> RebuildReport | None:
+        """Rebuild when the marker is missing and nobody else is at it; None when not needed."""
+        if self.built():
+            return None
+        if not self.client.set(self.keys.state_rebuilding, by, nx=True, ex=_REBUILD_LOCK_SECONDS):
+            return None
+        try:
+            report = self._rebuild()
+            run_id = str(self.client.info("server").get("run_id", ""))
+            self.client.set(
+                self.keys.state_built, json.dumps({"at": time.time(), "by": by, "run_id": run_id})
+            )
+        finally:
+            self.client.delete(self.keys.state_rebuilding)
+        log.warning(
+            "Redis state rebuilt from the database by %s: %s alerted callers, actions version %s",
+            by,
+            report.alerted,
+            report.actions_version,
+        )
+        return report
+
+    def _rebuild(self) -> RebuildReport:
+        # A version never used before: versions restarting at 1 could match a routing index a
+        # process built before the restart, and it would keep routing on stale actions.
+        self.client.set(self.keys.actions_version, int(time.time() * 1000), nx=True)
+        version = int(self.client.get(self.keys.actions_version) or 0)
+        self.client.delete(self.keys.actions_cache)
+        since = datetime.now(UTC) - timedelta(seconds=self.alerted_window_seconds)
+        with session_scope(self.sessions) as session:
+            alerted = alerted_since(session, since)
+        with self.client.pipeline(transaction=False) as pipe:
+            for phone, action_id, at_epoch in alerted:
+                key = self.keys.alerted(phone)
+                # GT: a mark the worker made since the restart is newer; it stays.
+                pipe.zadd(key, {str(action_id): at_epoch}, gt=True)
+                pipe.expire(key, self.alerted_ttl_seconds)
+            pipe.execute()
+        return RebuildReport(len(alerted), version)

@@ -337,7 +337,10 @@ class Call(Base):
         CheckConstraint(_in("kind", ["inbound", "transfer"]), name="kind"),
         CheckConstraint(
             "outcome IS NULL OR "
-            + _in("outcome", ["connected", "overflowed", "tip_left", "abandoned", "failed", "no_action"]),
+            + _in(
+                "outcome",
+                ["connected", "overflowed", "tip_left", "abandoned", "failed", "no_action", "unobserved"],
+            ),
             name="outcome",
         ),
     )
@@ -511,4 +514,87 @@ class MessageTemplate(Base):
         CheckConstraint(_in("kind", ["alert", "update", "result", "invitation", "follow_up"]), name="kind"),
         CheckConstraint(_in("channel", [c.value for c in Channel]), name="channel"),
         CheckConstraint(_in("language", [lang.value for lang in Language]), name="language"),
+    )
+
+
+# --- Finding the place: addresses (BAG) and the action types' templates -------------------------
+# Search keys hold only a-z and 0-9 (burgernet.addresses.search_key) and compare byte by byte:
+# a prefix search is then an index range on both databases. PostgreSQL would otherwise compare
+# them in the database's locale, where a range is not a prefix.
+_SEARCH_KEY = String(80).with_variant(String(80, collation="C"), "postgresql")
+
+
+class Address(Base):
+    """One address from the BAG (Basisregistratie Adressen en Gebouwen), with its position:
+    what the panel's search box finds (``burgernet import addresses``)."""
+
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    postcode: Mapped[str] = mapped_column(String(6))  # normalised, 1234AB
+    house_number: Mapped[int] = mapped_column(Integer)
+    house_letter: Mapped[str] = mapped_column(String(1), default="", server_default="")
+    house_suffix: Mapped[str] = mapped_column(String(4), default="", server_default="")
+    street: Mapped[str] = mapped_column(String(80))
+    place: Mapped[str] = mapped_column(String(80))
+    street_key: Mapped[str] = mapped_column(_SEARCH_KEY)
+    place_key: Mapped[str] = mapped_column(_SEARCH_KEY)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        # One row per address; the unique index also answers "1234 AB 12" and "1234 AB".
+        UniqueConstraint(
+            "postcode", "house_number", "house_letter", "house_suffix", name="uq_addresses_number"
+        ),
+        # "Oudegracht 12 Utrecht": street, number and place straight from the index.
+        Index("ix_addresses_street", "street_key", "house_number", "place_key"),
+        CheckConstraint(_IN_NL, name="in_nl"),
+        CheckConstraint("house_number > 0", name="house_number"),
+    )
+
+
+# What a search by name or postcode finds without touching the addresses: places, streets
+# (one per place) and PC4 areas with the centre of their addresses, rebuilt after each import.
+ADDRESS_NAME_KINDS = ("place", "street", "pc4")
+
+
+class AddressName(Base):
+    __tablename__ = "address_names"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(6))  # one of ADDRESS_NAME_KINDS
+    key: Mapped[str] = mapped_column(_SEARCH_KEY, index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    place: Mapped[str] = mapped_column(String(80), default="", server_default="")  # a street's place
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    addresses: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint(_in("kind", list(ADDRESS_NAME_KINDS)), name="kind"),)
+
+
+class ActionTypeTemplate(Base):
+    """What a new action of one type starts with: radius, channels, urgency and text blocks.
+
+    Without a row the defaults in :mod:`burgernet.action_types` apply. The words sent to
+    participants stay in :class:`MessageTemplate`; the text blocks here prefill the form.
+    """
+
+    __tablename__ = "action_type_templates"
+
+    action_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    radius_m: Mapped[int] = mapped_column(Integer)
+    # "voice,sms,email" (a subset): the channels the alert uses.
+    channels: Mapped[str] = mapped_column(String(20))
+    urgency: Mapped[str] = mapped_column(String(12))
+    title_block: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    description_block: Mapped[str] = mapped_column(Text, default="", server_default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        CheckConstraint(_in("action_type", [t.value for t in ActionType]), name="action_type"),
+        CheckConstraint("radius_m > 0 AND radius_m <= 300000", name="radius_m"),
+        CheckConstraint(_in("urgency", ["amber", "urgent", "information"]), name="urgency"),
     )

@@ -171,6 +171,8 @@ class AudioSettings(_Section):
     tts_voice_nl: str = "nl"
     tts_voice_en: str = "en-gb"
     recording_retention_days: int = Field(default=90, ge=1)
+    # How often `burgernet serve` gives unfiled tip recordings a row (burgernet.tip_inbox).
+    tip_sweep_seconds: int = Field(default=30, ge=1)
 
 
 class BroadcastSettings(_Section):

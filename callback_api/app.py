@@ -52,6 +52,9 @@ from callback_api.security import (
     parse_session_id,
 )
 from callback_api.state import PanelState, panel
+from callback_api.system import bp as system_bp
+from callback_api.system.services import PanelHealth
+from callback_api.system.views import SYSTEM_ROLES
 from callback_api.webhooks import views as twilio_hooks
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,7 @@ def create_app(
     app.extensions["burgernet"] = PanelState(
         settings, context, BroadcastService.for_services(context), LoginThrottle(context.live)
     )
+    app.extensions["burgernet.health"] = PanelHealth(context)  # for /healthz
 
     # Before CSRFProtect: the body's size is checked before anything parses the form.
     limits.install(app, recording_bytes=settings.audio.max_upload_bytes)
@@ -135,6 +139,7 @@ def create_app(
         inquiry.bp,
         settings_pages.bp,
         twilio_hooks.bp,
+        system_bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, never cookie-authenticated
@@ -157,6 +162,7 @@ def create_app(
             "ALL_ROLES": ALL_ROLES,
             "ACTION_ROLES": ACTION_ROLES,
             "PEOPLE_ROLES": PEOPLE_ROLES,
+            "SYSTEM_ROLES": SYSTEM_ROLES,
             "Role": Role,
             "csrf_token": generate_csrf,
             "current_user": current_user,

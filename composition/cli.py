@@ -142,6 +142,7 @@ WITHOUT_DATABASE = {
     ("recordings", "prompts"),
     ("recordings", "replace-prompt"),
     ("recordings", "convert"),
+    ("systemd", "render"),
 }
 
 
@@ -457,7 +458,9 @@ def serve_cmd(context: Context) -> None:
 )
 @pass_context
 def run_cmd(context: Context, participants: int | None) -> None:
-    """The whole system in the foreground: Redis, database, prompts, Asterisk, FastAGI/AMI."""
+    """The whole system in the foreground: Redis, database, prompts, Asterisk, FastAGI/AMI, worker,
+    panel; a child that dies or fails its health check is restarted (see the log and the panel's
+    System page)."""
     from composition.runner import Supervisor
 
     supervisor = Supervisor(
@@ -472,6 +475,82 @@ def run_cmd(context: Context, participants: int | None) -> None:
     sys.exit(code)
 
 
+# --- systemd --------------------------------------------------------------------------------------
+@main.group("systemd")
+def systemd_group() -> None:
+    """systemd units for a real server (each part its own service, restarted by systemd)."""
+
+
+@systemd_group.command("render")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to write the units into (nothing is installed).",
+)
+@click.option("--user", default="burgernet", show_default=True, help="System user the services run as.")
+@click.option("--group", default="burgernet", show_default=True, help="Its group.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("/var/lib/burgernet"),
+    show_default=True,
+    help="The data folder (database, prompts, recordings, secrets): the only writable path.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/burgernet/burgernet.env"),
+    show_default=True,
+    help="Environment file with the BURGERNET_* settings.",
+)
+@click.option(
+    "--burgernet",
+    "executable",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Absolute path of the `burgernet` command (default: the one next to this Python, the venv's).",
+)
+@click.option("--restart-sec", type=float, default=2.0, show_default=True, help="systemd's RestartSec.")
+@click.option(
+    "--asterisk/--no-asterisk",
+    default=True,
+    show_default=True,
+    help="Also a unit for the project's sandboxed Asterisk (leave out when Asterisk has its own).",
+)
+@pass_context
+def systemd_render(
+    context: Context,
+    output: Path,
+    user: str,
+    group: str,
+    data_dir: Path,
+    env_file: Path,
+    executable: Path | None,
+    restart_sec: float,
+    asterisk: bool,
+) -> None:
+    """Write burgernet-serve/-worker/-web(/-asterisk).service and burgernet.target into OUTPUT."""
+    from composition.systemd import SystemdUnitError, UnitOptions, write_units
+
+    options = UnitOptions(
+        burgernet=executable if executable is not None else Path(sys.executable).parent / "burgernet",
+        user=user,
+        group=group,
+        data_dir=data_dir,
+        env_file=env_file,
+        restart_seconds=restart_sec,
+        asterisk=asterisk,
+        sandbox_root=context.settings.asterisk.sandbox_root,
+    )
+    try:
+        written = write_units(options, output)
+    except SystemdUnitError as exc:
+        raise click.UsageError(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
 @contextmanager
 def _tip_recordings(context: Context) -> Iterator[TipRecordings]:
     yield TipRecordings(context.sessions)
@@ -482,6 +561,7 @@ def _register_adapter_groups() -> None:
     from asterisk_conf.cli import asterisk_group
     from broadcasting.cli import broadcast_group, worker_cmd
     from callback_api.cli import web
+    from composition.addresses_cli import import_addresses_cmd
     from recordings.cli import recordings, register_repository_factory
 
     register_repository_factory(_tip_recordings)
@@ -492,6 +572,7 @@ def _register_adapter_groups() -> None:
     main.add_command(broadcast_group)
     main.add_command(participant_group)
     main.add_command(secrets_group)
+    import_group.add_command(import_addresses_cmd)
     leaves = dict(_leaf_commands(main))
     if stale := WITHOUT_DATABASE - leaves.keys():
         raise RuntimeError(f"WITHOUT_DATABASE names missing commands: {sorted(stale)}")

@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from burgernet.actions import ActionService, AreaSpec
+from burgernet.addresses import seed_demo_addresses
 from burgernet.domain import AreaKind
 from burgernet.models import Centralist, Participant, PostcodeArea, Region
 
@@ -125,8 +126,10 @@ def random_points_in(geometry: shapely.Geometry, count: int, rng: np.random.Gene
 
 
 def seed_regions(session: Session, rng: np.random.Generator) -> dict[str, int]:
-    """Regions, their centralists and PC4 areas; existing regions are left as they are."""
+    """Regions, their centralists and PC4 areas (and, in a new database, the sample addresses);
+    existing regions are left as they are."""
     existing = {code: rid for code, rid in session.execute(select(Region.code, Region.id))}
+    before = len(existing)
     polygons = region_polygons()
     for number, seed in enumerate(REGIONS):
         if seed.code in existing:
@@ -158,6 +161,11 @@ def seed_regions(session: Session, rng: np.random.Generator) -> dict[str, int]:
                 for pc, (lon, lat) in zip(codes, centres, strict=True)
             ],
         )
+    if len(existing) > before:
+        # A new (demo) database: a few hundred synthetic addresses, so the search box finds
+        # "3511 AH 3" offline. Never into a database that already had its regions: real
+        # addresses come from `burgernet import addresses`.
+        seed_demo_addresses(session)
     return existing
 
 

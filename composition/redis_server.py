@@ -72,8 +72,13 @@ class ManagedRedis:
         ensure_data_dir(self.data_dir)
         self.write_config()
         with (self.data_dir / "redis.log").open("ab") as log:  # the child keeps its own copy
+            # A session of its own: Ctrl-C in a terminal reaches only its owner, which stops it
+            # last (after the processes that use it), not at the same moment as everything else.
             self.process = subprocess.Popen(
-                [binary, str(self.config_file.resolve())], stdout=log, stderr=subprocess.STDOUT
+                [binary, str(self.config_file.resolve())],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -3,20 +3,24 @@
 Order matters: Redis and the database first (everything reads them), then the prompts
 Asterisk will play, then Asterisk with a configuration rendered from the database, then
 the FastAGI/AMI process (``burgernet serve``), a broadcast worker (``burgernet worker``) and
-the control panel. Each long-running part is a child process
-this supervisor owns; Ctrl-C or SIGTERM stops them in reverse order. When a child dies the
-supervisor says which and stops the rest rather than leave a half-working system.
+the control panel. Each long-running part is a child process this supervisor owns and
+keeps alive (:mod:`composition.supervision`): a child that exits, or fails its health check,
+is restarted with back-off, logged, and recorded in Redis for the panel's system status; the
+others keep running (a dead ``serve`` never takes Asterisk, and so the free number, down).
+Ctrl-C, SIGTERM or SIGHUP stop them all in reverse order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 import secrets
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,7 @@ import numpy as np
 import redis
 from sqlalchemy import select
 
-from burgernet import db, repositories
+from burgernet import db, health, repositories
 from burgernet.db import session_scope
 from burgernet.errors import DomainError
 from burgernet.models import Participant
@@ -36,6 +40,20 @@ from burgernet.settings import redis_url_password
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
+from composition.supervision import (
+    AmiPinger,
+    ChildSpec,
+    HealthPolicy,
+    Keeper,
+    Process,
+    Restart,
+    RestartLog,
+    beat_check,
+    fastagi_probe,
+    http_probe,
+    loopback_if_any,
+    redis_ping,
+)
 from routing import Caller, CallerKind
 
 log = logging.getLogger(__name__)
@@ -44,27 +62,77 @@ log = logging.getLogger(__name__)
 DEMO_PHONE_ENDPOINT = "c-mn-1"
 
 
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes] | None = None
-    stop: Callable[[], None] | None = None
+# How the supervisor checks each child (see composition/supervision.py for what they mean).
+# FastAGI: probed every second, 1 s to answer, 3 misses in a row (0.25 s apart): a frozen serve
+# is killed about 4 s after it froze, so Asterisk's waiting AGI connections fail over at once.
+SERVE_PROBE_TIMEOUT = 1.0
+SERVE_CHECK_INTERVAL = 1.0
+SERVE_START_GRACE = 10.0  # it answers about 2.5 s after its start on 2 busy cores
+# The worker beats every health.BEAT_INTERVAL_SECONDS; this old, the beat is missing.
+WORKER_BEAT_MAX_AGE = 10.0
+SUPERVISOR_BEAT_SECONDS = health.BEAT_INTERVAL_SECONDS
+# At shutdown, how long a keeper may take to finish what it is doing (an Asterisk boot).
+KEEPER_JOIN_SECONDS = 70.0
 
-    def alive(self) -> bool:
-        return self.process is None or self.process.poll() is None
+
+def spawn(command: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+    """A child in a session of its own: Ctrl-C in the terminal reaches only the supervisor,
+    which then stops the children in order (the panel and serve before Redis)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as output:  # the child keeps its own copy of the handle
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def terminate(process: Process) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
 class Supervisor:
     context: Context
     participants: int
-    children: list[Child] = field(default_factory=list)
+    keepers: list[Keeper] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
     demo_phone_password: str | None = None
 
     @property
     def settings(self) -> Any:
         return self.context.settings
+
+    @functools.cached_property
+    def redis_client(self) -> redis.Redis:
+        """The supervisor's own Redis client: short timeouts, so a Redis outage never stalls it."""
+        return redis.Redis.from_url(self.settings.redis.url, socket_timeout=1, socket_connect_timeout=1)
+
+    @functools.cached_property
+    def restart_log(self) -> RestartLog:
+        return RestartLog(self.redis_client, self.settings.redis.key_prefix)
+
+    def supervise(self, spec: ChildSpec, process: Process) -> Keeper:
+        """Hand a started child to a keeper (its thread starts with :meth:`wait`)."""
+        keeper = Keeper(spec, process, self.stopping, self.record_restart)
+        self.keepers.append(keeper)
+        return keeper
+
+    def record_restart(self, restart: Restart) -> None:
+        self.restart_log.record(restart)
+
+    def keeper(self, component: str) -> Keeper | None:
+        return next((k for k in self.keepers if k.spec.component == component), None)
+
+    def pid_of(self, component: str) -> int | None:
+        keeper = self.keeper(component)
+        process = keeper.process if keeper else None
+        return process.pid if process is not None else None
 
     # -- steps --------------------------------------------------------------------------------
     def ensure_redis(self) -> None:
@@ -87,7 +155,24 @@ class Supervisor:
         port = urlparse(url).port or self.settings.redis.managed_port
         server = ManagedRedis(port, self.settings.data_dir / "redis", password=redis_url_password(url))
         server.start()
-        self.children.append(Child("redis-server", server.process, server.stop))
+
+        def restart() -> Process:
+            server.stop()
+            server.start()
+            assert server.process is not None
+            return server.process
+
+        assert server.process is not None
+        self.supervise(
+            ChildSpec(
+                "redis-server",
+                "redis",
+                start=restart,
+                stop=lambda _process: server.stop(),
+                health=HealthPolicy(lambda: redis_ping(self.redis_client), start_grace=10.0),
+            ),
+            server.process,
+        )
         self.notes.append(
             f"Redis: started redis-server on 127.0.0.1:{port}, password required (data in {server.data_dir})"
         )
@@ -115,19 +200,30 @@ class Supervisor:
         self.context.live.invalidate_actions()
         self.notes.append(f"Database: {redact_url(self.settings.database_url)}")
 
-    def start_child(self, name: str, command: list[str], log_file: Path) -> Child:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("ab") as output:  # the child keeps its own copy of the handle
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        child = Child(name, process)
-        self.children.append(child)
-        return child
+    def start_child(
+        self, name: str, component: str, command: list[str], log_file: Path, policy: HealthPolicy | None
+    ) -> Keeper:
+        spec = ChildSpec(
+            name, component, start=lambda: spawn(command, log_file), stop=terminate, health=policy
+        )
+        return self.supervise(spec, spec.start())
 
     def start_serve(self) -> None:
+        a = self.settings.asterisk
+        host, port = loopback_if_any(a.agi_host), a.agi_port
+        # Serve is judged by the FastAGI probe alone: it takes the very path a call takes. Its
+        # Redis heartbeat (with the AMI state) is shown in the panel, but a stale one is not a
+        # reason to kill a serve that answers calls (it may only mean Redis is slow).
         self.start_child(
             "burgernet serve",
+            health.SERVE,
             [sys.executable, "-m", "composition.cli", "serve"],
             self.settings.data_dir / "logs" / "serve.log",
+            HealthPolicy(
+                lambda: fastagi_probe(host, port, SERVE_PROBE_TIMEOUT),
+                interval=SERVE_CHECK_INTERVAL,
+                start_grace=SERVE_START_GRACE,
+            ),
         )
         self.notes.append(
             f"FastAGI: agi://{self.settings.asterisk.agi_host}:{self.settings.asterisk.agi_port}/ "
@@ -135,10 +231,22 @@ class Supervisor:
         )
 
     def start_worker(self) -> None:
+        prefix = self.settings.redis.key_prefix
         self.start_child(
             "burgernet worker",
+            health.WORKER,
             [sys.executable, "-m", "composition.cli", "worker"],
             self.settings.data_dir / "logs" / "worker.log",
+            HealthPolicy(
+                lambda: beat_check(
+                    self.redis_client,
+                    prefix,
+                    health.WORKER,
+                    lambda: self.pid_of(health.WORKER),
+                    WORKER_BEAT_MAX_AGE,
+                ),
+                start_grace=30.0,
+            ),
         )
         b, t = self.settings.broadcast, self.settings.twilio
         self.notes.append(
@@ -163,9 +271,30 @@ class Supervisor:
         with session_scope(self.context.sessions) as session:
             plan = plan_from_database(session, self.settings)
         configured = prepare(self.settings, plan, log=lambda line: click.echo(line, err=True))
-        configured.instance.start()
-        self.children.append(Child("asterisk", configured.instance.process, configured.instance.stop))
+        instance = configured.instance
+        instance.start()
         a = self.settings.asterisk
+
+        def restart() -> Process:
+            # Same rendered configuration, same folders: only the process is new.
+            instance.stop()
+            instance.start()
+            assert instance.process is not None
+            return instance.process
+
+        pinger = AmiPinger(loopback_if_any(a.ami_host), a.ami_port, a.ami_username, a.ami_secret)
+        assert instance.process is not None
+        self.supervise(
+            ChildSpec(
+                "asterisk",
+                "asterisk",
+                start=restart,
+                stop=lambda _process: instance.stop(),
+                health=HealthPolicy(pinger, start_grace=30.0),
+                cleanup=pinger.close,
+            ),
+            instance.process,
+        )
         self.notes.append(
             f"Asterisk: {configured.install.version}, SIP on {a.sip_bind}:{a.sip_port}, "
             f"config in {configured.config_dir}"
@@ -188,10 +317,13 @@ class Supervisor:
                 source="cli",
             )
             self.notes.append(f"Panel login created: admin / {password} (shown once; change it)")
+        url = f"http://{loopback_if_any(self.settings.web.host)}:{self.settings.web.port}/healthz"
         self.start_child(
             "control panel",
+            health.PANEL,
             [sys.executable, "-m", "composition.cli", "web", "serve"],
             self.settings.data_dir / "logs" / "web.log",
+            HealthPolicy(lambda: http_probe(url), start_grace=30.0),
         )
         self.notes.append(f"Panel: http://{self.settings.web.host}:{self.settings.web.port}/")
 
@@ -274,37 +406,40 @@ class Supervisor:
 
     # -- life cycle -----------------------------------------------------------------------------
     def wait(self) -> int:
-        stopping = False
+        """Keep the children alive until SIGTERM, SIGINT (Ctrl-C) or SIGHUP."""
 
         def request_stop(_signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
+            self.stopping.set()
 
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        while not stopping:
-            for child in self.children:
-                if not child.alive():
-                    click.echo(
-                        f"{child.name} exited with {child.process.returncode if child.process else '?'}; "
-                        "stopping the rest",
-                        err=True,
-                    )
-                    return 1
-            time.sleep(0.5)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, request_stop)
+        for keeper in self.keepers:
+            keeper.start_thread()
+        # A short wait, not one long one: the signal handler runs between two of them.
+        while not self.stopping.wait(SUPERVISOR_BEAT_SECONDS):
+            self.beat()
         return 0
 
+    def beat(self) -> None:
+        """The supervisor's heartbeat, with each child's state for the panel; pending restart
+        records go out as soon as Redis takes them."""
+        details = {f"child:{k.spec.component}": k.state for k in self.keepers}
+        details.update(
+            {f"pid:{k.spec.component}": str(k.process.pid) for k in self.keepers if k.process is not None}
+        )
+        try:
+            health.beat(self.redis_client, self.settings.redis.key_prefix, health.SUPERVISOR, details)
+        except redis.RedisError:
+            return  # Redis is down: its keeper is on it; the panel cannot read us anyway
+        self.restart_log.flush()
+
     def stop_all(self) -> None:
-        for child in reversed(self.children):
+        self.stopping.set()
+        for keeper in self.keepers:
+            keeper.join(KEEPER_JOIN_SECONDS)
+        for keeper in reversed(self.keepers):
             try:
-                if child.stop is not None:
-                    child.stop()
-                elif child.process is not None and child.process.poll() is None:
-                    child.process.terminate()
-                    try:
-                        child.process.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        child.process.kill()
+                keeper.stop_child()
             except Exception:  # keep stopping the others
-                log.exception("stopping %s failed", child.name)
-        self.children.clear()
+                log.exception("stopping %s failed", keeper.spec.name)
+        self.keepers.clear()

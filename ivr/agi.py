@@ -7,6 +7,11 @@ invalid command, ``511`` when the channel is dead, ``520`` with a usage text. Wh
 caller hangs up, FastAGI sends a bare ``HANGUP`` line (once, unless the dialplan set
 ``AGISIGHUP=no``), at any moment: usually ahead of the answer to the command in flight.
 
+The dialplan bounds the time a call spends in ``AGI()`` (``TIMEOUT(absolute)`` and a ``T``
+extension, see :data:`burgernet.channel_vars.AGI_DEADLINE_SECONDS`): with a ``deadline_margin``
+the session pushes that deadline forward before every prompt, by the prompt's length plus the
+margin, so a live flow is never cut off and a frozen one is after at most the margin.
+
 Every answer that was asked for but not read (a hang-up or a timeout raised in the middle of
 a command, or the flow was cancelled) is read and thrown away before the next command is
 written, so a later command (the server's failure path) never takes an older command's answer
@@ -17,9 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import math
+import os
 import re
+import wave
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from burgernet import channel_vars as cv
 
 
 class AgiError(Exception):
@@ -116,6 +127,41 @@ class AgiResult:
         return chr(value) if value > 0 else None
 
 
+# How long a prompt takes when its file cannot be measured (a relative name that Asterisk
+# resolves in its own sounds folder, a format we do not read): long enough for any catalogue
+# prompt, so a live flow is never cut off; a frozen server then costs up to this much silence.
+UNMEASURED_SOUND_SECONDS = 30.0
+SAY_DIGIT_SECONDS = 1.5  # one digit of SAY DIGITS, from Asterisk's own sounds
+# Raw formats Asterisk plays, in bytes per second of sound (WAV files carry their own rate).
+_RAW_SOUND_RATES = {".sln16": 32000, ".sln": 16000, ".ulaw": 8000, ".alaw": 8000, ".g722": 8000, ".gsm": 1650}
+
+
+def sound_seconds(sound: str) -> float:
+    """How long the sound Asterisk plays as ``sound`` (a name without extension) lasts."""
+    for suffix in (".wav", *_RAW_SOUND_RATES):
+        try:
+            status = os.stat(sound + suffix)
+        except OSError:
+            continue
+        seconds = _measured_seconds(sound + suffix, status.st_size, status.st_mtime_ns)
+        if seconds is not None:
+            return seconds
+    return UNMEASURED_SOUND_SECONDS
+
+
+@functools.lru_cache(maxsize=512)
+def _measured_seconds(path: str, size: int, _mtime_ns: int) -> float | None:
+    """Seconds of one sound file; cached per (path, size, mtime), so a rewritten prompt is read again."""
+    suffix = os.path.splitext(path)[1]
+    if suffix != ".wav":
+        return size / _RAW_SOUND_RATES[suffix]
+    try:
+        with wave.open(path) as sound:
+            return sound.getnframes() / sound.getframerate()
+    except (OSError, EOFError, wave.Error, ZeroDivisionError):
+        return None
+
+
 def quote(value: str) -> str:
     """An AGI argument: double-quoted, backslash and quote escaped, no line breaks allowed."""
     if "\n" in value or "\r" in value:
@@ -132,11 +178,15 @@ class AgiSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         command_timeout: float = 30.0,
+        deadline_margin: float | None = None,
     ) -> None:
         self.env = env
         self._reader = reader
         self._writer = writer
         self._command_timeout = command_timeout
+        # Seconds of silence a frozen server may cost the caller after a prompt; None: the
+        # dialplan sets no deadline for this call (see extend_deadline).
+        self._deadline_margin = deadline_margin
         self._lock = asyncio.Lock()
         self.hung_up = False
         # Answers Asterisk owes us for commands whose wait was cut short (see the module doc).
@@ -222,6 +272,32 @@ class AgiSession:
                 raise AgiCommandError(line)
             raise AgiProtocolError(f"unexpected answer {line[:80]!r}")
 
+    # -- the AGI deadline --------------------------------------------------------------------------
+    async def extend_deadline(self, seconds: float = 0.0) -> None:
+        """Give this call ``seconds`` plus the margin before the dialplan's AGI deadline fires.
+
+        Where Python and the dialplan meet: the dialplan arms ``TIMEOUT(absolute)`` right before
+        ``AGI()`` and jumps to its ``T`` extension (then the failure path) when it fires, because
+        Asterisk itself would wait for a frozen FastAGI server for ever. The deadline counts from
+        the moment it is set; setting it again replaces it. So before each prompt the flow says
+        how long the prompt may take, and a server that freezes during or after it leaves the
+        caller at most the margin in silence once the prompt is over.
+        """
+        if self._deadline_margin is None:
+            return
+        await self.set_variable(cv.AGI_DEADLINE_FUNCTION, str(math.ceil(seconds + self._deadline_margin)))
+
+    async def clear_deadline(self) -> None:
+        """Disarm the deadline: the channel leaves AGI() somewhere other than right after it.
+
+        After :meth:`goto` the dialplan does not come back to its ``Set(TIMEOUT(absolute)=0)``
+        after ``AGI()``; an armed deadline would then fire in the next context, which has no
+        ``T`` extension, and Asterisk would hang up on the caller.
+        """
+        if self._deadline_margin is None:
+            return
+        await self.set_variable(cv.AGI_DEADLINE_FUNCTION, "0")
+
     # -- commands the flows use --------------------------------------------------------------------
     async def answer(self) -> None:
         if (await self.command("ANSWER")).result == "-1":
@@ -252,6 +328,7 @@ class AgiSession:
 
     async def stream_file(self, sound: str, escape_digits: str = "") -> str | None:
         """Play a sound; returns the key that interrupted it, if any."""
+        await self.extend_deadline(sound_seconds(sound))
         result = await self.command(f"STREAM FILE {quote(sound)} {quote(escape_digits)}", timeout=300)
         if result.result == "-1":
             raise ChannelHungUp("hung up during playback")
@@ -259,6 +336,8 @@ class AgiSession:
 
     async def get_data(self, sound: str, timeout_ms: int, max_digits: int) -> str | None:
         """Play a sound and collect up to ``max_digits`` keys; None when nothing was keyed."""
+        # Asterisk waits up to timeout_ms for the first key and again after each key.
+        await self.extend_deadline(sound_seconds(sound) + timeout_ms / 1000 * max(1, max_digits))
         result = await self.command(
             f"GET DATA {quote(sound)} {int(timeout_ms)} {int(max_digits)}",
             timeout=timeout_ms / 1000 * (max_digits + 1) + 120,
@@ -269,6 +348,7 @@ class AgiSession:
         return digits or None
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        await self.extend_deadline(timeout_ms / 1000)
         result = await self.command(f"WAIT FOR DIGIT {int(timeout_ms)}", timeout=timeout_ms / 1000 + 30)
         if result.result == "-1":
             raise ChannelHungUp("hung up while waiting for a key")
@@ -278,6 +358,7 @@ class AgiSession:
         """Say ``digits`` one by one; returns the key that interrupted it, if any."""
         if not digits or any(ch not in "0123456789*#" for ch in digits):
             raise ValueError(f"SAY DIGITS takes digits, * and #: {digits!r}")
+        await self.extend_deadline(len(digits) * SAY_DIGIT_SECONDS)
         result = await self.command(f"SAY DIGITS {digits} {quote(escape_digits)}", timeout=120)
         if result.result == "-1":
             raise ChannelHungUp("hung up while saying digits")

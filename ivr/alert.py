@@ -31,7 +31,7 @@ async def handle(session: AgiSession, services: IvrServices) -> None:
     participant_id = _int_or_none(await session.get_variable(cv.VAR_PARTICIPANT_ID))
     caller: Caller | None = None
     if participant_id is not None:
-        caller = await services.routing.caller_for_participant(participant_id)
+        caller = await services.routing.caller_for_participant(participant_id, call_id=session.env.unique_id)
     if caller is None:
         caller = Caller(kind=CallerKind.UNKNOWN)
 
@@ -47,7 +47,9 @@ async def handle(session: AgiSession, services: IvrServices) -> None:
         # The dialplan only sends 1 and 9; anything else plays the message again.
         await session.set_variable(cv.VAR_ROUTE, cv.ROUTE_REPEAT)
         return
-    decision = await services.routing.decide(caller, chosen_action_id=action_id)
+    decision = await services.routing.decide(
+        caller, chosen_action_id=action_id, call_id=session.env.unique_id
+    )
     await hand_to_dialplan(session, services, caller, decision, cv.CALL_KIND_TRANSFER)
 
 

@@ -18,6 +18,9 @@ What is wrapped, and why:
   kept until it finishes.
 * panoramisk writes header values as they are; a line break in a value would start a new
   header or a new action (header injection). Here such an action is refused.
+* After every login, the callbacks given to :meth:`AmiClient.on_connect` run: events sent while
+  the connection was down are lost for good, so whoever follows state through events reads
+  it afresh from Asterisk there (presence, calls, trunk channels).
 * An ``Originate`` to the trunk goes only to a Dutch fixed or mobile number
   (:func:`burgernet.phone.dialable_national`): whatever code asks, never a premium, foreign
   or short number (the dialplan checks call-backs the same way).
@@ -42,6 +45,7 @@ from burgernet.phone import NotDialable, dialable_national
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Message], Awaitable[None]]
+ConnectCallback = Callable[[], Awaitable[None]]
 
 # Connection states, as ``AmiClient.state`` reports them.
 STATE_IDLE = "idle"  # connect() not called yet
@@ -136,6 +140,7 @@ class AmiClient:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self._callbacks: dict[str, list[EventCallback]] = {}
+        self._connect_callbacks: list[ConnectCallback] = []
         self._manager: _Manager | None = None
         self._lost = asyncio.Event()
         self._ready = asyncio.Event()
@@ -162,9 +167,48 @@ class AmiClient:
         if new and self._manager is not None:
             self._manager.register_event(pattern, self._dispatcher(pattern))
 
+    def on_connect(self, callback: ConnectCallback) -> None:
+        """Call ``await callback()`` after every login, the first and each reconnection.
+
+        Runs as a task of its own (actions may be sent from it); an exception is logged.
+        """
+        self._connect_callbacks.append(callback)
+
     @property
     def connected(self) -> bool:
         return self._ready.is_set()
+
+    async def list_action(self, action: Mapping[str, Any], timeout: float = 10.0) -> list[Message]:
+        """An action answered by a list of events (``Status``, ``DeviceStateList``...): the events.
+
+        The acknowledgement and the closing ``...Complete`` event are left out. A refusal
+        (``Response: Error``, e.g. "Permission denied") raises :class:`AmiError`: panoramisk,
+        asked for a list, would wait for the list that never comes.
+        """
+        answer = await self.send_action(action, timeout=timeout, as_list=None)
+        if not isinstance(answer, list):
+            raise AmiError(f"AMI {action.get('Action')} refused: {answer.get('Message', answer)}")
+        return [
+            event
+            for event in answer[1:]
+            if "Event" in event and not str(event.get("Event", "")).endswith("Complete")
+        ]
+
+    async def live_channels(self, timeout: float = 10.0) -> set[str]:
+        """The unique ids of every channel Asterisk has right now (AMI ``Status``).
+
+        ``Status`` needs the write privilege ``reporting`` (or ``call``/``system``); it reads
+        and changes nothing (see manager.conf.j2).
+        """
+        events = await self.list_action({"Action": "Status"}, timeout=timeout)
+        return {str(e.get("Uniqueid")) for e in events if e.get("Uniqueid")}
+
+    async def device_states(self, timeout: float = 10.0) -> dict[str, str]:
+        """Device → state (``PJSIP/c-mn-1`` → ``NOT_INUSE``) from Asterisk's device-state cache
+        (AMI ``DeviceStateList``, write privilege ``reporting``): the states the
+        ``DeviceStateChange`` events reported, including those sent while we were away."""
+        events = await self.list_action({"Action": "DeviceStateList"}, timeout=timeout)
+        return {str(e.get("Device")): str(e.get("State")) for e in events if e.get("Device")}
 
     async def connect(self, wait: float | None = None) -> None:
         """Start the connection task; with ``wait``, also wait that long for the first login.
@@ -319,6 +363,17 @@ class AmiClient:
         self.state = STATE_CONNECTED
         self._ready.set()
         log.info("AMI logged in to %s:%s", self.host, self.port)
+        for callback in self._connect_callbacks:
+            task = loop.create_task(self._guarded_connect(callback), name="ami-on-connect")
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_tasks.discard)
+
+    async def _guarded_connect(self, callback: ConnectCallback) -> None:
+        try:
+            await callback()
+        except Exception:
+            self.callback_errors += 1
+            log.exception("AMI on-connect callback %s failed", getattr(callback, "__qualname__", callback))
 
     async def _stay_connected(self) -> None:
         """Return when the connection is lost, or when a Ping goes unanswered (half-open TCP)."""

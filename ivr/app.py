@@ -3,6 +3,12 @@
 One event loop holds every live call: the FastAGI server (the call flows in ``ivr/``), the
 AMI client that follows calls and centralist phones (:mod:`ivr.call_tracker`), and the
 asynchronous Redis client both use. The database is reached through worker threads.
+
+The same loop beats (:mod:`burgernet.health`, component ``serve``) every
+``BEAT_INTERVAL_SECONDS``: a loop that hangs stops beating, and the supervisor sees it. Each
+beat also checks that Redis still holds its state: after a Redis restart the core's part is
+rebuilt from the database and presence is read again from Asterisk. After every AMI
+(re)connection presence and the calls are read again from Asterisk.
 """
 
 from __future__ import annotations
@@ -10,21 +16,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
+
+from redis.exceptions import RedisError
 
 from asterisk_conf.reload import ConfigReloader, render_and_reload
 from burgernet import channel_vars as cv
+from burgernet import health
 from burgernet.calls import CallLog
-from burgernet.live import AsyncLiveState
+from burgernet.live import AsyncLiveState, LiveKeys, StateRebuild
 from burgernet.participants import set_opted_out
 from burgernet.routing_service import RoutingService
 from burgernet.services import Services
 from burgernet.settings import Settings
+from burgernet.tip_inbox import PeriodicTipSweep, TipInbox
 from ivr.ami import AmiClient
 from ivr.call_tracker import CallTracker
 from ivr.routes import build_routes
 from ivr.server import FastAgiServer
 from ivr.services import IvrServices, Prompts
 from recordings.catalogue import menu_item_prompt
+from recordings.paths import tips_dir
 from routing import RoutingPolicy
 
 log = logging.getLogger(__name__)
@@ -91,6 +103,28 @@ class TelephonyService:
         self.ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
         for event in CallTracker.EVENTS:
             self.ami.on(event, self.tracker.on_event)
+        # Events sent while the connection was down are lost: read the state afresh.
+        self.ami.on_connect(self.resync)
+        keys = LiveKeys(settings.redis.key_prefix)
+        self.rebuild = StateRebuild(
+            self.context.live.client,
+            keys,
+            self.context.sessions,
+            settings.routing.alerted_window_seconds,
+            settings.redis.alerted_caller_ttl_seconds,
+        )
+        # Tips recorded while FastAGI was down (the failure path) get their rows here. The sweep
+        # shares the call-log writer thread: on SQLite, sweeps and call-log writes take turns.
+        self.tip_sweep = PeriodicTipSweep(
+            TipInbox(context.sessions, tips_dir(settings), settings.routing.alerted_window_seconds),
+            settings.audio.tip_sweep_seconds,
+            executor=self.services.call_log_writer,
+        )
+        self._pulse: asyncio.Task[None] | None = None
+        self._redis_down = False  # the beat failed: logged once per outage
+        self.beats = 0
+        self._resync_not_before = 0.0
+        self._resyncing = asyncio.Lock()  # one resync at a time (a login and a beat may both ask)
         # Centralists changed in the panel: render the configuration again and reload Asterisk.
         self.config_reloader = ConfigReloader(
             settings.redis.url, settings.redis.key_prefix, lambda: render_and_reload(self.context)
@@ -98,12 +132,72 @@ class TelephonyService:
 
     async def start(self) -> None:
         await self.agi.start()
+        await self.tip_sweep.start()  # sweeps at once, then every audio.tip_sweep_seconds
         await self.ami.connect()
         await self.config_reloader.start()
+        self._pulse = asyncio.get_running_loop().create_task(self._pulse_loop(), name="serve-pulse")
         a = self.settings.asterisk
         log.info("serving FastAGI on %s:%s, AMI to %s:%s", a.agi_host, a.agi_port, a.ami_host, a.ami_port)
 
+    async def resync(self) -> None:
+        """Presence and calls from what Asterisk reports now (after each AMI login)."""
+        async with self._resyncing:
+            await self.tracker.resync(self.ami)
+            live = self.services.live
+            await live.client.set(live.keys.presence_synced, f"{time.time():.3f}")
+
+    def beat_details(self) -> dict[str, str]:
+        return {
+            "ami": "connected" if self.ami.connected else "disconnected",
+            "agi_active": str(self.agi.active),
+        }
+
+    async def _pulse_loop(self) -> None:
+        while True:
+            try:
+                await self.pulse()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("serve pulse failed; next beat in %s s", health.BEAT_INTERVAL_SECONDS)
+            await asyncio.sleep(health.BEAT_INTERVAL_SECONDS)
+
+    async def pulse(self) -> None:
+        """One beat, then the Redis state check. Redis down costs a log line, never the process."""
+        live = self.services.live
+        try:
+            await asyncio.wait_for(
+                health.beat_async(
+                    live.client, self.settings.redis.key_prefix, health.SERVE, self.beat_details()
+                ),
+                health.BEAT_INTERVAL_SECONDS,
+            )
+            self.beats += 1
+            if self._redis_down:
+                log.info("heartbeat: Redis is back")
+                self._redis_down = False
+            if not await asyncio.to_thread(self.rebuild.built):
+                await asyncio.to_thread(self.rebuild.ensure, "serve")
+            if (
+                self.ami.connected
+                and not self._resyncing.locked()
+                and time.monotonic() >= self._resync_not_before
+                and not await live.client.exists(live.keys.presence_synced)
+            ):
+                log.warning("Redis holds no presence from Asterisk (restarted empty?): reading it again")
+                self._resync_not_before = time.monotonic() + 60  # a failing resync: once a minute
+                await self.resync()
+                self._resync_not_before = 0.0
+        except (OSError, TimeoutError, RedisError) as exc:
+            if not self._redis_down:
+                log.warning("Redis unreachable (%s): serving on; beating again when it is back", exc)
+            self._redis_down = True
+
     async def stop(self) -> None:
+        await self.tip_sweep.stop()  # before drain() shuts the call-log writer it uses
+        if self._pulse is not None:
+            self._pulse.cancel()
+            await asyncio.gather(self._pulse, return_exceptions=True)
         await self.config_reloader.stop()
         await self.agi.close()
         await self.ami.close()

@@ -10,20 +10,27 @@ Which events (Asterisk 22, ``manager.conf`` read = call,system):
 * ``DialEnd`` with ``DialStatus: ANSWER`` — a centralist answered (``DestChannel`` names them);
 * ``Hangup`` of our channel — the call ended: outcome from ``BN_OUTCOME``, cause from ``Cause``;
 * ``DeviceStateChange`` of ``PJSIP/<endpoint>`` — available, ringing/in use, unavailable.
+
+Events sent while the AMI connection was down are lost. After every (re)connection
+:meth:`CallTracker.resync` reads the state from Asterisk instead (write privilege
+``reporting``): the device states, fed through :func:`interpret` as if they were events, and
+the channels that exist, which closes the calls whose Hangup was missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 from burgernet import channel_vars as cv
-from burgernet.calls import CallLog
+from burgernet.calls import OUTCOME_UNOBSERVED, CallLog
 from burgernet.live import AsyncLiveState
 from burgernet.phone import caller_id_to_e164
 from routing import Presence
@@ -123,6 +130,23 @@ def interpret(event: Mapping[str, Any]) -> list[Update]:
     return []
 
 
+class AsteriskState(Protocol):
+    """What :meth:`CallTracker.resync` asks Asterisk (:class:`ivr.ami.AmiClient`)."""
+
+    async def device_states(self, timeout: float = 10.0) -> dict[str, str]: ...
+
+    async def live_channels(self, timeout: float = 10.0) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class Resync:
+    """What one resynchronisation changed: presence written and removed, calls closed."""
+
+    presence: dict[str, Presence]
+    forgotten: frozenset[str]
+    closed_calls: tuple[str, ...]
+
+
 class CallTracker:
     """Applies interpreted AMI events; subscribe :meth:`on_event` to the AMI client."""
 
@@ -133,13 +157,91 @@ class CallTracker:
         self._live = live
         # The same single writer thread as the FastAGI flows (see IvrServices.call_log_writer).
         self._writer = writer
+        # Presence events counted per endpoint: a resync never overwrites a state an event
+        # reported after Asterisk's answer was asked for.
+        self._presence_events = 0
+        self._presence_seen: dict[str, int] = {}
+        self._presence_order = asyncio.Lock()
+        self.resyncs = 0  # completed resynchronisations, for tests and the log
 
     async def _write(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, work)
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         for update in interpret(event):
-            await self.apply(update)
+            if not isinstance(update, PresenceChanged):
+                await self.apply(update)
+                continue
+            self._presence_events += 1
+            sequence = self._presence_events
+            self._presence_seen[update.endpoint] = sequence
+            # Every AMI event runs as a task of its own. After a backlog (a process that was
+            # stopped and resumed, a burst of state changes) an older state could be written
+            # after a newer one and leave a phone "busy" for good: writes take turns (the lock
+            # is FIFO) and a state that a newer event for the same phone overtook is dropped.
+            async with self._presence_order:
+                if self._presence_seen.get(update.endpoint) == sequence:
+                    await self.apply(update)
+
+    async def resync(self, asterisk: AsteriskState) -> Resync:
+        """Rewrite presence and close missed calls from what Asterisk reports now.
+
+        Presence: every PJSIP device in Asterisk's device-state cache (res_pjsip puts each
+        configured endpoint there, registered or not) is interpreted exactly like a
+        ``DeviceStateChange`` event. An active centralist, or an endpoint with a presence
+        entry, that the cache lacks does not exist in Asterisk (any more): its entry is removed.
+        """
+        mark = self._presence_events
+        states = {
+            device[len("PJSIP/") :]: state
+            for device, state in (await asterisk.device_states()).items()
+            if device.startswith("PJSIP/")
+        }
+        configured = set(await self._write(self._calls.centralist_endpoints))
+        candidates = configured | await self._live.presence_endpoints()
+        gone = {
+            endpoint
+            for endpoint in candidates - states.keys()
+            if self._presence_seen.get(endpoint, 0) <= mark
+        }
+        written: dict[str, Presence] = {}
+        for endpoint, state in states.items():
+            if self._presence_seen.get(endpoint, 0) > mark:
+                continue  # an event after our question knows better
+            for update in interpret(
+                {"Event": "DeviceStateChange", "Device": f"PJSIP/{endpoint}", "State": state}
+            ):
+                if isinstance(update, PresenceChanged):
+                    await self.apply(update)
+                    written[update.endpoint] = update.presence
+        await self._live.forget_presence(gone)
+        closed = await self.close_missed_calls(asterisk)
+        self.resyncs += 1
+        log.info(
+            "resynced from Asterisk: presence of %s endpoints, %s removed, %s calls closed unobserved",
+            len(written),
+            len(gone),
+            len(closed),
+        )
+        return Resync(written, frozenset(gone), tuple(closed))
+
+    async def close_missed_calls(self, asterisk: AsteriskState) -> list[str]:
+        """Calls still open in the log whose channel Asterisk no longer has: closed."""
+        asked_at = datetime.now(UTC)
+        alive = await asterisk.live_channels()
+        closed = await self._write(lambda: self._calls.close_unobserved(alive, asked_at))
+        for unique_id in closed:
+            view = await self._write(functools.partial(self._calls.get, unique_id))
+            log.warning("call %s: its hang-up was missed; closed from Asterisk's channel list", unique_id)
+            await self._live.publish(
+                {
+                    "type": "call_ended",
+                    "call": unique_id,
+                    "action_id": view.action_id if view else None,
+                    "outcome": view.outcome if view else OUTCOME_UNOBSERVED,
+                }
+            )
+        return closed
 
     async def apply(self, update: Update) -> None:
         if isinstance(update, PresenceChanged):

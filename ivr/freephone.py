@@ -14,6 +14,7 @@ import logging
 
 from burgernet import channel_vars as cv
 from burgernet.postcode import is_pc4
+from burgernet.routing_service import PostcodeLookupUnavailable
 from ivr.agi import AgiSession
 from ivr.handoff import hand_to_dialplan
 from ivr.services import IvrServices
@@ -29,7 +30,7 @@ MENU_ROUNDS = 2
 
 async def handle(session: AgiSession, services: IvrServices) -> None:
     unique_id = session.env.unique_id
-    routed = await services.routing.route(session.env.caller_id)
+    routed = await services.routing.route(session.env.caller_id, call_id=unique_id)
     caller, decision = routed.caller, routed.decision
     # Logged at once, so a caller who hangs up in the postcode prompt or the menu is on record.
     services.in_background(
@@ -59,15 +60,22 @@ async def ask_postcode(session: AgiSession, services: IvrServices, caller: Calle
             services.sound(caller.language, "enter-postcode"), POSTCODE_TIMEOUT_MS, POSTCODE_DIGITS
         )
         if digits and is_pc4(digits):
-            placed = await services.routing.place_by_postcode(caller, digits)
+            try:
+                placed = await services.routing.place_by_postcode(
+                    caller, digits, call_id=session.env.unique_id
+                )
+            except PostcodeLookupUnavailable:
+                break  # the database is down: asking again is in vain; the region pool takes it
             if placed is not None:
-                return placed, await services.routing.decide(placed)
+                return placed, await services.routing.decide(placed, call_id=session.env.unique_id)
         log.info(
             "call %s: postcode attempt %s/%s unusable: %r", session.env.unique_id, attempt, attempts, digits
         )
         if attempt < attempts:
             await session.stream_file(services.sound(caller.language, "invalid-postcode"))
-    return caller, await services.routing.decide(caller, postcode_given_up=True)
+    return caller, await services.routing.decide(
+        caller, postcode_given_up=True, call_id=session.env.unique_id
+    )
 
 
 async def choose_from_menu(
@@ -89,6 +97,10 @@ async def choose_from_menu(
         if not pressed:
             pressed = await session.wait_for_digit(MENU_TIMEOUT_MS)
         if pressed in options:
-            return await services.routing.decide(caller, chosen_action_id=options[pressed].action_id)
+            return await services.routing.decide(
+                caller, chosen_action_id=options[pressed].action_id, call_id=session.env.unique_id
+            )
     # Nobody is left waiting in a menu: the most urgent action (listed first) takes the call.
-    return await services.routing.decide(caller, chosen_action_id=decision.menu[0].action_id)
+    return await services.routing.decide(
+        caller, chosen_action_id=decision.menu[0].action_id, call_id=session.env.unique_id
+    )

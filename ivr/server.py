@@ -17,6 +17,16 @@ its model (a table of script name → coroutine) and fixes those:
   too (a restart of this service never leaves a caller in silence).
 
 A hang-up is not an error: it ends the session quietly (counted, logged at INFO).
+
+Time bounds, from the caller's side in: the dialplan's AGI deadline (``agi_deadline``, see
+:mod:`burgernet.channel_vars`) is what keeps a caller out of silence when this process freezes;
+every session moves it forward before each prompt. ``flow_timeout`` and ``command_timeout``
+are this side's own bounds, for an Asterisk that stops answering: they are longer than any
+prompt, so the dialplan's deadline always acts first for the caller.
+
+The health probe (``agi_network_script: healthz``, :data:`~burgernet.channel_vars.AGI_HEALTH`)
+is answered with ``NOOP burgernet-healthy`` from the event loop itself, so a frozen loop fails
+it; it is no call (not counted, not logged).
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ from ivr.agi import AgiEnvironment, AgiError, AgiSession, ChannelHungUp
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AgiSession], Awaitable[None]]
+
+# What the health probe (cv.AGI_HEALTH) gets back: a harmless AGI command naming us.
+PROBE_ANSWER = b"NOOP burgernet-healthy\n"
 
 
 class HeaderError(Exception):
@@ -65,6 +78,7 @@ class FastAgiServer:
         max_header_lines: int = 200,
         flow_timeout: float = 120.0,
         command_timeout: float = 30.0,
+        agi_deadline: float | None = cv.AGI_DEADLINE_SECONDS,
     ) -> None:
         self.routes = dict(routes)
         self.host = host
@@ -76,6 +90,9 @@ class FastAgiServer:
         self.max_header_lines = max_header_lines
         self.flow_timeout = flow_timeout
         self.command_timeout = command_timeout
+        # The margin the dialplan's AGI deadline keeps after each prompt (None: do not touch it,
+        # for a dialplan that sets none).
+        self.agi_deadline = agi_deadline
         self.counters = ServerCounters()
         # How long each completed flow took (seconds), newest last: for metrics and benchmarks.
         self.flow_durations: deque[float] = deque(maxlen=100_000)
@@ -147,11 +164,11 @@ class FastAgiServer:
         raise HeaderError("too many AGI header lines")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.counters.sessions += 1
         try:
             try:
                 headers = await asyncio.wait_for(self._read_headers(reader), self.header_timeout)
             except (HeaderError, TimeoutError, ConnectionError) as exc:
+                self.counters.sessions += 1
                 self.counters.malformed += 1
                 log.warning(
                     "FastAGI connection from %s dropped: %s",
@@ -160,7 +177,17 @@ class FastAgiServer:
                 )
                 return
             env = AgiEnvironment.from_headers(headers)
-            session = AgiSession(env, reader, writer, command_timeout=self.command_timeout)
+            if env.script == cv.AGI_HEALTH:
+                await self._answer_probe(reader, writer)
+                return
+            self.counters.sessions += 1
+            session = AgiSession(
+                env,
+                reader,
+                writer,
+                command_timeout=self.command_timeout,
+                deadline_margin=self.agi_deadline,
+            )
             handler = self.routes.get(env.script)
             if handler is None:
                 self.counters.rejected += 1
@@ -178,6 +205,14 @@ class FastAgiServer:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+
+    async def _answer_probe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The supervisor's health probe: one NOOP, its one answer line, done. Not a call."""
+        with contextlib.suppress(ConnectionError, TimeoutError, ValueError, asyncio.LimitOverrunError):
+            writer.write(PROBE_ANSWER)
+            await writer.drain()
+            await asyncio.wait_for(reader.readline(), self.header_timeout)
+        log.debug("FastAGI health probe answered")
 
     async def _run_flow(self, handler: Handler, session: AgiSession) -> None:
         """The one error path: whatever goes wrong, the call ends up in the failure context."""
@@ -212,9 +247,15 @@ class FastAgiServer:
         if session.hung_up:
             return  # nobody left to route; the dialplan runs its h extension
         try:
+            # The dialplan's AGI deadline: the failure context has no T extension, so it must
+            # not fire once the jump is set. First a fresh margin for these few commands (the
+            # flow may have spent nearly all of it), then, with the jump set, disarmed: the
+            # dialplan's own reset right after AGI() is skipped by the jump.
+            await session.extend_deadline()
             await session.set_variable(cv.VAR_REASON, f"fastagi: {why}")
             await session.set_variable(cv.VAR_ROUTE, cv.ROUTE_FAILURE)
             await session.goto(self.failure_context, "s", 1)
+            await session.clear_deadline()
         except (AgiError, ConnectionError, TimeoutError) as exc:
             # Could not even say so; the dialplan treats an empty or failed AGI the same way.
             log.warning("call %s: could not send to %s: %s", session.env.unique_id, self.failure_context, exc)

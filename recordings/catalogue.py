@@ -229,6 +229,14 @@ def alert_message_sound(
     return asterisk_sound_name(target)
 
 
+def preview_sound(
+    lang: str, text: str, *, settings: Settings | None = None, engine: SpeechEngine | None = None
+) -> Path:
+    """``text`` spoken as an alert call would speak it, straight from the TTS cache (a ``.wav``):
+    the panel's preview before an action exists, so nothing is kept with an action."""
+    return _tts(settings, engine).speak(text, check_language(lang))
+
+
 def _tts(settings: Settings | None, engine: SpeechEngine | None) -> TextToSpeech:
     tts = TextToSpeech(settings or get_settings())
     if engine is not None:

@@ -7,6 +7,8 @@ their settings from the parent's context object when it has a ``settings`` attri
 ``purge`` needs the database, which this package does not know: the application
 registers a factory with :func:`register_repository_factory` that turns the click
 context object into a context manager yielding a :class:`RecordingRepository`.
+``sweep-tips`` (and ``purge``, which sweeps first) take the database sessions from the
+context object's ``sessions`` (the composition root's ``Context``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 import click
 
 from burgernet.settings import Settings, get_settings
+from burgernet.tip_inbox import SweepReport, TipInbox
 from recordings.catalogue import build_catalogue, build_prompt, custom_prompt_path
 from recordings.convert import AudioError, AudioLimits, convert_file
-from recordings.paths import LANGUAGES
+from recordings.paths import LANGUAGES, tips_dir
 from recordings.retention import RecordingRepository, purge_expired
 
 RepositoryFactory = Callable[[Any], AbstractContextManager[RecordingRepository]]
@@ -118,11 +121,16 @@ def purge_command(ctx: click.Context, days: int | None) -> None:
         raise click.ClickException("no recording repository registered (register_repository_factory)")
     settings = _settings(ctx)
     retention = days or settings.audio.recording_retention_days
+    # Tips nobody filed (FastAGI was down) get their row first, so retention reaches them too.
+    # A recording without a row is never deleted: without the database to sweep, it just waits.
+    sessions = getattr(ctx.obj, "sessions", None)
+    swept = _tip_inbox(ctx).sweep() if sessions is not None else None
     with _repository_factory(ctx.obj) as repository:
         report = purge_expired(datetime.now(UTC), retention, repository, root=settings.recordings_dir)
     click.echo(
         json.dumps(
             {
+                "swept": _sweep_summary(swept) if swept is not None else None,
                 "cutoff": report.cutoff.isoformat(),
                 "deleted": len(report.deleted),
                 "file_was_missing": len(report.file_was_missing),
@@ -133,3 +141,35 @@ def purge_command(ctx: click.Context, days: int | None) -> None:
     )
     if not report.ok:
         sys.exit(1)
+
+
+@recordings.command("sweep-tips")
+@click.pass_context
+def sweep_tips_command(ctx: click.Context) -> None:
+    """Give every tip recording a database row (what ``burgernet serve`` does every few seconds).
+
+    For tips recorded while FastAGI was down: each gets its call, and its action when the caller
+    can still be matched to exactly one; the others wait in the panel's unassigned tips.
+    """
+    report = _tip_inbox(ctx).sweep()
+    click.echo(json.dumps(_sweep_summary(report)))
+    if report.failed:
+        sys.exit(1)
+
+
+def _tip_inbox(ctx: click.Context) -> TipInbox:
+    settings = _settings(ctx)
+    sessions = getattr(ctx.obj, "sessions", None)
+    if sessions is None:
+        raise click.ClickException("no database: run this through the burgernet command")
+    return TipInbox(sessions, tips_dir(settings), settings.routing.alerted_window_seconds)
+
+
+def _sweep_summary(report: SweepReport) -> dict[str, object]:
+    return {
+        "filed": len(report.filed),
+        "linked": {str(tip): action for tip, action in report.linked.items()},
+        "already_filed": report.already_filed,
+        "settling": report.settling,
+        "failed": [{"path": str(path), "reason": why} for path, why in report.failed],
+    }

@@ -61,7 +61,8 @@ def action_sound_dir(settings: Settings, action_id: int) -> Path:
 
 
 # Tips taken without an action (FastAGI down, or a caller nobody could place); the dialplan's
-# failure path writes to ${BN_TIP_DIR}/unassigned/ too.
+# failure path writes ${BN_TIP_DIR}/unassigned/<UNIQUEID>_<caller number>.wav there, and the
+# tip sweep (burgernet.tip_inbox, the same folder name) gives such files their row.
 UNASSIGNED_TIPS: Final = "unassigned"
 
 

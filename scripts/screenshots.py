@@ -7,9 +7,10 @@ Starts its own redis-server and a fresh SQLite database in a temporary folder, s
 (regions, centralists, a few thousand participants, the demo actions and an AMBER Alert),
 serves the panel with waitress and makes calls the way Asterisk does (FastAGI + AMI events,
 see testbed/telephony.py), then has Debian's headless Chromium save 1280x800 PNGs of the
-dashboard, an action (top and calls), the new-action form with a drawn area, the participants page and the
-AMBER Alert display. Map tiles are not fetched (no internet in a control room, nor here):
-the maps show the region borders the panel serves itself. Needs the test extras (Playwright).
+dashboard, an action (top and calls), the new-action form started from an address and its
+preview, the participants page and the AMBER Alert display. Map tiles are not fetched (no
+internet in a control room, nor here): the maps show the region borders the panel serves
+itself. Needs the test extras (Playwright).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from composition.redis_server import ManagedRedis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the testbed package holds the helpers
 
-from testbed.browser import PanelServer, draw_polygon, launch_chromium, offline_context, png_size  # noqa: E402
+from testbed.browser import PanelServer, launch_chromium, offline_context, png_size  # noqa: E402
 from testbed.ports import port_block  # noqa: E402
 from testbed.telephony import call_free_number, phones_change, run_telephony  # noqa: E402
 
@@ -182,16 +183,24 @@ def take(context: Context, server: PanelServer, out: Path, lang: str, amber_id: 
         )
         saved.append(save(page, out, "action-calls"))
 
-        # A new action with its area drawn on the map and the live recipient count.
+        # A new action from an address: the search box, the type's template, the team, the preview.
         page.goto("/actions/new")
-        page.locator("#title").fill("Getuigen gezocht: overval tankstation A28")
-        page.locator("#action_type").select_option("information")
-        page.locator("#region").select_option("MN")
-        page.locator("#team").fill("c-mn-3, c-mn-1")
-        draw_polygon(page, ((-25, -35), (35, -20), (30, 30), (-20, 35), (-40, 5)))
+        page.locator("#place-search").fill("3511 ah 3")
+        page.locator("#place-search").press("Enter")
+        expect(page.locator("#place-status")).to_contain_text("Oudegracht 3")
+        page.locator("#title").fill("Vermist meisje, 8 jaar, rode jas")
+        page.locator("#description").fill("Rode jas, blauwe rugzak. Laatst gezien bij het station.")
+        page.locator("#member-c-mn-1").check()
+        page.locator("#member-c-mn-2").check()
+        expect(page.locator("#preview .message")).to_have_count(6)
         expect(page.locator("#recipient-count")).to_contain_text(A_COUNT)
-        page.locator("#draw-map").scroll_into_view_if_needed()
+        page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_timeout(500)
         saved.append(save(page, out, "new-action"))
+        page.locator("#step-preview").evaluate(
+            "box => window.scrollTo(0, box.getBoundingClientRect().top + window.scrollY - 16)"
+        )
+        saved.append(save(page, out, "new-action-preview"))
 
         # Participants: a search by the postcode area where most of them live.
         with session_scope(context.sessions) as session:

@@ -11,8 +11,9 @@ around it owns the queue, the database and the retry policy. Each has two entry 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import redis.asyncio as aioredis
 
@@ -56,6 +57,20 @@ class Sender(Protocol):
     async def close(self) -> None: ...
 
 
+# Called with (delivery id, outcome) the instant a provider accepted a message.
+AcceptedNote = Callable[[int, "Outcome"], None]
+
+
+@runtime_checkable
+class NotesAcceptance(Protocol):
+    """A sender whose provider cannot be asked afterwards (SMTP) and that talks to it from a
+    thread: it writes the acceptance down *in that thread*, the moment the provider said yes,
+    so a worker killed before the event loop heard of it still does not send it twice
+    (:mod:`broadcasting.journal`)."""
+
+    def note_acceptance_with(self, note: AcceptedNote) -> None: ...
+
+
 def outcome_from_error(exc: ProviderError) -> Outcome:
     """A provider's refusal as the worker sees it: retried later only when transient."""
     if isinstance(exc, TransientProviderError):
@@ -89,6 +104,7 @@ def burst_for(per_second: float) -> int:
 def shared_rate(client: aioredis.Redis, settings: Settings, name: str, per_second: float) -> SharedRate:
     """The rate ``name`` (e.g. ``rate:sms:twilio``) every worker on every machine shares."""
     return SharedRate(client, f"{settings.redis.key_prefix}{name}", per_second, burst_for(per_second))
+
 
 # Call set-ups per second: one limit for alert calls, whichever provider places them.
 VOICE_CALL_RATE = "rate:voice:calls"

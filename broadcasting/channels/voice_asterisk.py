@@ -3,6 +3,11 @@
 The call's unique id is chosen by us (``ChannelId``) so that any worker can recognise it: the
 outcome arrives as an ``OriginateResponse`` event, the end as a ``Hangup``. A trunk channel
 (a :class:`SharedSlots` lease) is held from dialling until the hang-up.
+
+A Hangup sent while the AMI connection was down never arrives, and the lease would be renewed
+for ever. So after every AMI (re)connection, and every :data:`LEASE_RECONCILE_SECONDS` while
+calls are held, the channels that really exist are asked for (AMI ``Status``, write privilege
+``reporting``), and every lease whose channel is gone is released.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from recordings.messages import resolve_alert_sound
 log = logging.getLogger(__name__)
 
 TRUNK_SLOTS = "slots:voice:trunk"
+# How often held trunk channels are checked against the channels Asterisk really has.
+LEASE_RECONCILE_SECONDS = 30.0
 
 # AMI OriginateResponse "Reason" codes (Asterisk's enum ast_control_frame_type). PJSIP often
 # reports a failed call with reason 0; then the Hangup cause (Q.850) of our channel decides.
@@ -58,6 +65,20 @@ def _fields(answer: object) -> AmiEvent:
     return answer if isinstance(answer, Mapping) else {}
 
 
+async def channel_status(ami: AmiConnection) -> dict[str, AmiEvent]:
+    """Every channel Asterisk has now, by unique id: AMI ``Status`` (write ``reporting``)."""
+    answer = await ami.send_action({"Action": "Status"}, timeout=10.0, as_list=None)
+    if not isinstance(answer, list):  # a refusal is one message, not a list
+        raise RuntimeError(f"AMI Status refused: {_fields(answer).get('Message', answer)}")
+    channels: dict[str, AmiEvent] = {}
+    for item in answer:
+        fields = _fields(item)
+        unique_id = str(fields.get("Uniqueid", fields.get("UniqueID", "")))
+        if str(fields.get("Event", "")) == "Status" and unique_id:
+            channels[unique_id] = fields
+    return channels
+
+
 class AsteriskVoiceSender:
     channel = Channel.VOICE
 
@@ -77,8 +98,16 @@ class AsteriskVoiceSender:
         self._originated: dict[str, asyncio.Future[AmiEvent]] = {}
         self._hung_up: dict[str, asyncio.Future[int | None]] = {}
         self._releases: set[asyncio.Task[None]] = set()
+        # Calls whose lease waits for their Hangup: unique id → when the wait began (loop time).
+        self._held_since: dict[str, float] = {}
+        self._reconciler: asyncio.Task[None] | None = None
+        self.leases_reconciled = 0  # leases released because their channel was gone
         ami.on("OriginateResponse", self._on_originate_response)
         ami.on("Hangup", self._on_hangup)
+        # Optional: a stand-in without reconnections has nothing to catch up on.
+        on_connect = getattr(ami, "on_connect", None)
+        if on_connect is not None:
+            on_connect(self._reconcile_after_connect)
 
     @staticmethod
     def channel_id(job: DeliveryJob) -> str:
@@ -201,6 +230,9 @@ class AsteriskVoiceSender:
         self, unique_id: str, holder: str, hung_up: asyncio.Future[int | None]
     ) -> None:
         renew_every = max(5.0, self.slots.lease_ms / 3000)
+        self._held_since[unique_id] = asyncio.get_running_loop().time()
+        if self._reconciler is None or self._reconciler.done():
+            self._reconciler = asyncio.create_task(self._reconcile_loop(), name="voice-lease-reconcile")
         try:
             while True:
                 try:
@@ -208,32 +240,67 @@ class AsteriskVoiceSender:
                     return
                 except TimeoutError:
                     if not await self.slots.renew(holder):
-                        return
+                        # Redis lost the lease (restarted empty): the call is still up, so
+                        # the channel is still taken; a missed hang-up is the reconcile's job.
+                        await self.slots.reinstate(holder)
         finally:
+            self._held_since.pop(unique_id, None)
             self._hung_up.pop(unique_id, None)
             await self.slots.release(holder)
+
+    async def reconcile_leases(self) -> list[str]:
+        """Release the leases of calls whose channel Asterisk no longer has; their unique ids.
+
+        Only calls held since before the question are judged: a channel that came up after
+        it could not be in the answer. The lease itself is released by the waiting task,
+        exactly as on a Hangup event (cause unknown).
+        """
+        asked_at = asyncio.get_running_loop().time()
+        if not self._held_since:
+            return []
+        alive = await channel_status(self.ami)
+        gone = []
+        for unique_id, since in list(self._held_since.items()):
+            hung_up = self._hung_up.get(unique_id)
+            if since < asked_at and unique_id not in alive and hung_up is not None and not hung_up.done():
+                hung_up.set_result(None)
+                gone.append(unique_id)
+        if gone:
+            self.leases_reconciled += len(gone)
+            log.warning("trunk channels released, their hang-up was missed: %s", ", ".join(gone))
+        return gone
+
+    async def _reconcile_after_connect(self) -> None:
+        await self.reconcile_leases()
+
+    async def _reconcile_loop(self) -> None:
+        while self._held_since:
+            await asyncio.sleep(LEASE_RECONCILE_SECONDS)
+            try:
+                await self.reconcile_leases()
+            except Exception as exc:  # AMI down: the next connection reconciles
+                log.info("trunk lease check skipped: %s", exc)
 
     async def reconcile(self, job: DeliveryJob, message: Message) -> Outcome | None:
         """A dead worker's call: never dial again; say what Asterisk still knows of it."""
         unique_id = self.channel_id(job)
         try:
-            answer = await self.ami.send_action({"Action": "CoreShowChannels"}, timeout=10.0, as_list=True)
+            channels = await channel_status(self.ami)
         except Exception as exc:
             return Outcome("sent", provider_ref=unique_id, error=f"outcome unknown (AMI: {exc})")
-        for event in answer if isinstance(answer, list) else []:
-            fields = _fields(event)
-            if str(fields.get("UniqueID", fields.get("Uniqueid", ""))) == unique_id:
-                state = str(fields.get("ChannelStateDesc", ""))
-                return Outcome("answered" if state == "Up" else "sent", provider_ref=unique_id)
+        if unique_id in channels:
+            state = str(channels[unique_id].get("ChannelStateDesc", ""))
+            return Outcome("answered" if state == "Up" else "sent", provider_ref=unique_id)
         return Outcome(
             "sent", provider_ref=unique_id, error="outcome unknown: the worker stopped during the call"
         )
 
     async def close(self) -> None:
         """Stop following calls and log off AMI (the sender owns its AMI connection)."""
-        for task in list(self._releases):
+        tasks = [*self._releases, *([self._reconciler] if self._reconciler else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._releases, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.ami.close()
 
 

@@ -62,3 +62,9 @@ class UpdateForm(FlaskForm):
     message = TextAreaField(
         "Update to everyone the alert reached", validators=[DataRequired(), Length(max=UPDATE_MAX_CHARS)]
     )
+
+
+class AssignTipForm(FlaskForm):
+    """Put an unassigned tip under an action (choices: the actions the user may read)."""
+
+    action_id = SelectField("Assign to action", coerce=int, choices=[], validators=[DataRequired()])

@@ -30,12 +30,14 @@ from burgernet.models import Action, ActionCentralist, AuditEvent, Centralist, R
 from burgernet.repositories import action_area, record_audit
 from burgernet.services import Services
 from burgernet.settings import Settings
+from burgernet.tip_inbox import TipAssignError, TipInbox, TipNotFound, UnassignedTip
 from callback_api.access import NeedToKnowService, Reader, masked
 from callback_api.areas import action_feature, routing_area
 from callback_api.errors import InputInvalid, NotFound
 from callback_api.photos import check_photo, photo_file, store_photo
 from recordings.convert import AudioError, read_wav_format
 from recordings.messages import recorded_message_path, store_action_recording
+from recordings.paths import tips_dir
 
 # Columns left to right, as a delivery goes; a column is shown only when some delivery has it.
 DELIVERY_STATUSES = domain.DELIVERY_STATUSES
@@ -45,6 +47,12 @@ MILESTONES = ("50%", "90%", "100%")
 
 class BroadcastNotFound(NotFound):
     code: ClassVar[str] = "broadcast.not_found"
+
+
+class TipNotAssigned(InputInvalid):
+    """The tip cannot be put under that action (already assigned, no such action, a draft)."""
+
+    code: ClassVar[str] = "tip.not_assigned"
 
 
 class RecordingRefused(InputInvalid):
@@ -243,7 +251,7 @@ class ActionPanelService:
             ]
 
     # -- personal data, by need-to-know (callback_api.access) ------------------------------------
-    def may_read_personal(self, reader: Reader, action_id: int) -> bool:
+    def may_read_personal(self, reader: Reader, action_id: int | None) -> bool:
         return self._need_to_know.may_read(reader, action_id)
 
     def calls(self, action_id: int, reader: Reader, limit: int | None = None) -> list[CallView]:
@@ -349,6 +357,46 @@ class ActionPanelService:
             return None
         self._need_to_know.audit_read(reader, "tip", tip_id, {"action_id": action_id})
         return path
+
+    # -- unassigned tips (failure-path tips the sweep could not place) ---------------------------
+    def _tip_inbox(self) -> TipInbox:
+        settings = self._settings
+        return TipInbox(self._sessions, tips_dir(settings), settings.routing.alerted_window_seconds)
+
+    def unassigned_tips(self, reader: Reader) -> list[UnassignedTip]:
+        """Tips without an action; need-to-know treats them as data outside any action (national
+        roles only): a centralist sees a tip once it is assigned to an action of theirs."""
+        if not self._need_to_know.may_read(reader, None):
+            return []
+        return self._tip_inbox().unassigned()
+
+    def assignable_actions(self, reader: Reader) -> list[ActionView]:
+        """The running and recent actions a tip can be assigned to, newest first."""
+        if not self._need_to_know.may_read(reader, None):
+            return []
+        actions = [
+            view
+            for status in (domain.ActionStatus.ACTIVE.value, domain.ActionStatus.CLOSED.value)
+            for view in self._services.actions.list_actions(status, limit=50)
+        ]
+        readable = self._need_to_know.readable_actions(reader, [view.id for view in actions])
+        return [view for view in actions if view.id in readable]
+
+    def require_tip_assigner(self, reader: Reader) -> None:
+        """NeedToKnow unless ``reader`` may see tips outside any action (and so assign them)."""
+        self._need_to_know.require(reader, None)
+
+    def assign_tip(self, tip_id: int, action_id: int, reader: Reader) -> None:
+        """Put an unassigned tip under an action, audited: NeedToKnow unless the reader may
+        read both the unassigned tip and the action; TipNotAssigned when it cannot be done."""
+        self._need_to_know.require(reader, None)
+        self._need_to_know.require(reader, action_id)
+        try:
+            self._tip_inbox().assign(tip_id, action_id, actor=reader.username, source=reader.source)
+        except TipNotFound:
+            raise NotFound(f"no tip {tip_id}") from None
+        except TipAssignError as exc:
+            raise TipNotAssigned(str(exc)) from None
 
     # -- broadcasts ---------------------------------------------------------------------------
     def broadcasts(self, action_id: int) -> list[BroadcastPanelView]:

@@ -11,12 +11,14 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.wrappers import Response
+from wtforms import SelectChoice
 
 from burgernet.actions import UPDATE_MAX_CHARS, ActionError, ActionStateError, ActionView
 from burgernet.domain import ActionStatus
 from callback_api.access import mask_number
-from callback_api.actions.forms import ActionForm, CloseForm, RecordingForm, UpdateForm
-from callback_api.actions.services import ActionPanelService, RecordingRefused
+from callback_api.actions.forms import ActionForm, AssignTipForm, CloseForm, RecordingForm, UpdateForm
+from callback_api.actions.services import ActionPanelService, RecordingRefused, TipNotAssigned
+from callback_api.actions.start import DEFAULT_TYPE, StartService, start_from_template
 from callback_api.areas import AreaInputError, area_from_fields, split_list
 from callback_api.forms import ConfirmForm
 from callback_api.i18n import current_language, translate
@@ -33,6 +35,11 @@ CALLS_SHOWN = 200
 def service() -> ActionPanelService:
     state = panel()
     return ActionPanelService(state.context, state.settings, state.broadcasts)
+
+
+def start_service() -> StartService:
+    state = panel()
+    return StartService(state.context, state.settings)
 
 
 def _action(action_id: int) -> ActionView:
@@ -57,13 +64,21 @@ def new() -> str | Response | tuple[str, int]:
     actions = service()
     form = ActionForm()
     form.fill_choices(actions.region_choices(), current_language())
+    starting = start_service()
 
     def page(errors: list[str]) -> str:
         return render_template(
-            "actions/new.html", form=form, centralists=actions.centralist_choices(), errors=errors
+            "actions/new.html",
+            form=form,
+            centralists=actions.centralist_choices(),
+            errors=errors,
+            type_templates=starting.templates(),
+            own_endpoint=starting.own_endpoint(user().info.centralist_id),
         )
 
     if request.method == "GET":
+        # A new action starts from its type's template (?type=vehicle; the first type without).
+        start_from_template(form, starting.template(request.args.get("type") or DEFAULT_TYPE))
         return page([])
     if not form.validate_on_submit():
         return page(
@@ -298,3 +313,44 @@ def tip_audio(tip_id: int) -> Response:
         abort(404)
     # conditional=True: byte ranges, so the browser's player can seek.
     return send_file(path, mimetype="audio/wav", conditional=True, max_age=0)
+
+
+def _assign_form(actions: ActionPanelService) -> AssignTipForm:
+    form = AssignTipForm()
+    form.action_id.choices = [
+        SelectChoice(view.id, f"{view.id}: {view.title} ({view.status})")
+        for view in actions.assignable_actions(reader())
+    ]
+    return form
+
+
+@bp.route("/tips")
+@roles_required(ACTION_ROLES)
+def unassigned_tips() -> str:
+    """Tips no action could be found for (mostly recorded while FastAGI was down), to assign."""
+    actions = service()
+    who = reader()
+    return render_template(
+        "actions/tips.html",
+        tips=actions.unassigned_tips(who),
+        personal=actions.may_read_personal(who, None),
+        form=_assign_form(actions),
+    )
+
+
+@bp.route("/tips/<int:tip_id>/assign", methods=["POST"])
+@roles_required(ACTION_ROLES)
+def assign_tip(tip_id: int) -> Response | tuple[str, int]:
+    actions = service()
+    actions.require_tip_assigner(reader())  # 403 before anything about the form is said
+    form = _assign_form(actions)
+    if not form.validate_on_submit() or form.action_id.data is None:
+        flash(translate("Choose an action."), "error")
+        return redirect(url_for("actions.unassigned_tips"))
+    try:
+        actions.assign_tip(tip_id, form.action_id.data, reader())
+    except TipNotAssigned as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("actions.unassigned_tips"))
+    flash(translate("Tip %(tip)s assigned to action %(id)s.", tip=tip_id, id=form.action_id.data), "success")
+    return redirect(url_for("actions.unassigned_tips"))

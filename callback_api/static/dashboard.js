@@ -7,23 +7,72 @@
   var layer = L.featureGroup().addTo(map);
   var list = document.getElementById("action-list");
 
+  // Each active action's area on the map, by id: a call about it makes its outline pulse.
+  var areas = {};
+  var fitted = false;
+  var unassigned = document.getElementById("unassigned-tips");
+  var counterLabels = JSON.parse(list.dataset.labels || "{}");
+  function counters(item, row) {
+    var line = document.createElement("span");
+    line.className = "counters";
+    [["reached", row.reached], ["calls", row.calls], ["tips", row.tips]].forEach(function (pair, i) {
+      if (i) { line.appendChild(document.createTextNode(" · ")); }
+      var figure = document.createElement("b");
+      figure.textContent = String(pair[1]);
+      line.appendChild(figure);
+      line.appendChild(document.createTextNode(" " + (counterLabels[pair[0]] || pair[0])));
+    });
+    item.appendChild(line);
+  }
   function loadActions() {
-    fetch(mapElement.dataset.actions, { credentials: "same-origin" }).then(function (r) { return r.json(); })
-      .then(function (data) {
+    var overview = list.dataset.overview
+      ? fetch(list.dataset.overview, { credentials: "same-origin" }).then(function (r) { return r.json(); })
+      : Promise.resolve({ actions: [], unassigned_tips: 0 });
+    Promise.all([
+      fetch(mapElement.dataset.actions, { credentials: "same-origin" }).then(function (r) { return r.json(); }),
+      overview
+    ]).then(function (results) {
+        var data = results[0], byId = {};
+        results[1].actions.forEach(function (row) { byId[row.id] = row; });
         layer.clearLayers();
+        areas = {};
         list.textContent = "";
         data.features.forEach(function (feature) {
           var href = mapElement.dataset.detail + "/" + feature.properties.id;
           var drawn = BurgernetMap.featureLayer(feature);
-          if (drawn) { drawn.bindPopup(document.createTextNode(feature.properties.title)); layer.addLayer(drawn); }
+          if (drawn) {
+            drawn.bindPopup(document.createTextNode(feature.properties.title));
+            layer.addLayer(drawn);
+            areas[feature.properties.id] = drawn;
+          }
           var item = document.createElement("li");
           var link = document.createElement("a");
           link.href = href;
           link.textContent = "#" + feature.properties.id + " " + feature.properties.title + " (" + feature.properties.type + ")";
           item.appendChild(link);
+          if (byId[feature.properties.id]) { counters(item, byId[feature.properties.id]); }
           list.appendChild(item);
         });
+        if (unassigned) {
+          var count = results[1].unassigned_tips;
+          unassigned.hidden = !count;
+          unassigned.querySelector("a").textContent = (counterLabels.unassigned || "%s").replace("%s", String(count));
+        }
+        // The first time: the map shows every active action (the whole country without any).
+        if (!fitted && layer.getLayers().length) { map.fitBounds(layer.getBounds(), { padding: [30, 30], maxZoom: 12 }); fitted = true; }
       });
+  }
+  function pulse(actionId) {
+    var drawn = areas[actionId];
+    if (!drawn) { return; }
+    drawn.eachLayer(function (shape) {
+      var path = shape.getElement && shape.getElement();
+      if (path) { path.classList.remove("calling"); void path.getBBox(); path.classList.add("calling"); }
+    });
+  }
+  var countersTimer = null;
+  function reloadCountersSoon() {
+    if (countersTimer === null) { countersTimer = setTimeout(function () { countersTimer = null; loadActions(); }, 1000); }
   }
 
   var presence = document.getElementById("presence");
@@ -124,6 +173,7 @@
       if (event.centralist) { parts.push(event.centralist); }
       if (event.outcome) { parts.push(event.outcome); }
       addFeed(parts.join(" · "));
+      if (event.action_id) { pulse(event.action_id); reloadCountersSoon(); }
     });
   });
   source.addEventListener("presence", function () { loadPresence(); });

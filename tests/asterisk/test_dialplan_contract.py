@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from asterisk_conf.render import dialplan_files
+from asterisk_conf.render import MODULES, dialplan_files
 from burgernet import channel_vars as cv
 from recordings.catalogue import prompt_names
 
@@ -118,3 +118,55 @@ def test_dialplans_dir_is_the_one_rendered() -> None:
         path.parent.name == "dialplans" and path.parent.parent == Path(__file__).resolve().parents[2]
         for path in dialplan_files()
     )
+
+
+def _context_body(context: str) -> str:
+    return CODE.split(f"[{context}]", 1)[1].split("\n[", 1)[0]
+
+
+def _lines(body: str) -> list[str]:
+    return [line.strip() for line in body.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("context", [cv.CTX_FREEPHONE, cv.CTX_ALERT])
+def test_every_agi_a_caller_waits_for_runs_under_the_deadline(context: str) -> None:
+    """TIMEOUT(absolute) armed right before AGI(), disarmed right after, AGI() returns when it fires."""
+    lines = _lines(_context_body(context))
+    agi_lines = [number for number, line in enumerate(lines) if "AGI(${" + cv.GLOBAL_AGI_URL + "}" in line]
+    assert agi_lines, f"[{context}] runs no AGI"
+    exit_on_hangup = f"Set({cv.AGI_EXIT_ON_HANGUP}=yes)"
+    first_exit = next(n for n, line in enumerate(lines) if exit_on_hangup in line)
+    for number in agi_lines:
+        assert first_exit < number, f"[{context}]: {exit_on_hangup} must come before {lines[number]}"
+        assert lines[number - 1].endswith(f"Set({cv.AGI_DEADLINE_FUNCTION}=${{{cv.GLOBAL_AGI_DEADLINE}}})"), (
+            lines[number - 1]
+        )
+        assert lines[number + 1].endswith(f"Set({cv.AGI_DEADLINE_FUNCTION}=0)"), lines[number + 1]
+
+
+@pytest.mark.parametrize("context", [cv.CTX_FREEPHONE, cv.CTX_ALERT])
+def test_a_fired_deadline_goes_to_the_failure_path_with_its_reason(context: str) -> None:
+    body = _context_body(context)
+    timeout_extension = body.split("exten => T,1,", 1)
+    assert len(timeout_extension) == 2, f"[{context}] has no T extension: a fired deadline would hang up"
+    steps = _lines(timeout_extension[1].split("\nexten =>", 1)[0])
+    assert steps[0] == f"Set({cv.AGI_DEADLINE_FUNCTION}=0)"  # else Asterisk fires it again at once
+    assert f"same => n,Set({cv.VAR_REASON}={cv.REASON_AGI_TIMEOUT})" in steps
+    assert steps[-1] == f"same => n,Goto({cv.CTX_FAILURE},s,1)"
+
+
+def test_the_only_agi_outside_the_deadline_runs_after_the_hang_up() -> None:
+    # On a hung-up channel Asterisk fires no TIMEOUT(absolute): tip.conf runs its AGI in h,
+    # where nobody is waiting; every other AGI is covered by the tests above.
+    for context in set(cv.CONTEXTS) - {cv.CTX_FREEPHONE, cv.CTX_ALERT}:
+        body = _context_body(context)
+        for line in _lines(body):
+            if "AGI(" in line:
+                assert context == cv.CTX_TIP and line.startswith("same => n(report),AGI("), line
+                assert body.index("exten => h,1,") < body.index(line)
+
+
+def test_the_deadline_function_is_loaded() -> None:
+    # modules.conf has autoload = no: without func_timeout, Set(TIMEOUT(absolute)=...) only logs
+    # "Function TIMEOUT not registered" and a frozen FastAGI keeps the caller in silence.
+    assert cv.AGI_DEADLINE_FUNCTION.startswith("TIMEOUT(") and "func_timeout" in MODULES

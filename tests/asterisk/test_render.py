@@ -143,7 +143,7 @@ def test_manager_is_loopback_only_with_the_channel_vars(tmp_path: Path, settings
     user = text.split(f"[{settings.asterisk.ami_username}]", 1)[1]
     assert "secret = a-long-ami-secret" in user
     assert "deny = 0.0.0.0/0.0.0.0" in user and "permit = 127.0.0.1/255.255.255.255" in user
-    assert re.search(r"^write = originate$", user, flags=re.MULTILINE)
+    assert re.search(r"^write = originate,reporting$", user, flags=re.MULTILINE)  # reporting: reads only
     assert "system" not in re.search(r"^write = .*$", user, flags=re.MULTILINE).group(0)  # type: ignore[union-attr]
 
 

@@ -228,3 +228,44 @@ def test_an_amber_alert_overtakes_an_information_broadcast_in_the_queue(
     assert order[first_amber : first_amber + 6].count("amber") == 5
     assert crowd.wait_done(info_broadcast) == {"sent": 30}
     context.close()
+
+
+def test_a_mail_the_server_accepted_is_not_sent_again_when_recording_it_failed(
+    crowd: Crowd,
+    bn_context: Context,
+    smtp_server: SmtpServer,
+    start_worker: Callable[..., WorkerThread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database write after the SMTP server's 250 fails (a database restart; a kill -9 in
+    that instant is the same): the delivery is left "sending" and taken over in doubt. SMTP
+    cannot be asked what it got, so the sent journal is what keeps it from going out twice."""
+    from sqlalchemy.exc import OperationalError
+
+    from broadcasting.channels.base import Outcome
+    from broadcasting.store import DeliveryJob
+    from broadcasting.worker import BroadcastWorker
+
+    crowd.add(5, email=True)
+    real_finish = BroadcastWorker._finish
+    failures: list[int] = []
+
+    def finish_fails_three_times(self: BroadcastWorker, job: DeliveryJob, outcome: Outcome) -> bool:
+        if len(failures) < 3:
+            failures.append(job.delivery_id)
+            raise OperationalError("UPDATE deliveries", {}, Exception("the database is restarting"))
+        return real_finish(self, job, outcome)
+
+    monkeypatch.setattr(BroadcastWorker, "_finish", finish_fails_three_times)
+    start_worker(email_senders(bn_context.settings))
+    action_id = crowd.action()
+    (alert_id,) = crowd.broadcasts(action_id, "alert")
+    # Taken over after claim_idle_seconds (2 s), found in the journal, recorded as sent.
+    assert crowd.wait_done(alert_id, timeout=30) == {"sent": 5}
+    assert len(failures) == 3
+    time.sleep(0.5)  # nothing trickles in afterwards
+    recipients = [m.rcpt_tos[0] for m in smtp_server.messages]
+    assert sorted(recipients) == sorted(f"p{n}@example.nl" for n in range(5))  # each exactly once
+    journals = list((bn_context.settings.data_dir / "broadcast").glob("sent-*.jsonl"))
+    noted = [json.loads(line)["d"] for path in journals for line in path.read_text().splitlines()]
+    assert set(failures) <= set(noted)

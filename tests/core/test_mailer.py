@@ -143,5 +143,3 @@ def test_a_header_with_a_line_break_is_permanent_and_nothing_is_sent(
     with pytest.raises(PermanentMailError):
         mailer.send("not an address", "s", "b")
     assert smtp_server.rcpt_attempts == []
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from burgernet.models import Participant
 from burgernet.routing_service import RoutingService
 from composition.context import Context
 from routing import CallerKind, DecisionKind, Presence, RoutingPolicy
+from testbed.ports import free_port
 
 UTRECHT = (5.1214, 52.0907)
 
@@ -119,3 +121,27 @@ def test_unknown_caller_placed_by_postcode(bn_context: Context, service: Routing
         assert decision.kind is DecisionKind.ROUTE and decision.action_id == action_id
 
     asyncio.run(scenario())
+
+
+def test_redis_down_routes_by_location_with_the_snapshot_from_the_database(
+    bn_context: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis refusing connections (stopped, restarting): the decision still comes, by location."""
+    _add_participant(bn_context, "+31612345678", *UTRECHT)
+    action_id = _start(
+        bn_context, "Vermist", AreaSpec(AreaKind.CIRCLE, centre=UTRECHT, radius_m=2000), ["c-mn-2"]
+    )
+    nobody_listens = AsyncLiveState.from_url(f"redis://127.0.0.1:{free_port()}/0", "down:")
+    service = RoutingService(
+        bn_context.sessions, nobody_listens, RoutingPolicy(), "MN", alerted_window_seconds=3600
+    )
+
+    async def scenario() -> None:
+        routed = await service.route("+31612345678", call_id="1900.1")
+        assert routed.decision.kind is DecisionKind.ROUTE and routed.decision.action_id == action_id
+        assert routed.decision.endpoints_in_order()[0] == "c-mn-2"
+        await nobody_listens.close()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(scenario())
+    assert any("call 1900.1: Redis failed" in record.getMessage() for record in caplog.records)

@@ -56,6 +56,9 @@ async def make_server() -> AsyncIterator[Callable[..., FastAgiServer]]:
     servers: list[FastAgiServer] = []
 
     def factory(routes: dict[str, Callable[[AgiSession], object]], **options: object) -> FastAgiServer:
+        # These tests count protocol commands: no AGI-deadline commands among them (the
+        # deadline has its own tests in test_fastagi_server.py).
+        options.setdefault("agi_deadline", None)
         server = FastAgiServer(routes, host="127.0.0.1", port=0, **options)  # type: ignore[arg-type]
         servers.append(server)
         return server

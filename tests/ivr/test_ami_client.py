@@ -157,6 +157,30 @@ async def test_reconnects_after_a_drop_and_stops_for_good_when_closed(fake_ami: 
     assert fake_ami.logins == logins
 
 
+async def test_on_connect_runs_after_every_login_and_may_send_actions(
+    fake_ami: FakeAmi, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_for(fake_ami)
+    answers: list[bool] = []
+
+    async def read_state_afresh() -> None:
+        answers.append(bool((await client.send_action({"Action": "Ping"})).success))
+
+    async def broken() -> None:
+        raise RuntimeError("resync bug")
+
+    client.on_connect(read_state_afresh)
+    client.on_connect(broken)
+    with caplog.at_level(logging.ERROR, logger="ivr.ami"):
+        await client.connect(wait=5)
+        await eventually(lambda: answers == [True])
+        fake_ami.drop_connections()
+        await eventually(lambda: answers == [True, True])
+    assert client.callback_errors == 2 and "resync bug" in caplog.text  # logged, never fatal
+    assert client.connected
+    await client.close()
+
+
 async def test_back_off_doubles_with_jitter_up_to_the_cap() -> None:
     nobody = FakeAmi()
     port = await nobody.start()

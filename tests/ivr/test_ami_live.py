@@ -2,7 +2,7 @@
 
 ``asterisk_instance`` is the shared running-Asterisk fixture: it has ``ami_port``,
 ``ami_username`` and ``ami_secret`` for the AMI user the project renders (read ``call,system``,
-write ``originate``).
+write ``originate,reporting``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from burgernet import channel_vars as cv
-from ivr.ami import AmiClient
+from ivr.ami import AmiClient, AmiError
 from tests.ivr.conftest import eventually
 
 pytestmark = pytest.mark.asterisk
@@ -69,5 +69,22 @@ async def test_a_wrong_secret_is_refused_and_retried_not_connected(asterisk_inst
     try:
         await eventually(lambda: client.failed_attempts >= 2, timeout=20)
         assert not client.connected and client.connections == 0
+    finally:
+        await client.close()
+
+
+async def test_the_ami_user_may_read_the_state_and_nothing_more(asterisk_instance: Any) -> None:
+    """The rendered rights (write = originate,reporting): Status and DeviceStateList answer,
+    an action of another class is refused, and a refusal fails at once instead of hanging."""
+    client = client_for(asterisk_instance)
+    await client.connect(wait=30)
+    try:
+        assert await client.live_channels() == set()  # allowed, and nothing is up
+        states = await client.device_states()
+        assert states.get("PJSIP/trunk") in {"NOT_INUSE", "UNKNOWN"}, states
+        with pytest.raises(AmiError, match="Permission denied"):  # class system only
+            await client.list_action({"Action": "PJSIPShowEndpoints"}, timeout=5)
+        hangup = await client.send_action({"Action": "Hangup", "Channel": "PJSIP/trunk-00000001"})
+        assert not hangup.success and "Permission denied" in hangup.get("Message", "")
     finally:
         await client.close()

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
+import wave
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from burgernet import channel_vars as cv
-from ivr.agi import AgiCommandError, AgiProtocolError, AgiSession, ChannelHungUp, quote
+from ivr.agi import (
+    UNMEASURED_SOUND_SECONDS,
+    AgiCommandError,
+    AgiProtocolError,
+    AgiSession,
+    ChannelHungUp,
+    quote,
+    sound_seconds,
+)
+from ivr.server import FastAgiServer, ServerCounters
 from testbed.agi_peer import AgiPeer, agi_call, agi_header
 from tests.ivr.conftest import FAILOVER, StartServer
 
@@ -23,6 +36,21 @@ async def set_route(session: AgiSession) -> None:
 
 
 NORMAL = [f'SET VARIABLE {cv.VAR_ROUTE} "{cv.ROUTE_DIAL}"']
+
+
+@pytest.fixture
+def start_fastagi(start_fastagi: StartServer) -> StartServer:
+    """The conftest's server, without the AGI deadline unless a test asks for it.
+
+    Most tests here count protocol commands; the deadline commands have tests of their own
+    (``agi_deadline=...`` below).
+    """
+
+    async def start(routes: dict[str, Any], **options: Any) -> FastAgiServer:
+        options.setdefault("agi_deadline", None)
+        return await start_fastagi(routes, **options)
+
+    return start
 
 
 def errors_in(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -470,3 +498,127 @@ async def test_a_flood_of_junk_connections_does_not_stop_real_calls(start_fastag
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+# -- the AGI deadline (dialplans: TIMEOUT(absolute) around AGI(), a T extension) ----------------------
+
+
+def deadline(seconds: int) -> str:
+    return f'SET VARIABLE {cv.AGI_DEADLINE_FUNCTION} "{seconds}"'
+
+
+def write_wav(path: Path, seconds: float, rate: int = 8000) -> str:
+    with wave.open(str(path), "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(rate)
+        sound.writeframes(b"\0\0" * int(seconds * rate))
+    return str(path.with_suffix(""))
+
+
+async def test_each_prompt_moves_the_deadline_past_its_own_length(
+    start_fastagi: StartServer, tmp_path: Path
+) -> None:
+    prompt = write_wav(tmp_path / "two-and-a-half-seconds.wav", 2.5)
+
+    async def flow(session: AgiSession) -> None:
+        await session.stream_file(prompt, "1")
+        await session.get_data(prompt, 8000, 4)
+        await session.wait_for_digit(6000)
+        await session.say_digits("35")
+        await session.stream_file("burgernet/welcome")  # relative: Asterisk's folder, not measurable
+        await set_route(session)
+
+    server = await start_fastagi({cv.AGI_FREEPHONE: flow}, agi_deadline=4)
+    commands = await agi_call(server.bound_port)
+
+    margin = cv.AGI_DEADLINE_SECONDS
+    assert margin == 4
+    assert commands == [
+        deadline(7),  # 2.5 s of prompt + 4, rounded up
+        f'STREAM FILE "{prompt}" "1"',
+        deadline(39),  # the prompt, then up to 8 s for each of 4 keys, + 4
+        f'GET DATA "{prompt}" 8000 4',
+        deadline(10),
+        "WAIT FOR DIGIT 6000",
+        deadline(7),  # two digits of 1.5 s
+        'SAY DIGITS 35 ""',
+        deadline(int(UNMEASURED_SOUND_SECONDS) + 4),
+        'STREAM FILE "burgernet/welcome" ""',
+        *NORMAL,
+    ]
+
+
+async def test_a_failing_flow_gets_a_fresh_deadline_before_it_is_sent_to_the_failure_context(
+    start_fastagi: StartServer,
+) -> None:
+    async def flow(session: AgiSession) -> None:
+        raise RuntimeError("database on fire")
+
+    server = await start_fastagi({cv.AGI_FREEPHONE: flow}, agi_deadline=4)
+    commands = await agi_call(server.bound_port)
+    # The failure context has no T extension: the deadline must not fire once the channel is
+    # there. So the server gives itself the full margin for these few commands first, and
+    # disarms the deadline once the channel's next stop is the failure context (the dialplan's
+    # own reset after AGI() is skipped by the jump).
+    assert commands == [
+        deadline(4),
+        f'SET VARIABLE {cv.VAR_REASON} "fastagi: RuntimeError"',
+        *FAILOVER,
+        deadline(0),
+    ]
+
+
+def test_sound_lengths_come_from_the_files_asterisk_plays(tmp_path: Path) -> None:
+    assert sound_seconds(write_wav(tmp_path / "wideband.wav", 1.25, rate=16000)) == 1.25
+    (tmp_path / "raw.sln16").write_bytes(b"\0" * 32000 * 3)
+    assert sound_seconds(str(tmp_path / "raw")) == 3.0
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
+    assert sound_seconds(str(tmp_path / "broken")) == UNMEASURED_SOUND_SECONDS
+    assert sound_seconds(str(tmp_path / "missing")) == UNMEASURED_SOUND_SECONDS
+
+
+# -- the health probe (the supervisor's FastAGI check) -----------------------------------------------
+
+PROBE = (
+    b"agi_network: yes\nagi_network_script: healthz\nagi_request: agi://127.0.0.1/healthz\n"
+    b"agi_uniqueid: probe\nagi_channel: probe\n\n"
+)
+
+
+async def test_the_health_probe_gets_its_noop_and_is_no_call(
+    start_fastagi: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_fastagi({cv.AGI_FREEPHONE: set_route})
+    assert cv.AGI_HEALTH == "healthz" and cv.AGI_HEALTH not in cv.AGI_SCRIPTS
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
+            writer.write(PROBE)
+            await writer.drain()
+            assert await asyncio.wait_for(reader.readline(), 2) == b"NOOP burgernet-healthy\n"
+            writer.write(b"200 result=0\n")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 2) == b""  # and the server hangs up
+            writer.close()
+    assert server.counters == ServerCounters()  # no session, no failure, nothing malformed
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert await agi_call(server.bound_port) == NORMAL  # calls are served as before
+    assert server.counters.sessions == 1
+
+
+async def test_a_frozen_event_loop_fails_the_health_probe(start_fastagi: StartServer) -> None:
+    server = await start_fastagi({cv.AGI_FREEPHONE: set_route})
+
+    def probe() -> bytes:
+        with socket.create_connection(("127.0.0.1", server.bound_port), timeout=1.0) as connection:
+            connection.sendall(PROBE)
+            try:
+                return connection.recv(100)
+            except TimeoutError:
+                return b""
+
+    answered = asyncio.get_running_loop().run_in_executor(None, probe)
+    time.sleep(1.5)  # the loop is stuck (as in a SIGSTOPped or wedged process): no answer
+    assert await answered == b""
+    assert await asyncio.get_running_loop().run_in_executor(None, probe) == b"NOOP burgernet-healthy\n"

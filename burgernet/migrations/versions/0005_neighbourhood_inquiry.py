@@ -19,7 +19,9 @@ depends_on = None
 def upgrade() -> None:
     # An inquiry's area is stored like an action's (circle, polygon or postcode list).
     with op.batch_alter_table("inquiries", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("area_kind", sa.String(length=10), server_default="polygon", nullable=False))
+        batch_op.add_column(
+            sa.Column("area_kind", sa.String(length=10), server_default="polygon", nullable=False)
+        )
         batch_op.add_column(sa.Column("center_lat", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("center_lon", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("radius_m", sa.Float(), nullable=True))
@@ -42,7 +44,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_inquiries_action_id"), ["action_id"], unique=False)
 
     with op.batch_alter_table("inquiry_links", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("delivery", sa.String(length=8), server_default="pending", nullable=False))
+        batch_op.add_column(
+            sa.Column("delivery", sa.String(length=8), server_default="pending", nullable=False)
+        )
         batch_op.add_column(sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("last_error", sa.String(length=300), nullable=True))
         batch_op.create_check_constraint(

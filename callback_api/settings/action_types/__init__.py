@@ -1,0 +1,1 @@
+"""Settings → Action types: what a new action of each type starts with."""

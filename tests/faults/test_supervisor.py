@@ -1,0 +1,329 @@
+"""``burgernet run`` heals: a killed, frozen or crashed child is replaced, the rest keeps running.
+
+One real ``burgernet run`` for the module (Redis, SQLite, prompts, the Asterisk sandbox, serve,
+worker, panel), on spare ports in a temporary data folder; faults are injected with signals and
+the replacement is proven the way Asterisk and the operator see it: the FastAGI probe answers,
+AMI answers ``Ping``, the restart is in ``health.recent_restarts`` and in the supervisor's log.
+The tests run in file order and share the one system; the last one stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from asterisk_conf.instance import free_udp_and_tcp_port
+from burgernet import health
+from burgernet.settings import Settings, load_settings
+from composition.runner import terminate
+from composition.supervision import (
+    AmiPinger,
+    Backoff,
+    CheckResult,
+    ChildSpec,
+    HealthPolicy,
+    Keeper,
+    Restart,
+    beat_check,
+    fastagi_probe,
+)
+from testbed.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 240.0  # a first run builds the prompts and boots Asterisk
+HEAL_TIMEOUT = 30.0  # generous: this test proves healing, benchmarks/faults.py measures it
+
+
+@dataclass
+class RunningSystem:
+    process: subprocess.Popen[bytes]
+    settings: Settings
+    stderr: Path
+    redis: redis.Redis
+
+    def log(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    def child(self, marker: str) -> int | None:
+        """The pid of the supervisor's child whose command line contains ``marker``."""
+        for pid in _children(self.process.pid):
+            if marker in _cmdline(pid):
+                return pid
+        return None
+
+    def probe(self) -> bool:
+        return bool(fastagi_probe("127.0.0.1", self.settings.asterisk.agi_port, 1.0).ok)
+
+    def ami_ping(self) -> CheckResult:
+        a = self.settings.asterisk
+        pinger = AmiPinger("127.0.0.1", a.ami_port, a.ami_username, a.ami_secret)
+        try:
+            return pinger()
+        finally:
+            pinger.close()
+
+    def supervised(self, component: str) -> tuple[str, int] | None:
+        """The supervisor's last word on ``component``: its state and pid."""
+        beat = health.read_beat(self.redis, self.settings.redis.key_prefix, health.SUPERVISOR)
+        if beat is None or f"child:{component}" not in beat.details:
+            return None
+        return beat.details[f"child:{component}"], int(beat.details.get(f"pid:{component}", 0))
+
+    def restarts(self, component: str) -> list[dict[str, object]]:
+        found = health.recent_restarts(self.redis, self.settings.redis.key_prefix, 50)
+        return [r for r in found if r["component"] == component]
+
+
+SERVE = "composition.cli serve"
+ASTERISK = "asterisk -C"
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing bracket.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Seconds until ``condition`` held; fails the test with ``what`` after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    data_dir = tmp_path_factory.mktemp("run") / "data"
+    environment = {
+        "BURGERNET_DATA_DIR": str(data_dir),
+        "BURGERNET_REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
+        "BURGERNET_REDIS__KEY_PREFIX": f"run-{uuid.uuid4().hex[:8]}:",
+        "BURGERNET_ASTERISK__INSTANCE_NAME": f"run{os.getpid()}",
+        "BURGERNET_ASTERISK__SIP_PORT": str(free_udp_and_tcp_port()),
+        "BURGERNET_ASTERISK__AMI_PORT": str(free_udp_and_tcp_port()),
+        "BURGERNET_ASTERISK__AGI_PORT": str(free_port()),
+        "BURGERNET_ASTERISK__TRUNK_PORT": str(free_udp_and_tcp_port()),
+        "BURGERNET_WEB__PORT": str(free_port()),
+    }
+    stderr = tmp_path_factory.mktemp("run-logs") / "run.stderr"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        with stderr.open("wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "composition.cli", "run", "--participants", "0"],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+        try:
+            assert process.stdout is not None
+            started = time.monotonic()
+            for raw in process.stdout:  # the summary is printed once everything is up
+                if b"Burgernet is running" in raw:
+                    break
+                assert time.monotonic() - started < START_TIMEOUT, "burgernet run did not come up"
+            else:
+                raise AssertionError(f"burgernet run exited with {process.wait()}:\n{stderr.read_text()}")
+            # The rest of the summary must not fill the pipe and block the supervisor.
+            subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
+            settings = load_settings()  # the same environment and data folder: the same secrets
+            client = redis.Redis.from_url(settings.redis.url, socket_timeout=2)
+            running = RunningSystem(process, settings, stderr, client)
+            wait_for(running.probe, HEAL_TIMEOUT, "serve answers the FastAGI probe")
+            yield running
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def test_back_off_doubles_up_to_its_ceiling() -> None:
+    assert [Backoff().delay(n) for n in range(1, 10)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "60"])
+
+
+def _keeper(check: Callable[[], CheckResult], restarts: list[Restart]) -> Keeper:
+    policy = HealthPolicy(check, interval=0.05, retry_interval=0.05, start_grace=0)
+    spec = ChildSpec("sleeper", "sleeper", start=_sleeper, stop=terminate, health=policy)
+    return Keeper(spec, _sleeper(), threading.Event(), restarts.append, Backoff(initial=0.1))
+
+
+def test_only_a_confirmed_failure_kills_and_an_unknown_never_does() -> None:
+    answers = iter([CheckResult(False, "one"), CheckResult(True), *[CheckResult(None, "Redis down")] * 10])
+    restarts: list[Restart] = []
+    keeper = _keeper(lambda: next(answers, CheckResult(None, "Redis down")), restarts)
+    first = keeper.process
+    keeper.start_thread()
+    try:
+        time.sleep(1.0)
+        assert restarts == [] and keeper.process is first and first is not None and first.poll() is None
+    finally:
+        keeper.stopping.set()
+        keeper.join(5)
+        keeper.stop_child()
+
+
+def test_three_failures_in_a_row_kill_even_a_stopped_process_and_start_a_new_one() -> None:
+    restarts: list[Restart] = []
+    keeper = _keeper(lambda: CheckResult(False, "no answer"), restarts)
+    first = keeper.process
+    assert first is not None
+    os.kill(first.pid, signal.SIGSTOP)
+    keeper.start_thread()
+    try:
+        wait_for(lambda: keeper.process not in (None, first), 5, "a new process")
+        assert first.returncode == -signal.SIGKILL
+        assert restarts[0] == Restart(
+            "sleeper", "failed its health check 3 times (no answer); killed it (exit -9)", 2, 0.1
+        )
+    finally:
+        keeper.stopping.set()
+        keeper.join(5)
+        keeper.stop_child()
+
+
+def test_a_heartbeat_cannot_fail_while_redis_is_down() -> None:
+    unreachable = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    result = beat_check(unreachable, "x:", health.WORKER, lambda: 1, 10.0)
+    assert result.ok is None and "Redis unreachable" in result.detail
+
+
+def test_kill_9_of_serve_is_replaced_and_asterisk_keeps_running(system: RunningSystem) -> None:
+    serve, asterisk = system.child(SERVE), system.child(ASTERISK)
+    assert serve is not None and asterisk is not None, f"children: {_children(system.process.pid)}"
+
+    os.kill(serve, signal.SIGKILL)
+    healed = wait_for(
+        lambda: system.child(SERVE) not in (None, serve) and system.probe(),
+        HEAL_TIMEOUT,
+        "a new serve answers the FastAGI probe",
+    )
+    print(f"kill -9 of serve: a new serve answered the FastAGI probe after {healed:.1f} s")
+
+    assert system.child(ASTERISK) == asterisk  # the free number stayed up
+    wait_for(lambda: system.ami_ping().ok, 5, "Asterisk answers AMI Ping")
+    assert system.process.poll() is None
+    assert "burgernet serve exited with -9; restarting in 0.5 s (attempt 2)" in system.log()
+    wait_for(lambda: system.restarts(health.SERVE), 5, "the restart is recorded in Redis")
+    restart = system.restarts(health.SERVE)[0]
+    assert restart["reason"] == "exited with -9" and restart["attempt"] == 2 and restart["backoff_s"] == 0.5
+
+
+def test_a_frozen_serve_is_killed_and_replaced(system: RunningSystem) -> None:
+    serve, asterisk = system.child(SERVE), system.child(ASTERISK)
+    assert serve is not None
+    # From a steady state: the supervisor has seen this serve healthy (not in its start-up grace).
+    wait_for(lambda: system.supervised(health.SERVE) == ("running", serve), HEAL_TIMEOUT, "serve is running")
+
+    os.kill(serve, signal.SIGSTOP)  # the socket stays open, nothing answers: the worst hang
+    frozen = time.monotonic()
+    assert not system.probe()
+    wait_for(lambda: not _alive(serve), HEAL_TIMEOUT, "the frozen serve is killed")
+    killed = time.monotonic() - frozen
+    wait_for(
+        lambda: system.child(SERVE) is not None and system.probe(),
+        HEAL_TIMEOUT,
+        "a new serve answers the FastAGI probe",
+    )
+    replaced = time.monotonic() - frozen
+    print(f"SIGSTOP of serve: killed after {killed:.1f} s, a new serve answered after {replaced:.1f} s")
+
+    assert system.child(ASTERISK) == asterisk
+    reasons = [str(r["reason"]) for r in system.restarts(health.SERVE)]
+    assert any("failed its health check 3 times" in reason and "-9" in reason for reason in reasons), reasons
+    assert "burgernet serve failed its health check (3 of 3)" in system.log()
+
+
+def test_a_killed_asterisk_is_restarted_and_answers(system: RunningSystem) -> None:
+    asterisk, serve = system.child(ASTERISK), system.child(SERVE)
+    assert asterisk is not None
+
+    os.kill(asterisk, signal.SIGKILL)
+    healed = wait_for(
+        lambda: system.child(ASTERISK) not in (None, asterisk) and system.ami_ping().ok,
+        HEAL_TIMEOUT,
+        "a new Asterisk answers AMI Ping",
+    )
+    print(f"kill -9 of Asterisk: a new Asterisk answered AMI Ping after {healed:.1f} s")
+
+    assert system.child(SERVE) == serve and system.probe()  # serve is not touched
+    wait_for(lambda: system.restarts("asterisk"), 5, "the Asterisk restart is recorded")
+    assert system.restarts("asterisk")[0]["reason"] == "exited with -9"
+
+
+def test_the_supervisor_beats_with_its_childrens_states(system: RunningSystem) -> None:
+    def all_running() -> bool:
+        beat = health.read_beat(system.redis, system.settings.redis.key_prefix, health.SUPERVISOR)
+        states = {k: v for k, v in beat.details.items() if k.startswith("child:")} if beat else {}
+        return beat is not None and beat.pid == system.process.pid and set(states.values()) == {"running"}
+
+    wait_for(all_running, HEAL_TIMEOUT, "the supervisor reports every child running")
+    beat = health.read_beat(system.redis, system.settings.redis.key_prefix, health.SUPERVISOR)
+    assert beat is not None
+    assert {k for k in beat.details if k.startswith("child:")} == {
+        "child:redis",
+        "child:asterisk",
+        "child:serve",
+        "child:worker",
+        "child:panel",
+    }
+
+
+def test_sigterm_stops_everything_and_leaves_no_process(system: RunningSystem) -> None:
+    children = _children(system.process.pid)
+    assert len(children) == 5, [_cmdline(pid) for pid in children]  # redis, asterisk, serve, worker, panel
+
+    system.process.send_signal(signal.SIGTERM)
+
+    assert system.process.wait(timeout=90) == 0
+    assert [pid for pid in children if _alive(pid)] == []
+    mounts = Path("/proc/mounts").read_text()
+    assert str(system.settings.data_dir.resolve()) not in mounts  # the sandbox's bind mount is gone
