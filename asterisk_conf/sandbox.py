@@ -389,6 +389,7 @@ class AsteriskInstance:
             directory.mkdir(parents=True, exist_ok=True)
             target = self.host(directory)
             target.mkdir(parents=True, exist_ok=True)
+            self._let_asterisk_pass_to(target)
             if f" {target} " in mounts:
                 continue
             result = subprocess.run(
@@ -397,6 +398,20 @@ class AsteriskInstance:
             if result.returncode != 0:
                 raise SandboxError(f"cannot bind-mount {directory} into the sandbox: {result.stderr.strip()}")
             self._mounted.append(target)
+
+    def _let_asterisk_pass_to(self, mount_point: Path) -> None:
+        """The folders inside the chroot on the way to a bind mount are bare scaffolding, made
+        under the process umask (027 for `burgernet run`): Asterisk's user could not pass them to
+        reach its prompts and tips. Each gets the right to pass (x), never to list or write;
+        what is readable is decided by the mounted folder itself."""
+        assert self.install.root is not None
+        root = self.install.root.resolve()
+        for folder in mount_point.resolve().parents:
+            if folder == root or root not in folder.parents:
+                break
+            mode = stat.S_IMODE(folder.stat().st_mode)
+            if mode & 0o011 != 0o011:
+                os.chmod(folder, mode | 0o011)
 
     def _unmount_shared(self) -> None:
         for target in reversed(self._mounted):

@@ -48,7 +48,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from burgernet.domain import ActionType, Channel
-from burgernet.models import Action, Broadcast, Delivery, Participant, Region
+from burgernet.models import Action, Broadcast, Delivery, Participant, Region, urgency_implied_by
 
 # Where a delivery may end up; "sent" is final for e-mail and provisional for SMS.
 FINAL_STATUSES = frozenset(
@@ -58,7 +58,6 @@ FINAL_STATUSES = frozenset(
 REACHED_STATUSES = ("sent", "delivered", "answered")
 
 PRIORITY_AMBER, PRIORITY_URGENT, PRIORITY_INFORMATION = 0, 1, 2
-_URGENT_TYPES = {ActionType.MISSING_CHILD, ActionType.MISSING_PERSON}
 
 # Provider status callbacks may only move a delivery forward, never back.
 _CALLBACK_MAY_REPLACE = {
@@ -72,14 +71,21 @@ _CALLBACK_MAY_REPLACE = {
 }
 
 
-def priority_for(action_type: str, kind: str) -> int:
-    """AMBER above urgent above information; a result message waits behind new alerts."""
-    kind_of_action = ActionType(action_type)
-    if kind_of_action is ActionType.AMBER_ALERT:
-        return PRIORITY_AMBER if kind != "result" else PRIORITY_URGENT
-    if kind_of_action in _URGENT_TYPES and kind != "result":
-        return PRIORITY_URGENT
-    return PRIORITY_INFORMATION
+_PRIORITY_OF_URGENCY = {
+    "amber": PRIORITY_AMBER,
+    "urgent": PRIORITY_URGENT,
+    "information": PRIORITY_INFORMATION,
+}
+
+
+def priority_for(action_type: str, kind: str, urgency: str | None = None) -> int:
+    """The action's urgency (amber above urgent above information) is its broadcasts' priority;
+    a result message is one level lower, so it waits behind new alerts. Without an urgency the
+    action type's own applies (what an action of that type gets by default)."""
+    level = _PRIORITY_OF_URGENCY[urgency or urgency_implied_by(ActionType(action_type).value)]
+    if kind == "result":
+        return min(level + 1, PRIORITY_INFORMATION)
+    return level
 
 
 class Claim(enum.Enum):
@@ -172,7 +178,7 @@ def new_broadcast(session: Session, *, action: Action, kind: str, message: str) 
         kind=kind,
         message=message,
         status="pending",
-        priority=priority_for(action.action_type, kind),
+        priority=priority_for(action.action_type, kind, action.urgency),
         total=0,
         created_at=_now(),
     )

@@ -297,6 +297,10 @@ class BroadcastWorker:
                     recipients = dict(select_recipients(session, action_area(action)).by_channel)
                 else:
                     recipients = dict(store.reached_participants(session, action.id))
+                # Only the action's channels: someone who chose none of them is sent nothing
+                # and is not counted in the broadcast's total.
+                chosen = set(action.channels.split(","))
+                recipients = {channel: ids for channel, ids in recipients.items() if channel.value in chosen}
             fan = store.add_deliveries(session, broadcast, recipients)
             priority = broadcast.priority
             total = broadcast.total

@@ -9,9 +9,9 @@ below apply.
 The words participants receive stay in :mod:`burgernet.message_templates`; the text blocks here
 are the operator's starting point for the action's own title and description.
 
-The channels and the urgency are recorded and shown with the template; the broadcast does not
-read them yet: an alert goes to every channel each participant chose, at the priority of its
-action type (``broadcasting.store.priority_for``).
+A new action takes the template's channels and urgency (the operator may change them in the
+form): its broadcasts go only over those channels, to the participants who chose them, at the
+urgency's priority in the queue (``broadcasting.store.priority_for``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,19 @@ from burgernet.actions import ACTION_AREA
 from burgernet.db import session_scope
 from burgernet.domain import ActionType, Channel
 from burgernet.errors import DomainError
-from burgernet.models import ActionTypeTemplate
+from burgernet.models import URGENCIES, ActionTypeTemplate
 from burgernet.repositories import record_audit
 
-# The broadcast queue's three levels, highest first (broadcasting's priorities 0, 1, 2).
-URGENCIES = ("amber", "urgent", "information")
+__all__ = [
+    "DEFAULTS",
+    "MAX_BLOCK",
+    "URGENCIES",
+    "ActionTypeTemplateError",
+    "ActionTypeTemplates",
+    "TypeTemplate",
+    "check_template",
+    "template_for",
+]
 MAX_BLOCK = 2000
 
 
@@ -156,6 +164,12 @@ def _from_row(row: ActionTypeTemplate) -> TypeTemplate:
     )
 
 
+def template_for(session: Session, kind: ActionType) -> TypeTemplate:
+    """The type's template as stored in Settings, or its default."""
+    row = session.get(ActionTypeTemplate, kind.value)
+    return _from_row(row) if row is not None else DEFAULTS[kind]
+
+
 class ActionTypeTemplates:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -172,8 +186,7 @@ class ActionTypeTemplates:
         except ValueError:
             raise ActionTypeTemplateError(f"unknown action type {action_type!r}") from None
         with session_scope(self._sessions) as session:
-            row = session.get(ActionTypeTemplate, kind.value)
-            return _from_row(row) if row is not None else DEFAULTS[kind]
+            return template_for(session, kind)
 
     def save(self, template: TypeTemplate, *, actor: str, source: str) -> TypeTemplate:
         checked = check_template(template)

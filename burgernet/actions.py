@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from burgernet.areas import AreaLimits, AreaSpec, InvalidArea, area_columns
 from burgernet.db import session_scope
-from burgernet.domain import ActionStatus, ActionType, AreaKind, InvalidTransition, check_transition
+from burgernet.domain import ActionStatus, ActionType, AreaKind, Channel, InvalidTransition, check_transition
 from burgernet.errors import ConflictError, DomainError, NotFoundError
-from burgernet.models import Action, ActionCentralist, Centralist, Region
+from burgernet.models import URGENCIES, Action, ActionCentralist, Centralist, Region
 from burgernet.ports import BroadcastKind, BroadcastPort
 from burgernet.repositories import record_audit
 
@@ -76,6 +76,8 @@ class ActionView:
     closed_at: datetime | None
     outcome: str | None
     result_message: str | None
+    channels: tuple[str, ...] = ()
+    urgency: str = ""
 
 
 def _view(action: Action) -> ActionView:
@@ -92,6 +94,8 @@ def _view(action: Action) -> ActionView:
         closed_at=action.closed_at,
         outcome=action.outcome,
         result_message=action.result_message,
+        channels=tuple(c for c in action.channels.split(",") if c),
+        urgency=action.urgency,
     )
 
 
@@ -122,9 +126,12 @@ class ActionService:
         area: AreaSpec,
         team: Sequence[str] = (),
         description: str = "",
+        channels: Sequence[str] | None = None,
+        urgency: str | None = None,
         actor: str,
         source: str = "cli",
     ) -> ActionView:
+        """A draft action. ``channels`` and ``urgency`` default to the type's template."""
         try:
             kind = ActionType(action_type)
         except ValueError:
@@ -144,6 +151,7 @@ class ActionService:
             if region is None:
                 raise ActionError(f"unknown region {region_code!r}")
             members = self._team(session, team)
+            chosen_channels, chosen_urgency = self._channels_and_urgency(session, kind, channels, urgency)
             action = Action(
                 action_type=kind.value,
                 title=title,
@@ -152,6 +160,8 @@ class ActionService:
                 status=ActionStatus.DRAFT.value,
                 created_at=datetime.now(UTC),
                 created_by=actor,
+                channels=",".join(chosen_channels),
+                urgency=chosen_urgency,
                 **columns,
             )
             action.team = [ActionCentralist(centralist_id=c.id, position=n) for n, c in enumerate(members)]
@@ -169,6 +179,8 @@ class ActionService:
                     "region": region_code,
                     "area": area.kind.value,
                     "team": list(team),
+                    "channels": list(chosen_channels),
+                    "urgency": chosen_urgency,
                 },
                 source=source,
             )
@@ -372,6 +384,27 @@ class ActionService:
                     action_id,
                     broadcast_id,
                 )
+
+    @staticmethod
+    def _channels_and_urgency(
+        session: Session, kind: ActionType, channels: Sequence[str] | None, urgency: str | None
+    ) -> tuple[tuple[str, ...], str]:
+        """The channels (in Channel order) and urgency asked for, the template's where not given."""
+        # Imported here: burgernet.action_types builds on this module (its area limits).
+        from burgernet.action_types import template_for
+
+        template = template_for(session, kind) if channels is None or urgency is None else None
+        wanted = list(channels) if channels is not None else list(template.channels if template else ())
+        unknown = sorted(set(wanted) - {c.value for c in Channel})
+        if unknown:
+            raise ActionError(f"unknown channel(s) {', '.join(unknown)} (one of voice, sms, email)")
+        ordered = tuple(c.value for c in Channel if c.value in wanted)
+        if not ordered:
+            raise ActionError("choose at least one channel for the alert")
+        level = urgency if urgency is not None else (template.urgency if template else "")
+        if level not in URGENCIES:
+            raise ActionError(f"unknown urgency {level!r} (one of {', '.join(URGENCIES)})")
+        return ordered, level
 
     @staticmethod
     def _team(session: Session, endpoints: Sequence[str]) -> list[Centralist]:

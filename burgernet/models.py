@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -175,6 +176,26 @@ class ActionCentralist(Base):
     centralist: Mapped[Centralist] = relationship()
 
 
+# How urgently an action's broadcasts go out: the broadcast queue's three levels, highest first.
+URGENCIES = ("amber", "urgent", "information")
+# All channels, as an action's ``channels`` column stores them (the default: every channel).
+ALL_CHANNELS = ",".join(channel.value for channel in Channel)
+
+
+def urgency_implied_by(action_type: str) -> str:
+    """The urgency an action type had before actions recorded their own (and still has by default)."""
+    if action_type == ActionType.AMBER_ALERT.value:
+        return "amber"
+    if action_type in (ActionType.MISSING_CHILD.value, ActionType.MISSING_PERSON.value):
+        return "urgent"
+    return "information"
+
+
+def _implied_urgency(context: Any) -> str:
+    # An Action inserted without an urgency (fixtures, older code) keeps its type's urgency.
+    return urgency_implied_by(str(context.get_current_parameters().get("action_type", "")))
+
+
 class Action(Base):
     __tablename__ = "actions"
 
@@ -199,6 +220,11 @@ class Action(Base):
     outcome: Mapped[str | None] = mapped_column(String(200))
     result_message: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(80))
+    # The channels its broadcasts use ("voice,sms,email", a subset in that order): a participant
+    # who chose none of them is not sent this action's alert. Set from the type's template.
+    channels: Mapped[str] = mapped_column(String(20), default=ALL_CHANNELS, server_default=ALL_CHANNELS)
+    # One of URGENCIES: the priority of its broadcasts in the queue (broadcasting.store.priority_for).
+    urgency: Mapped[str] = mapped_column(String(12), default=_implied_urgency, server_default="information")
 
     region: Mapped[Region] = relationship()
     team: Mapped[list[ActionCentralist]] = relationship(

@@ -372,7 +372,7 @@ DUTCH: dict[str, str] = {
     "amber": "AMBER",
     "urgent": "urgent",
     "information": "informatie",
-    "Today every alert goes to each channel a participant chose, at the priority of its type; the channels and urgency here are kept with the template for when the broadcast uses them.": "Nu gaat elke alert naar elk kanaal dat een deelnemer koos, met de prioriteit van de actiesoort; de kanalen en urgentie hier worden bij het sjabloon bewaard voor wanneer de verzending ze gebruikt.",
+    "A new action takes these channels and this urgency (the operator can change them): its alert goes only over the channels ticked, to the participants who chose them, and the urgency sets its place in the sending queue.": "Een nieuwe actie krijgt deze kanalen en deze urgentie (de centralist kan ze wijzigen): haar alert gaat alleen via de aangevinkte kanalen, naar de deelnemers die die kozen, en de urgentie bepaalt haar plaats in de verzendrij.",
     "reached": "bereikt",
     "calls": "gesprekken",
     "tips": "tips",

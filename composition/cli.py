@@ -21,9 +21,10 @@ from burgernet import db
 from burgernet.actions import ActionError, AreaSpec
 from burgernet.calls import TipRecordings
 from burgernet.db import session_scope
-from burgernet.domain import ActionStatus, ActionType, AreaKind
+from burgernet.domain import ActionStatus, ActionType, AreaKind, Channel
 from burgernet.errors import DatabaseError, DatabaseUnreachable, DomainError, SchemaNotCurrent
 from burgernet.imports import ImportFileError, ImportReport, import_areas, import_participants
+from burgernet.models import URGENCIES
 from burgernet.secrets import PROCESS_UMASK, create_missing_secrets, redact_url, require_strong_secrets
 from burgernet.services import Services
 from burgernet.settings import SettingsError, load_settings
@@ -302,6 +303,16 @@ def _area_spec(circle: str | None, polygon: Path | None, postcodes: str | None, 
 @click.option(
     "--team", default="", help="Owning centralists' SIP endpoints in ringing order, comma-separated."
 )
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    type=click.Choice([c.value for c in Channel]),
+    help="A channel the alert uses (repeat for more); default: the type's template.",
+)
+@click.option(
+    "--urgency", type=click.Choice(list(URGENCIES)), help="Queue priority; default: the type's template."
+)
 @click.option("--start", "start_now", is_flag=True, help="Start the action right away.")
 @click.option("--actor", default="cli")
 @pass_context
@@ -316,6 +327,8 @@ def action_create(
     postcodes: str | None,
     national: bool,
     team: str,
+    channels: tuple[str, ...],
+    urgency: str | None,
     start_now: bool,
     actor: str,
 ) -> None:
@@ -327,6 +340,8 @@ def action_create(
         region_code=region.upper(),
         area=_area_spec(circle, polygon, postcodes, national),
         team=[t.strip() for t in team.split(",") if t.strip()],
+        channels=channels or None,
+        urgency=urgency,
         actor=actor,
     )
     if start_now:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS
-from burgernet.domain import ACTION_TYPE_LABELS, ActionType, AreaKind, Language
+from burgernet.domain import ACTION_TYPE_LABELS, ActionType, AreaKind, Channel, Language
 
 
 class ActionForm(FlaskForm):
@@ -28,6 +38,22 @@ class ActionForm(FlaskForm):
     postcodes = StringField("Postcodes, separated by commas", validators=[Optional(), Length(max=5000)])
     team = StringField(
         "Team: centralist endpoints in ringing order", validators=[Optional(), Length(max=500)]
+    )
+    # Prefilled from the type's template; the alert goes only over the channels ticked, at
+    # the urgency's priority (the template page's "Channels" and "Urgency").
+    channels = SelectMultipleField(
+        "Channels",
+        choices=[
+            SelectChoice(Channel.VOICE.value, "Voice call"),
+            SelectChoice(Channel.SMS.value, "SMS"),
+            SelectChoice(Channel.EMAIL.value, "E-mail"),
+        ],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    # Not posted (a script, an older page): the template's. A wrong value: the service says so.
+    urgency = SelectField(
+        "Urgency", choices=[SelectChoice(level, level) for level in URGENCIES], validate_choice=False
     )
     photo = FileField("Photo (JPEG, PNG or WebP)")
     start_now = BooleanField("Start at once")

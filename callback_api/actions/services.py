@@ -199,6 +199,8 @@ class ActionPanelService:
         photo: bytes | None,
         actor: str,
         source: str,
+        channels: tuple[str, ...] | None = None,
+        urgency: str | None = None,
     ) -> ActionView:
         """A draft action, with its photo when one was sent (PhotoError, ActionError)."""
         # The photo is checked before anything is created: a bad photo loses nothing.
@@ -210,6 +212,8 @@ class ActionPanelService:
             region_code=region_code,
             area=area,
             team=team,
+            channels=channels,
+            urgency=urgency,
             actor=actor,
             source=source,
         )

@@ -31,7 +31,7 @@ from shapely.geometry import shape
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from broadcasting.recipients import select_recipients
+from broadcasting.recipients import Recipients, select_recipients
 from burgernet.action_types import ActionTypeTemplates, TypeTemplate
 from burgernet.actions import AreaSpec
 from burgernet.addresses import AddressSearch
@@ -214,7 +214,8 @@ class StartService:
     ) -> Preview:
         """The alert per channel and language as the workers will render it (AreaInputError,
         TemplateError for an unknown type)."""
-        wanted = [c.value for c in Channel if c.value in channels] or [c.value for c in Channel]
+        # Only the channels chosen: the alert goes over those alone (burgernet.actions).
+        wanted = [c.value for c in Channel if c.value in channels]
         target = routing_area(area)
         with session_scope(self._sessions) as session:
             region_name = session.scalar(select(Region.name).where(Region.code == region_code)) or ""
@@ -250,8 +251,9 @@ class StartService:
                         )
                     )
             found = select_recipients(session, target)
-            recipients = {channel: found.count(Channel(channel)) for channel in wanted}
-            recipients["people"] = found.people()
+            reached = Recipients({c: ids for c, ids in found.by_channel.items() if c.value in wanted})
+            recipients = {channel: reached.count(Channel(channel)) for channel in wanted}
+            recipients["people"] = reached.people()
             overlaps = self._overlaps(session, action_type, area)
         return Preview(tuple(messages), recipients, overlaps)
 
@@ -310,3 +312,5 @@ def start_from_template(form: Any, template: TypeTemplate) -> None:
     form.radius_m.data = str(template.radius_m)
     form.title.data = template.title_block
     form.description.data = template.description_block
+    form.channels.data = list(template.channels)
+    form.urgency.data = template.urgency

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
+from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS, ActionError, ActionStateError, ActionView
 from burgernet.domain import ActionStatus
 from callback_api.access import mask_number
@@ -58,6 +59,14 @@ def index() -> str:
     return render_template("actions/index.html", actions=actions[:PAGE_SIZE], status=status, older=older)
 
 
+def _chosen_channels(form: ActionForm) -> tuple[str, ...] | None:
+    """The channels ticked; None (the template's) when the post had no channel boxes at all.
+
+    The page marks that it offered the boxes: none ticked there is an error, not "all"."""
+    chosen = tuple(form.channels.data or ())
+    return chosen if chosen or request.form.get("channels_offered") else None
+
+
 @bp.route("/actions/new", methods=["GET", "POST"])
 @roles_required(ACTION_ROLES)
 def new() -> str | Response | tuple[str, int]:
@@ -73,6 +82,7 @@ def new() -> str | Response | tuple[str, int]:
             centralists=actions.centralist_choices(),
             errors=errors,
             type_templates=starting.templates(),
+            urgencies=[(level, level) for level in URGENCIES],
             own_endpoint=starting.own_endpoint(user().info.centralist_id),
         )
 
@@ -104,6 +114,8 @@ def new() -> str | Response | tuple[str, int]:
             area=area,
             team=split_list(form.team.data or ""),
             photo=upload.read() if upload is not None and upload.filename else None,
+            channels=_chosen_channels(form),
+            urgency=form.urgency.data or None,
             actor=user().username,
             source=audit_source(),
         )

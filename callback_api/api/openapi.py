@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS
-from burgernet.domain import DELIVERY_STATUSES, ActionStatus, ActionType, AreaKind
+from burgernet.domain import DELIVERY_STATUSES, ActionStatus, ActionType, AreaKind, Channel
+
+_CHANNELS = [channel.value for channel in Channel]
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -305,6 +308,8 @@ def openapi_document() -> dict[str, Any]:
                         "closed_at": {"type": "string", "format": "date-time", "nullable": True},
                         "outcome": {"type": "string", "nullable": True},
                         "result_message": {"type": "string", "nullable": True},
+                        "channels": {"type": "array", "items": {"type": "string", "enum": _CHANNELS}},
+                        "urgency": {"type": "string", "enum": list(URGENCIES)},
                     },
                 },
                 "ActionList": {
@@ -346,6 +351,16 @@ def openapi_document() -> dict[str, Any]:
                             "type": "array",
                             "items": {"type": "string"},
                             "example": ["c-mn-1", "c-mn-2"],
+                        },
+                        "channels": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": _CHANNELS},
+                            "description": "the channels the alert uses; default: the type's template",
+                        },
+                        "urgency": {
+                            "type": "string",
+                            "enum": list(URGENCIES),
+                            "description": "the broadcasts' queue priority; default: the type's template",
                         },
                         "start": {"type": "boolean", "default": False},
                     },

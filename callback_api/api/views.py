@@ -113,6 +113,14 @@ def create_action() -> tuple[Response, int]:
     team = body.get("team", [])
     if not isinstance(team, list) or not all(isinstance(member, str) for member in team):
         raise InputInvalid("team must be a list of centralist endpoints")
+    channels = body.get("channels")
+    if channels is not None and (
+        not isinstance(channels, list) or not all(isinstance(channel, str) for channel in channels)
+    ):
+        raise InputInvalid("channels must be a list of channels (voice, sms, email)")
+    urgency = body.get("urgency")
+    if urgency is not None and not isinstance(urgency, str):
+        raise InputInvalid("urgency must be one of amber, urgent, information")
     actions = panel().context.actions
     view = actions.create(
         action_type=str(body.get("type", "")),
@@ -121,6 +129,8 @@ def create_action() -> tuple[Response, int]:
         region_code=str(body.get("region", "")),
         area=area_from_fields(str(area.get("kind", "")), area),
         team=team,
+        channels=channels,
+        urgency=urgency,
         actor=info.username,
         source=_source(),
     )

@@ -111,6 +111,13 @@
     if (untouched("radius_m", applied && applied.radius_m)) { form.radius_m.value = t.radius_m; }
     if (untouched("title", applied && applied.title_block)) { form.title.value = t.title_block; }
     if (untouched("description", applied && applied.description_block)) { form.description.value = t.description_block; }
+    // The channels and urgency likewise: the template's, unless the operator chose otherwise.
+    var boxes = Array.prototype.slice.call(form.querySelectorAll("input[name=channels]"));
+    var ticked = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; }).join(",");
+    if (!applied || ticked === applied.channels.join(",")) {
+      boxes.forEach(function (b) { b.checked = t.channels.indexOf(b.value) >= 0; });
+    }
+    if (!applied || form.urgency.value === applied.urgency) { form.urgency.value = t.urgency; }
     applied = t;
     note.textContent = describe(t);
     if (kind() === "circle") { drawCircle(); }
@@ -359,6 +366,7 @@
   ["title", "description", "radius_m", "lon", "lat", "geojson", "postcodes"].forEach(function (name) {
     form[name].addEventListener("input", changed);
   });
+  form.querySelectorAll("input[name=channels]").forEach(function (box) { box.addEventListener("change", changed); });
   if (form.lon.value && form.lat.value) { drawCircle(); }
   refreshPreview();
 })();

@@ -121,3 +121,35 @@ def test_the_tls_transport_serves_the_configured_certificate(
     assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cert.read_text())
     keys = configured.config_dir / "keys"
     assert (keys / "sip-key.pem").stat().st_mode & 0o777 == 0o640
+
+
+def test_under_the_run_umask_asterisk_reaches_prompts_and_tips_in_a_new_data_folder(
+    start_asterisk: StartAsterisk, asterisk_install: AsteriskInstall, tmp_path: Path
+) -> None:
+    """`burgernet run` works under umask 027; the chroot's folders on the way to a data folder
+    it has never seen are made then. Asterisk's user must still pass them to read the prompts
+    and write the tips (else callers hear silence and tips are lost)."""
+    import os
+
+    if asterisk_install.root is None:
+        return  # a host Asterisk has no chroot scaffolding to check
+    settings = asterisk_settings(tmp_path / "never" / "seen" / "before", asterisk_install)
+    previous = os.umask(0o027)
+    try:
+        sounds = settings.sounds_dir / "nl" / "burgernet"
+        sounds.mkdir(parents=True)
+        (sounds / "welcome.wav").write_bytes(b"RIFF")
+        configured = start_asterisk(PLAN, settings)
+    finally:
+        os.umask(previous)
+    user = run_user(configured.install)
+    tips = settings.recordings_dir / "tips" / "unassigned"
+
+    def as_asterisk(test: str) -> int:
+        command = ["chroot", f"--userspec={user.uid}:{user.gid}", str(asterisk_install.root)]
+        return subprocess.run([*command, "/bin/sh", "-c", test], capture_output=True).returncode
+
+    assert as_asterisk(f"test -r {(sounds / 'welcome.wav').resolve()}") == 0
+    # Record() makes the tip's folder itself, then writes the recording.
+    assert as_asterisk(f"mkdir -p {tips.resolve()} && touch {tips.resolve()}/probe.wav") == 0
+    assert as_asterisk(f"ls {(tmp_path / 'never').resolve()}") != 0  # may pass, not list

@@ -4,8 +4,10 @@ page), the team with live state, and the preview of every message before it is s
 from __future__ import annotations
 
 import io
+import re
 import wave
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from flask.testing import FlaskClient
@@ -13,6 +15,7 @@ from sqlalchemy import select, update
 
 from broadcasting.messages import compose
 from broadcasting.store import add_deliveries, load_job
+from burgernet.action_types import ActionTypeTemplates
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import ActionTypeTemplate, Broadcast, Centralist, Delivery, User
@@ -197,3 +200,47 @@ def test_the_overview_counts_calls_and_tips_per_active_action(
         "unassigned_tips": 0,
     }
     assert client_for(None).get("/actions/overview.json").status_code == 302  # to the login page
+
+
+def test_the_form_offers_the_templates_channels_and_urgency_and_the_action_gets_the_choice(
+    world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient]
+) -> None:
+    templates = ActionTypeTemplates(bn_context.sessions)
+    vehicle = templates.get("vehicle")
+    templates.save(replace(vehicle, channels=("sms", "email"), urgency="urgent"), actor="test", source="test")
+    client = client_for("operator")
+    page = client.get("/actions/new?type=vehicle").get_data(as_text=True)
+    ticked = set(
+        re.findall(r'<input checked id="channels-\d" name="channels" type="checkbox" value="(\w+)">', page)
+    )
+    assert ticked == {"sms", "email"}  # pre-ticked from the template, and its urgency chosen
+    assert '<option value="urgent" selected>' in page
+
+    # The preview counts only the channels ticked: the world's participant has voice and SMS.
+    headers = {"X-CSRFToken": csrf_token(client, "/actions/new")}
+    mail_only = client.post("/actions/preview", headers=headers, data={**ALERT_FIELDS, "channels": ["email"]})
+    assert mail_only.get_json()["recipients"] == {"email": 0, "people": 0}
+
+    token = csrf_token(client, "/actions/new")
+    chosen = {**ALERT_FIELDS, "channels": ["sms"], "urgency": "amber", "channels_offered": "y"}
+    created = client.post(
+        "/actions/new", data={**chosen, "csrf_token": token}, content_type="multipart/form-data"
+    )
+    assert created.status_code == 302
+    view = bn_context.actions.get(int(created.headers["Location"].rsplit("/", 1)[1]))
+    assert (view.channels, view.urgency) == (("sms",), "amber")
+
+    # Every box unticked on the page: refused with a clear message, nothing created.
+    before = len(bn_context.actions.list_actions())
+    refused = client.post(
+        "/actions/new",
+        data={
+            **ALERT_FIELDS,
+            "channels": [],
+            "channels_offered": "y",
+            "csrf_token": csrf_token(client, "/actions/new"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 400 and "at least one channel" in refused.get_data(as_text=True)
+    assert len(bn_context.actions.list_actions()) == before
