@@ -423,14 +423,20 @@ class BroadcastWorker:
                 outcome.status if outcome else "not sent; sending now",
             )
             if outcome is None:
-                outcome = await sender.send(job, message, permit)
-                self.journal.note(job.delivery_id, outcome)  # no await since the provider's answer
+                outcome = await self._send(sender, job, message, permit)
             else:
                 await sender.release(permit)
         else:
-            outcome = await sender.send(job, message, permit)
-            self.journal.note(job.delivery_id, outcome)  # no await since the provider's answer
+            outcome = await self._send(sender, job, message, permit)
         await self._record(entry, job, outcome)
+
+    async def _send(
+        self, sender: Sender, job: store.DeliveryJob, message: Message, permit: object
+    ) -> Outcome:
+        outcome = await sender.send(job, message, permit)
+        if not isinstance(sender, NotesAcceptance):  # those wrote it down in their own thread already
+            self.journal.note(job.delivery_id, outcome)  # no await since the provider's answer
+        return outcome
 
     def _claim(self, delivery_id: int) -> tuple[store.Claim, store.DeliveryJob | None, Message | None]:
         with session_scope(self.context.sessions) as session:
