@@ -30,6 +30,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from burgernet.live import LiveKeys, LiveState
+from burgernet.redis_clients import async_redis_client
+from burgernet.settings import RedisSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +83,14 @@ class ConfigReloader:
 
     def __init__(
         self,
-        redis_url: str,
+        redis_settings: RedisSettings,
         prefix: str,
         apply: Callable[[], str],
         *,
         settle_seconds: float = 0.5,
         retry_seconds: float = 2.0,
     ) -> None:
-        self.redis_url = redis_url
+        self.redis_settings = redis_settings
         self.prefix = prefix
         self.apply = apply
         self.settle_seconds = settle_seconds
@@ -104,7 +106,7 @@ class ConfigReloader:
     async def start(self) -> None:
         """Start listening in the background (Redis may come later: it keeps trying)."""
         if self._task is None:
-            self._client = aioredis.Redis.from_url(self.redis_url, socket_timeout=5)
+            self._client = async_redis_client(self.redis_settings, timeout=5)
             self._task = asyncio.get_running_loop().create_task(self._run(), name="asterisk-config-reloader")
 
     async def wait_subscribed(self, timeout: float) -> None:

@@ -15,9 +15,13 @@ written 0640 (some hold secrets); the instance gives them to Asterisk's group.
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import math
 import os
 import re
+import struct
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +76,8 @@ MODULES = (
     "res_rtp_asterisk",
     "res_timing_timerfd",
     "res_agi",
+    # Dial m(): the caller hears the "connecting" prompt while the centralist's phone rings.
+    "res_musiconhold",
     # DeviceStateChange events on AMI (presence) and the DeviceStateList action (its resync).
     "res_manager_devicestate",
     "pbx_config",
@@ -81,6 +87,8 @@ MODULES = (
     "app_read",
     "app_verbose",
     "app_exec",
+    # Gosub: Dial's b() and U() subroutines on the centralist's leg (dialplans/desk.conf).
+    "app_stack",
     "func_callerid",
     "func_strings",
     "func_channel",
@@ -105,7 +113,7 @@ MODULES = (
 
 # The AMI events the project listens to (manager.conf eventfilter): the call tracker's, the
 # broadcaster's Originate outcomes, and FullyBooted (panoramisk sends queued actions on it).
-AMI_EVENTS = ("DialEnd", "Hangup", "DeviceStateChange", "OriginateResponse", "FullyBooted")
+AMI_EVENTS = ("DialBegin", "DialEnd", "Hangup", "DeviceStateChange", "OriginateResponse", "FullyBooted")
 
 
 class RenderError(ValueError):
@@ -189,6 +197,10 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         (cv.GLOBAL_CALLED_NUMBER_FROM, a.called_number_from),
         (cv.GLOBAL_SOUNDS, str(paths.sounds_dir)),
         (cv.GLOBAL_AGI_DEADLINE, str(cv.AGI_DEADLINE_SECONDS)),
+        (cv.GLOBAL_ALERT_CALLER_ID, a.alert_caller_id),
+        (cv.GLOBAL_ALERT_CALLER_NAME, a.alert_caller_name),
+        (cv.GLOBAL_DESK_WHISPER, _yes_no("asterisk.desk_whisper", a.desk_whisper)),
+        (cv.GLOBAL_PROMPT_FIRST, _prompt_first(a.connecting_prompt)),
     ]
     context = {
         "s": a,
@@ -204,6 +216,7 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         "globals": globals_,
         "dialplans": [path.name for path in dialplan_files()],
         "run_user": RUN_USER,
+        "moh_classes": _moh_classes(paths),
     }
     environment = _environment()
     written: list[Path] = []
@@ -220,6 +233,8 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
     for source in dialplan_files():
         _write_if_changed(dialplan_dir / source.name, source.read_text())
         written.append(dialplan_dir / source.name)
+    _write_bytes_if_changed(out_dir / f"{RINGBACK_SOUND}.wav", ringback_wav())
+    written.append(out_dir / f"{RINGBACK_SOUND}.wav")
     for name in ADMIN_FILES:
         admin = out_dir / name
         if not admin.exists():
@@ -228,6 +243,63 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
             )
         written.append(admin)
     return written
+
+
+# --- the caller's side while the centralist's phone rings (musiconhold.conf) ------------------
+# The languages a caller's prompts come in: recordings.paths.LANGUAGES (an adapter this one may
+# not import; tests/asterisk/test_desk_dialplan.py checks they are the same).
+CALLER_LANGUAGES = ("nl", "en")
+# Written next to the configuration: a Dutch ringback tone (425 Hz, 1 s on, 4 s off), looped
+# after the prompt by the music-on-hold class (loop_last).
+RINGBACK_SOUND = "burgernet-ringback"
+_RINGBACK_RATE = 8000
+
+
+def ringback_wav() -> bytes:
+    """One cadence of the Dutch ringback tone as an 8 kHz 16-bit mono WAV (the same bytes each time)."""
+    samples = bytearray()
+    for n in range(5 * _RINGBACK_RATE):
+        value = int(8000 * math.sin(2 * math.pi * 425 * n / _RINGBACK_RATE)) if n < _RINGBACK_RATE else 0
+        samples += struct.pack("<h", value)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(_RINGBACK_RATE)
+        out.writeframes(bytes(samples))
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class MohClass:
+    name: str
+    entries: tuple[str, ...]  # sound files as Asterisk sees them, without extension
+
+
+def _moh_classes(paths: RenderPaths) -> tuple[MohClass, ...]:
+    """One class per caller language: the "connecting" prompt once, then the ringback looped."""
+    ringback = str(paths.layout.etc / RINGBACK_SOUND)
+    classes = []
+    for language in CALLER_LANGUAGES:
+        prompt = str(paths.sounds_dir / language / "burgernet" / "connecting")
+        for entry in (prompt, ringback):
+            if not _CONF_VALUE.fullmatch(entry) or "," in entry:
+                raise _refuse("music-on-hold file", entry, "is not a plain path")
+        classes.append(MohClass(f"{cv.MOH_CONNECTING_PREFIX}{language}", (prompt, ringback)))
+    return tuple(classes)
+
+
+def _yes_no(field: str, value: object) -> str:
+    """A dialplan switch: only a real boolean becomes "yes" or "no"."""
+    if not isinstance(value, bool):
+        raise _refuse(field, value, "is not true or false")
+    return "yes" if value else "no"
+
+
+def _prompt_first(order: str) -> str:
+    if order not in ("while_ringing", "before_ringing"):
+        raise _refuse("asterisk.connecting_prompt", order, "is not while_ringing or before_ringing")
+    return "yes" if order == "before_ringing" else "no"
 
 
 @dataclass(frozen=True)
@@ -271,6 +343,13 @@ def check_values(a: AsteriskSettings, centralists: tuple[CentralistEndpoint, ...
         ("asterisk.trunk_username", a.trunk_username, _SIP_USER, "letters, digits and . _ + -"),
         ("asterisk.ami_username", a.ami_username, re.compile(r"[a-z0-9_-]{1,40}"), "a-z, 0-9, _ and -"),
         ("asterisk.free_number", a.free_number, re.compile(r"[0-9]{3,15}"), "3 to 15 digits"),
+        ("asterisk.alert_caller_id", a.alert_caller_id, re.compile(r"[0-9]{3,15}"), "3 to 15 digits"),
+        (
+            "asterisk.alert_caller_name",
+            a.alert_caller_name,
+            re.compile(r"[A-Za-z0-9 .-]{1,40}"),
+            "letters, digits, spaces, . and -",
+        ),
         ("asterisk.fallback_region", a.fallback_region, re.compile(r"[A-Z0-9]{1,10}"), "a region code"),
         (
             "asterisk.called_number_from",
@@ -322,6 +401,19 @@ def check_values(a: AsteriskSettings, centralists: tuple[CentralistEndpoint, ...
         if c.endpoint in seen:
             raise _refuse("SIP endpoint", c.endpoint, "is there twice")
         seen.add(c.endpoint)
+
+
+def _write_bytes_if_changed(target: Path, data: bytes) -> None:
+    if target.is_file() and target.read_bytes() == data:
+        os.chmod(target, FILE_MODE)
+        return
+    temporary = target.with_suffix(target.suffix + ".tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.chmod(temporary, FILE_MODE)
+    temporary.replace(target)
 
 
 def _write_if_changed(target: Path, text: str) -> None:

@@ -39,9 +39,9 @@ from burgernet.db import session_scope
 from burgernet.models import Action, Centralist, User
 from burgernet.secrets import create_missing_secrets
 from burgernet.settings import load_settings
+from callback_api import live_events
 from callback_api.app import create_app
 from callback_api.auth.services import create_user
-from callback_api.dashboard import views as dashboard
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
@@ -186,7 +186,7 @@ def check(context: Context, action_id: int) -> bool:
 
 
 def main() -> int:
-    dashboard.HEARTBEAT_SECONDS = 0.5
+    live_events.HEARTBEAT_SECONDS = 0.5
     with tempfile.TemporaryDirectory(prefix="burgernet-operator-flow-") as folder:
         tmp = Path(folder)
         redis = ManagedRedis(port_block(), tmp / "redis")

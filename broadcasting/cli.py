@@ -9,13 +9,14 @@ import signal
 import time
 
 import click
-import redis.asyncio as aioredis
 
 from broadcasting.channels.registry import build_senders
 from broadcasting.service import BroadcastService, BroadcastStatus
 from broadcasting.worker import BroadcastWorker
 from burgernet.actions import ActionError
 from burgernet.domain import Channel
+from burgernet.housekeeping import Housekeeping
+from burgernet.redis_clients import async_redis_client
 from burgernet.services import Services
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def parse_channels(value: str) -> set[Channel]:
 
 async def run_worker(context: Services, channels: set[Channel], fan_out: bool) -> None:
     settings = context.settings
-    client = aioredis.Redis.from_url(settings.redis.url)
+    client = async_redis_client(settings.redis, timeout=10)
     senders = await build_senders(settings, channels, client)
     worker = BroadcastWorker(context, senders, fan_out=fan_out)
     loop = asyncio.get_running_loop()
@@ -38,8 +39,12 @@ async def run_worker(context: Services, channels: set[Channel], fan_out: bool) -
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await worker.start()
+    # Retention and the facts refresh ride along with every worker (one at a time: Redis locks).
+    housekeeping = Housekeeping(context, name=worker.name)
+    housekeeping.start()
     await stop.wait()
     log.info("worker %s stopping: finishing deliveries in progress", worker.name)
+    housekeeping.stop()
     await worker.stop()
     await client.aclose()
 

@@ -47,7 +47,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from burgernet.domain import ActionType, Channel
+from burgernet.domain import ActionType, Channel, outcome_words
 from burgernet.models import Action, Broadcast, Delivery, Participant, Region, urgency_implied_by
 
 # Where a delivery may end up; "sent" is final for e-mail and provisional for SMS.
@@ -380,7 +380,8 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
             Action.title,
             Delivery.sending_at,
             Action.description,
-            Action.outcome,
+            # The public outcome is the kind's words; the free-text note is internal.
+            Action.outcome_kind,
             Action.result_message,
             Region.name,
             Delivery.status,
@@ -411,7 +412,7 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
         action_title=row[13] or "",
         sending_at=_aware(row[14]),
         action_description=row[15] or "",
-        action_outcome=row[16] or "",
+        action_outcome=outcome_words(row[16], row[10]),
         action_result_message=row[17] or "",
         region_name=row[18] or "",
         status=row[19],

@@ -41,7 +41,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import redis
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from sqlalchemy import func, select
 
@@ -56,6 +55,7 @@ from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.live import AsyncLiveState, LiveKeys, StateRebuild
 from burgernet.models import Action, Broadcast, Delivery
+from burgernet.redis_clients import async_redis_client, redis_client
 from burgernet.repositories import action_area
 from burgernet.services import Services
 
@@ -111,9 +111,9 @@ class BroadcastWorker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         prefix = self.settings.redis.key_prefix
         self.keys = QueueKeys(prefix)
-        self.redis = aioredis.Redis.from_url(self.settings.redis.url)
+        self.redis = async_redis_client(self.settings.redis, timeout=10)
         self.queue = AsyncDeliveryQueue(self.redis, self.keys, self.name)
-        self.sync_queue = DeliveryQueue(redis.Redis.from_url(self.settings.redis.url), self.keys)
+        self.sync_queue = DeliveryQueue(redis_client(self.settings.redis, timeout=10), self.keys)
         self.progress = progress.AsyncProgress(self.redis, prefix)
         self.live = AsyncLiveState(
             self.redis, LiveKeys(prefix), self.settings.redis.alerted_caller_ttl_seconds
@@ -213,7 +213,10 @@ class BroadcastWorker:
         """Running broadcasts with nothing queued or sending left are done: mark them so."""
         with session_scope(self.context.sessions) as session:
             running = list(session.scalars(select(Broadcast.id).where(Broadcast.status == "running")))
-            return [bid for bid in running if store.finish_broadcast_if_done(session, bid)]
+            finished = [bid for bid in running if store.finish_broadcast_if_done(session, bid)]
+        for broadcast_id in finished:
+            self._refresh_facts(broadcast_id)
+        return finished
 
     async def _pending_sweep_loop(self) -> None:
         """Repair what a lost Redis command left behind, from the database's truth.
@@ -527,7 +530,17 @@ class BroadcastWorker:
 
     def _finish_broadcast(self, broadcast_id: int) -> bool:
         with session_scope(self.context.sessions) as session:
-            return store.finish_broadcast_if_done(session, broadcast_id)
+            done = store.finish_broadcast_if_done(session, broadcast_id)
+        if done:
+            self._refresh_facts(broadcast_id)
+        return done
+
+    def _refresh_facts(self, broadcast_id: int) -> None:
+        """The moment its action's figures are final (best-effort: the periodic refresh catches up)."""
+        try:
+            self.context.facts.refresh_for_broadcast(broadcast_id)
+        except Exception:
+            log.exception("broadcast %s: action figures not refreshed now", broadcast_id)
 
     # -- heartbeat and rebuild -----------------------------------------------------------------------------
     def stuck_loops(self, now: float | None = None) -> list[str]:

@@ -28,7 +28,15 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from burgernet.areas import AreaLimits, AreaSpec, InvalidArea, area_columns
 from burgernet.db import session_scope
-from burgernet.domain import ActionStatus, ActionType, AreaKind, Channel, InvalidTransition, check_transition
+from burgernet.domain import (
+    ActionStatus,
+    ActionType,
+    AreaKind,
+    Channel,
+    InvalidTransition,
+    OutcomeKind,
+    check_transition,
+)
 from burgernet.errors import ConflictError, DomainError, NotFoundError
 from burgernet.models import URGENCIES, Action, ActionCentralist, Centralist, Region
 from burgernet.ports import BroadcastKind, BroadcastPort
@@ -74,10 +82,11 @@ class ActionView:
     created_at: datetime
     started_at: datetime | None
     closed_at: datetime | None
-    outcome: str | None
+    outcome: str | None  # the internal note written on closing
     result_message: str | None
     channels: tuple[str, ...] = ()
     urgency: str = ""
+    outcome_kind: str | None = None  # one of OUTCOME_KINDS once closed
 
 
 def _view(action: Action) -> ActionView:
@@ -96,6 +105,7 @@ def _view(action: Action) -> ActionView:
         result_message=action.result_message,
         channels=tuple(c for c in action.channels.split(",") if c),
         urgency=action.urgency,
+        outcome_kind=action.outcome_kind,
     )
 
 
@@ -112,10 +122,13 @@ class ActionService:
         sessions: sessionmaker[Session],
         broadcasts: BroadcastPort,
         on_change: Callable[[int], object] = lambda _action_id: None,
+        on_moved: Callable[[int], object] = lambda _action_id: None,
     ) -> None:
         self._sessions = sessions
         self._broadcasts = broadcasts
         self._on_change = on_change
+        # After an action started or closed (the lasting figures are refreshed, best-effort).
+        self._on_moved = on_moved
 
     def create(
         self,
@@ -192,16 +205,40 @@ class ActionService:
         return self._move(action_id, ActionStatus.ACTIVE, actor=actor, source=source, broadcast=broadcast)
 
     def close(
-        self, action_id: int, *, outcome: str, result_message: str, actor: str, source: str = "cli"
+        self,
+        action_id: int,
+        *,
+        outcome: str = "",
+        result_message: str,
+        outcome_kind: str = OutcomeKind.OTHER.value,
+        actor: str,
+        source: str = "cli",
     ) -> ActionView:
-        if not outcome.strip():
-            raise ActionError("closing an action needs an outcome")
+        """Close with an outcome kind (one of OUTCOME_KINDS), an internal note (``outcome``) and
+        the public result message.
+
+        The panel, the API and ``burgernet action close`` always ask the operator for the kind;
+        a caller of this service that knows only a note gets "other", the rule migration 0012
+        applied to every free-text outcome before kinds existed. "other" needs the note: it is
+        the only record of what happened.
+        """
+        try:
+            kind = OutcomeKind(outcome_kind)
+        except ValueError:
+            allowed = ", ".join(k.value for k in OutcomeKind)
+            raise ActionError(f"unknown outcome kind {outcome_kind!r} (one of {allowed})") from None
+        note = outcome.strip()
+        if kind is OutcomeKind.OTHER and not note:
+            raise ActionError("closing an action as 'other' needs a note saying what happened")
+        if len(note) > 200:
+            raise ActionError("the internal note is at most 200 characters")
         return self._move(
             action_id,
             ActionStatus.CLOSED,
             actor=actor,
             source=source,
-            outcome=outcome.strip(),
+            outcome=note or None,
+            outcome_kind=kind.value,
             result_message=result_message.strip(),
         )
 
@@ -295,6 +332,7 @@ class ActionService:
         actor: str,
         source: str,
         outcome: str | None = None,
+        outcome_kind: str | None = None,
         result_message: str | None = None,
         broadcast: bool = True,
     ) -> ActionView:
@@ -314,14 +352,18 @@ class ActionService:
             else:
                 action.closed_at = now
                 action.outcome = outcome
+                action.outcome_kind = outcome_kind
                 action.result_message = result_message
+            detail: dict[str, object] = {"from": current.value, "outcome": outcome}
+            if outcome_kind is not None:
+                detail["outcome_kind"] = outcome_kind
             record_audit(
                 session,
                 actor=actor,
                 verb=target.value,
                 entity="action",
                 entity_id=action_id,
-                detail={"from": current.value, "outcome": outcome},
+                detail=detail,
                 source=source,
             )
             session.flush()
@@ -333,6 +375,10 @@ class ActionService:
                 requested.extend(self._cancel_and_tell_result(session, action, actor, source))
             view = self._load_view(session, action_id)
         self._after_commit(action_id, requested)
+        try:
+            self._on_moved(action_id)
+        except Exception:
+            log.exception("action %s: figures not refreshed now; the periodic refresh does it", action_id)
         return view
 
     def _cancel_and_tell_result(self, session: Session, action: Action, actor: str, source: str) -> list[int]:
@@ -349,7 +395,8 @@ class ActionService:
             )
         if not self._broadcasts.has_alerted(session, action.id):
             return []
-        text = action.result_message or action.outcome or ""
+        # Only the public result message: the note (``outcome``) is internal since outcome kinds.
+        text = action.result_message or ""
         return [self._request(session, action, BroadcastKind.RESULT, text, actor, source)]
 
     def _request(

@@ -9,6 +9,7 @@ connected stays connected even if a later event says "abandoned").
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet import channel_vars as cv
 from burgernet.db import session_scope
+from burgernet.facts import ActionFacts
 from burgernet.models import ActionCentralist, Call, Centralist, Tip
 from burgernet.repositories import record_audit
+
+log = logging.getLogger(__name__)
 
 # A call whose end nobody saw: its Hangup event was sent while the AMI connection was down,
 # and Asterisk, asked after the reconnection, no longer has its channel. Never set by the
@@ -73,8 +77,10 @@ def _now() -> datetime:
 
 
 class CallLog:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], facts: ActionFacts | None = None) -> None:
         self._sessions = sessions
+        # A call's end changes its action's call figures (burgernet.facts): refreshed then.
+        self._facts = facts or ActionFacts(sessions)
 
     def _row(self, session: Session, unique_id: str) -> Call:
         """The call's row, created when missing; safe when FastAGI and AMI create it at once."""
@@ -149,6 +155,10 @@ class CallLog:
             call.ended_at = call.ended_at or at or _now()
             call.hangup_cause = hangup_cause if hangup_cause is not None else call.hangup_cause
             self._advance(call, outcome or cv.OUTCOME_ABANDONED)
+        try:
+            self._facts.refresh_for_call(unique_id)
+        except Exception:  # the call is logged; its figures follow with the periodic refresh
+            log.exception("call %s: action figures not refreshed now", unique_id)
 
     def close_unobserved(self, alive: set[str], started_before: datetime) -> list[str]:
         """Close the calls still open here whose channel Asterisk no longer has.

@@ -27,6 +27,12 @@ CTX_ALERT: Final = "burgernet-alert"  # an answered outbound alert call (AMI Ori
 CTX_FAILURE: Final = "burgernet-failure"  # FastAGI down or failed: the region pool, then a tip
 CTX_NO_ACTION: Final = "burgernet-no-action"  # no action in the caller's area: spoken message
 CTX_CENTRALISTS: Final = "burgernet-centralists"  # what centralist phones may dial
+# Click-to-call from the worklist (AMI Originate): the centralist's leg, once answered, dials
+# the citizen (EXTEN, national) over the trunk with the alert calls' caller ID.
+CTX_CALLBACK: Final = "burgernet-callback"
+# The centralist's desk (dialplans/desk.conf): subroutines Dial runs on each centralist's leg.
+CTX_DESK_PREDIAL: Final = "burgernet-desk-predial"  # Dial b(): caller name + header, before the INVITE
+CTX_DESK_WHISPER: Final = "burgernet-desk-whisper"  # Dial U(): names the action to the centralist only
 CONTEXTS: Final = (
     CTX_FREEPHONE,
     CTX_ROUTE,
@@ -35,6 +41,9 @@ CONTEXTS: Final = (
     CTX_FAILURE,
     CTX_NO_ACTION,
     CTX_CENTRALISTS,
+    CTX_CALLBACK,
+    CTX_DESK_PREDIAL,
+    CTX_DESK_WHISPER,
 )
 
 # --- Channel variables set by FastAGI, read by the dialplan -------------------------------
@@ -56,6 +65,12 @@ VAR_TARGET_PREFIX: Final = "BN_TARGET_"  # BN_TARGET_1 = "PJSIP/c-mn-1&PJSIP/c-m
 VAR_TIMEOUT_PREFIX: Final = "BN_TIMEOUT_"  # BN_TIMEOUT_1 = ring seconds for that step
 VAR_TIP_FILE: Final = "BN_TIP_FILE"  # recording path without extension, chosen by Python
 VAR_REASON: Final = "BN_REASON"  # the routing decision's reason, for the log / CDR
+# What the centralist's phone shows as the caller's name ("BN12 Vermist meisje"): made by
+# burgernet.desk.phone_label (letters, digits, space, . - / only: it travels through MSet and
+# as a Gosub argument of Dial's b() option, where , ^ ( ) | and quotes would break it).
+VAR_ACTION_LABEL: Final = "BN_ACTION_LABEL"
+# The SIP header on the INVITE to the centralist that names the action, for control-room software.
+HEADER_ACTION: Final = "X-Burgernet-Action"
 # BN_REASON when the dialplan's AGI deadline fired (the T extension next to every AGI() that
 # runs while a caller waits): FastAGI accepted the call but did not finish in time.
 REASON_AGI_TIMEOUT: Final = "agi_timeout"
@@ -85,6 +100,9 @@ VAR_CALLED_NUMBER: Final = "BN_CALLED_NUMBER"
 CALL_KIND_INBOUND: Final = "inbound"
 CALL_KIND_TRANSFER: Final = "transfer"
 CALL_KIND_ALERT: Final = "alert"
+CALL_KIND_CALLBACK: Final = "callback"  # set by the worklist's Originate (burgernet/callbacks.py)
+# On click-to-call legs: the worklist item being called back (for the log and AMI events).
+VAR_CALLBACK_ITEM: Final = "BN_CALLBACK_ITEM"
 
 # Variables that manager.conf's `channelvars` adds to every AMI event.
 AMI_CHANNEL_VARS: Final = (
@@ -111,6 +129,19 @@ CALLED_NUMBER_FROM_TO: Final = "to"
 GLOBAL_SOUNDS: Final = "BN_SOUNDS"  # absolute folder of the prompts: <BN_SOUNDS>/<lang>/burgernet/
 # Seconds FastAGI gets before the first prompt (AGI_DEADLINE_SECONDS, see above).
 GLOBAL_AGI_DEADLINE: Final = "BN_AGI_DEADLINE"
+# "yes": the whisper (CTX_DESK_WHISPER) names the action to a centralist who answers
+# (settings asterisk.desk_whisper); anything else: no whisper.
+GLOBAL_DESK_WHISPER: Final = "BN_DESK_WHISPER"
+# "yes": the old order, the "connecting" prompt first and then the ringing (3.6 s later);
+# otherwise the centralist's phone rings at once and the caller hears the prompt while it rings
+# (settings asterisk.connecting_prompt; kept so the benchmark measures the old order for real).
+GLOBAL_PROMPT_FIRST: Final = "BN_PROMPT_FIRST"
+# The music-on-hold class Dial's m() plays while the first step rings: the "connecting" prompt
+# once, then a ringback tone (musiconhold.conf), one class per caller language.
+MOH_CONNECTING_PREFIX: Final = "burgernet-connecting-"
+# The caller ID of alert calls (asterisk.alert_caller_id / _name): what a called-back citizen sees.
+GLOBAL_ALERT_CALLER_ID: Final = "BN_ALERT_CALLER_ID"
+GLOBAL_ALERT_CALLER_NAME: Final = "BN_ALERT_CALLER_NAME"
 GLOBALS: Final = (
     GLOBAL_AGI_URL,
     GLOBAL_FALLBACK_POOL,
@@ -121,6 +152,10 @@ GLOBALS: Final = (
     GLOBAL_CALLED_NUMBER_FROM,
     GLOBAL_SOUNDS,
     GLOBAL_AGI_DEADLINE,
+    GLOBAL_ALERT_CALLER_ID,
+    GLOBAL_ALERT_CALLER_NAME,
+    GLOBAL_DESK_WHISPER,
+    GLOBAL_PROMPT_FIRST,
 )
 
 # Outcomes of a call about an action (the callback log).

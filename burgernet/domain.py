@@ -52,6 +52,20 @@ DELIVERY_STATUSES: tuple[str, ...] = (
 )
 
 
+class OutcomeKind(enum.StrEnum):
+    """How an action ended, chosen from a fixed list when it is closed (management's figures
+    count "solved through a Burgernet tip" against the rest; the free-text note stays internal)."""
+
+    SOLVED_BY_TIP = "solved_by_tip"  # found or solved through a Burgernet tip
+    FOUND_OTHERWISE = "found_otherwise"
+    NOT_FOUND = "not_found"
+    CANCELLED = "cancelled"  # cancelled, or a false alarm
+    OTHER = "other"
+
+
+OUTCOME_KINDS: tuple[str, ...] = tuple(kind.value for kind in OutcomeKind)
+
+
 class Language(enum.StrEnum):
     NL = "nl"
     EN = "en"
@@ -99,3 +113,31 @@ ACTION_TYPE_LABELS: dict[ActionType, dict[Language, str]] = {
     ActionType.VEHICLE: {Language.NL: "voertuig", Language.EN: "vehicle"},
     ActionType.INFORMATION: {Language.NL: "informatie", Language.EN: "information"},
 }
+
+OUTCOME_KIND_LABELS: dict[OutcomeKind, dict[Language, str]] = {
+    OutcomeKind.SOLVED_BY_TIP: {
+        Language.NL: "gevonden of opgelost dankzij een Burgernet-tip",
+        Language.EN: "found or solved through a Burgernet tip",
+    },
+    OutcomeKind.FOUND_OTHERWISE: {
+        Language.NL: "op een andere manier gevonden",
+        Language.EN: "found otherwise",
+    },
+    OutcomeKind.NOT_FOUND: {Language.NL: "niet gevonden", Language.EN: "not found"},
+    OutcomeKind.CANCELLED: {
+        Language.NL: "ingetrokken of loos alarm",
+        Language.EN: "cancelled or false alarm",
+    },
+    OutcomeKind.OTHER: {Language.NL: "anders", Language.EN: "other"},
+}
+
+
+def outcome_words(outcome_kind: str | None, language: str) -> str:
+    """The public words for how an action ended, in the participant's language ("" if not closed)."""
+    if not outcome_kind:
+        return ""
+    try:
+        labels = OUTCOME_KIND_LABELS[OutcomeKind(outcome_kind)]
+    except ValueError:
+        return ""
+    return labels.get(Language(language) if language in ("nl", "en") else Language.NL, "")

@@ -43,6 +43,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet.db import session_scope
 from burgernet.models import Broadcast, Delivery, Participant
+from burgernet.redis_clients import async_redis_client, redis_client
+from burgernet.settings import RedisSettings
 from routing import model as rm
 
 log = logging.getLogger(__name__)
@@ -182,6 +184,12 @@ class LiveState:
     def from_url(cls, url: str, prefix: str = "bn:", alerted_ttl_seconds: int = 6 * 3600) -> LiveState:
         return cls(redis.Redis.from_url(url, socket_timeout=5), LiveKeys(prefix), alerted_ttl_seconds)
 
+    @classmethod
+    def from_settings(cls, settings: RedisSettings) -> LiveState:
+        """Through Redis Sentinel when it is configured (see :mod:`burgernet.redis_clients`)."""
+        client = redis_client(settings, timeout=5)
+        return cls(client, LiveKeys(settings.key_prefix), settings.alerted_caller_ttl_seconds)
+
     def invalidate_actions(self, action_id: int | None = None) -> int:
         """Bump the version (first) and drop the cache; readers rebuild from the database.
 
@@ -238,6 +246,11 @@ class AsyncLiveState:
     @classmethod
     def from_url(cls, url: str, prefix: str = "bn:", alerted_ttl_seconds: int = 6 * 3600) -> AsyncLiveState:
         return cls(aioredis.Redis.from_url(url, socket_timeout=2), LiveKeys(prefix), alerted_ttl_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: RedisSettings) -> AsyncLiveState:
+        client = async_redis_client(settings, timeout=2)
+        return cls(client, LiveKeys(settings.key_prefix), settings.alerted_caller_ttl_seconds)
 
     async def call_context(self, phone_e164: str | None, alerted_since_epoch: float) -> CallContext:
         async with self.client.pipeline(transaction=False) as pipe:

@@ -38,6 +38,7 @@ from burgernet.domain import (
     AreaKind,
     Channel,
     Language,
+    OutcomeKind,
     Role,
     check_transition,
 )
@@ -217,9 +218,12 @@ class Action(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    outcome: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(200))  # the internal note on closing
     result_message: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(80))
+    # One of OUTCOME_KINDS once closed (NULL before): what management counts. CHECKed on
+    # PostgreSQL; SQLite would have to copy the whole table to add a CHECK (migration 0012).
+    outcome_kind: Mapped[str | None] = mapped_column(String(20))
     # The channels its broadcasts use ("voice,sms,email", a subset in that order): a participant
     # who chose none of them is not sent this action's alert. Set from the type's template.
     channels: Mapped[str] = mapped_column(String(20), default=ALL_CHANNELS, server_default=ALL_CHANNELS)
@@ -360,7 +364,7 @@ class Call(Base):
     recording_path: Mapped[str | None] = mapped_column(String(300))
 
     __table_args__ = (
-        CheckConstraint(_in("kind", ["inbound", "transfer"]), name="kind"),
+        CheckConstraint(_in("kind", ["inbound", "transfer", "callback"]), name="kind"),  # CALL_KINDS
         CheckConstraint(
             "outcome IS NULL OR "
             + _in(
@@ -624,3 +628,206 @@ class ActionTypeTemplate(Base):
         CheckConstraint("radius_m > 0 AND radius_m <= 300000", name="radius_m"),
         CheckConstraint(_in("urgency", ["amber", "urgent", "information"]), name="urgency"),
     )
+
+
+# --- Structured outcomes and facts that last ----------------------------------------
+# Anonymous aggregates per action, written when things happen (burgernet.facts.ActionFacts) and
+# kept forever: retention removes the personal rows they were counted from, never these.
+_OUTCOME_KIND_VALUES = [kind.value for kind in OutcomeKind]
+FACT_BROADCAST_KINDS = ("alert", "update", "result")
+
+
+class ActionFact(Base):
+    """One action's figures: who it reached, how fast, the calls, tips and call-backs it brought."""
+
+    __tablename__ = "action_facts"
+
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), primary_key=True)
+    # Copied from the action, so reports group without a join.
+    action_type: Mapped[str] = mapped_column(String(20))
+    region_code: Mapped[str] = mapped_column(String(8))
+    urgency: Mapped[str] = mapped_column(String(12))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome_kind: Mapped[str | None] = mapped_column(String(20))
+    # The first alert delivery handed to a provider, and the first inbound call after it.
+    first_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Inbound calls about the action by Call.outcome ("overflowed" is a step, not an end).
+    calls_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls_connected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls_tip_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls_abandoned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls_no_action: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls_unobserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calls_answered_within_20s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    longest_wait_s: Mapped[float | None] = mapped_column(Float)
+    tips: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    callbacks_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sightings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    result_deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when retention first removed rows these figures were counted from: from then on a
+    # refresh never lowers a figure (burgernet.facts).
+    sources_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "outcome_kind IS NULL OR " + _in("outcome_kind", _OUTCOME_KIND_VALUES), name="outcome_kind"
+        ),
+    )
+
+
+class ActionChannelFact(Base):
+    """Per action, channel and broadcast kind: recipients, final statuses and delivery speed."""
+
+    __tablename__ = "action_channel_facts"
+
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)  # voice | sms | email | push
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # one of FACT_BROADCAST_KINDS
+    recipients: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    delivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    opted_out: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Seconds from the broadcast's started_at until 50/90/100 % of its recipients reached a
+    # final status; NULL until reached.
+    t50_s: Mapped[float | None] = mapped_column(Float)
+    t90_s: Mapped[float | None] = mapped_column(Float)
+    t100_s: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint(_in("kind", list(FACT_BROADCAST_KINDS)), name="kind"),)
+
+
+# --- Sightings and the call-back worklist (migration 0013) -----------------------------
+# Call.kind values: a call to the free number, a key press in an alert call, a centralist's
+# click-to-call from the worklist (burgernet/callbacks.py).
+CALL_KINDS = ("inbound", "transfer", "callback")
+SIGHTING_RELIABILITIES = ("confirmed", "probable", "possible", "doubtful")
+CALLBACK_REASONS = ("tip", "abandoned", "unanswered")  # why an item is on the worklist
+CALLBACK_RESULTS = ("reached", "no_answer", "voicemail", "wrong_number")
+
+
+class Sighting(Base):
+    """Where and when someone saw what an action is looking for, as a centralist recorded it."""
+
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    # Compass direction of travel (N, NE, ..., NW) or NULL: standing still / not known.
+    direction: Mapped[str | None] = mapped_column(String(2))
+    description: Mapped[str] = mapped_column(Text, default="")
+    reliability: Mapped[str] = mapped_column(String(10))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    # An inquiry statement's photo attached to the sighting (its file stays the statement's).
+    statement_id: Mapped[int | None] = mapped_column(ForeignKey("statements.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(_IN_NL, name="in_nl"),
+        CheckConstraint(_in("reliability", list(SIGHTING_RELIABILITIES)), name="reliability"),
+        CheckConstraint(
+            "direction IS NULL OR " + _in("direction", ["N", "NE", "E", "SE", "S", "SW", "W", "NW"]),
+            name="direction",
+        ),
+    )
+
+
+class CallbackItem(Base):
+    """One entry of the call-back worklist: a tip, or a call that has a number and reached nobody.
+
+    ``claimed_by`` holds the item while ``claim_expires_at`` is in the future; only one user can
+    take it (a conditional UPDATE, burgernet/callbacks.py). ``done_at`` with ``result`` ends it.
+    """
+
+    __tablename__ = "callback_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(10))
+    tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id", ondelete="CASCADE"), unique=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), unique=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"), index=True)
+    # When the tip was left or the call made: the worklist's age.
+    arrived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last click-to-call made for this item (a Call of kind "callback").
+    callback_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    result: Mapped[str | None] = mapped_column(String(12))
+    note: Mapped[str | None] = mapped_column(Text)
+    done_by: Mapped[str | None] = mapped_column(String(80))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("reason", list(CALLBACK_REASONS)), name="reason"),
+        CheckConstraint("result IS NULL OR " + _in("result", list(CALLBACK_RESULTS)), name="result"),
+        CheckConstraint("(tip_id IS NOT NULL) OR (call_id IS NOT NULL)", name="has_source"),
+        CheckConstraint("(done_at IS NULL) = (result IS NULL)", name="done_has_result"),
+    )
+
+
+# --- Calls per UTC hour, for the reports (migration 0014) ---------------------------------------
+# Anonymous and kept forever like action_facts: no caller, no call id, only counts per hour.
+# Filled by burgernet.call_hours (the facts refresh each minute, and before each report).
+
+
+class CallHourFact(Base):
+    """Calls that started in one UTC hour, per region, action type, kind, outcome and answerer.
+
+    ``action_type`` is NULL for calls without an action, ``centralist_id`` for calls nobody
+    answered, ``outcome`` for calls still in progress. No foreign keys: a centralist removed
+    later keeps their figures."""
+
+    __tablename__ = "call_hour_facts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    region_code: Mapped[str | None] = mapped_column(String(8))
+    action_type: Mapped[str | None] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str | None] = mapped_column(String(12))
+    centralist_id: Mapped[int | None] = mapped_column(Integer)
+    calls: Mapped[int] = mapped_column(Integer)
+    answered_within_20s: Mapped[int] = mapped_column(Integer)
+    # Seconds from start to answer (to the end when nobody answered), over the calls that ended.
+    wait_seconds_sum: Mapped[float] = mapped_column(Float)
+    wait_seconds_max: Mapped[float | None] = mapped_column(Float)
+
+
+class CallHourTeamFact(Base):
+    """Per UTC hour, region, action type and kind: the calls about actions that reached a team
+    member's turn (``offered``, the team rings in order) and those they answered themselves."""
+
+    __tablename__ = "call_hour_team_facts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    region_code: Mapped[str | None] = mapped_column(String(8))
+    action_type: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(10))
+    centralist_id: Mapped[int] = mapped_column(Integer)
+    offered: Mapped[int] = mapped_column(Integer)
+    answered: Mapped[int] = mapped_column(Integer)
+
+
+class CallHourRefresh(Base):
+    """One row: how far ``call_hour_facts`` is up to date (the highest call id seen, and when).
+    Its update is also the lock that keeps two refreshes from writing the same hours at once."""
+
+    __tablename__ = "call_hour_refreshes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_call_id: Mapped[int] = mapped_column(Integer)
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# Which hours a refresh recomputes: calls still open, and those that ended since the last one.
+Index("ix_calls_ended_at", Call.ended_at)

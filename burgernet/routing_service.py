@@ -269,6 +269,14 @@ class RoutingService:
         )
         return decide(request, index, roster, self._policy, self._default_region)
 
+    def action_title(self, action_id: int | None) -> str:
+        """The title of an action in the routing index (what the decision was made from), or ""."""
+        current = self._index
+        if action_id is None or current is None:
+            return ""
+        action = current[1].actions.get(action_id)
+        return action.title if action is not None else ""
+
     # -- stalled stores ------------------------------------------------------------------------
     async def _read(self, budget: _Budget, store: str, what: str, work: Coroutine[Any, Any, T]) -> T:
         """``work`` within its store's bound and what is left of the budget.

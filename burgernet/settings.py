@@ -14,17 +14,20 @@ wrote it (``database.url`` or ``BURGERNET_DATABASE__URL``).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -69,6 +72,11 @@ class RedisSettings(_Section):
     key_prefix: str = "bn:"
     active_actions_ttl_seconds: int = Field(default=300, ge=1)
     alerted_caller_ttl_seconds: int = Field(default=6 * 3600, ge=60)
+    # Redis Sentinel ("host:port" of each sentinel, e.g. three): when set, every process finds the
+    # current primary through the sentinels (service `sentinel_service`) instead of `url`'s host,
+    # and follows it after a failover. The password and database number still come from `url`.
+    sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    sentinel_service: str = "burgernet"
 
     @field_validator("url")
     @classmethod
@@ -77,11 +85,54 @@ class RedisSettings(_Section):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("sentinels", mode="before")
+    @classmethod
+    def _sentinels_list(cls, value: Any) -> Any:
+        # BURGERNET_REDIS__SENTINELS="10.0.0.1:26379,10.0.0.2:26379" reads like the TOML list.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):  # the JSON list form pydantic reads elsewhere
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError("is neither a JSON list nor host:port,host:port") from None
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            sentinel_address(address)
+        return value
+
+    @field_validator("sentinel_service")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        # It is written into sentinel.conf by `burgernet cluster up`: a plain name only.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError("must be a plain name (letters, digits, '_', '.', '-')")
+        return value
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [sentinel_address(address) for address in self.sentinels]
+
     @model_validator(mode="after")
     def _password_into_url(self) -> RedisSettings:
         if self.password and not redis_url_password(self.url):
             self.url = redis_url_with_password(self.url, self.password)
         return self
+
+
+def sentinel_address(address: str) -> tuple[str, int]:
+    """``host:port`` of a Redis Sentinel, checked: a bad entry is a start-up error, not a hang."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")  # [::1]:26379
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port")
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
+        raise ValueError(f"{address!r}: the host has characters a host name cannot have")
+    return host, int(port)
 
 
 def redis_url_password(url: str) -> str:
@@ -148,6 +199,12 @@ class AsteriskSettings(_Section):
     pool_ring_seconds: int = Field(default=20, ge=3, le=120)
     # Region whose pool the dialplan rings when FastAGI itself is unreachable.
     fallback_region: str = "MN"
+    # The centralist's desk: a whisper naming the action to the centralist who answers, before
+    # the caller is connected (dialplans/desk.conf). Off: they read it on the phone and the card.
+    desk_whisper: bool = False
+    # "while_ringing": the first centralist's phone rings at once and the caller hears the
+    # "connecting" prompt meanwhile; "before_ringing": the old order (the prompt first, ~3.6 s).
+    connecting_prompt: Literal["while_ringing", "before_ringing"] = "while_ringing"
     # Where Asterisk's own files live for the managed instance (inside the sandbox).
     instance_name: str = "burgernet"
 
@@ -156,6 +213,65 @@ class AsteriskSettings(_Section):
         if self.rtp_end <= self.rtp_start:
             raise ValueError("rtp_end must be above rtp_start")
         return self
+
+
+# Kamailio's dispatcher algorithms by name (the numbers its ds_select_dst() takes).
+KAMAILIO_ALGORITHMS = {"call_id_hash": 0, "round_robin": 4, "priority": 8}
+
+
+class KamailioSettings(_Section):
+    """The SIP edge (kamailio_conf): Kamailio faces the trunk and the phones, the nodes sit behind it.
+
+    The trunk's addresses, the phones' networks and the digest realm are the [asterisk] ones
+    (trunk_host or trunk_networks, centralist_networks, sip_realm): one ACL, one realm.
+    """
+
+    # One concrete address (it goes into Via and Record-Route) and port for SIP over UDP.
+    listen_address: str = "127.0.0.1"
+    listen_port: int = Field(default=5080, ge=1, le=65535)
+    # Host names the trunk and the phones use for Kamailio (requests to them are "ours").
+    domains: list[str] = Field(default_factory=list)
+    # The Asterisk nodes as "host:port"; empty: the one Asterisk of [asterisk] (sip_bind:sip_port).
+    asterisk_nodes: list[str] = Field(default_factory=list)
+    # The carrier's source addresses (IPs or CIDR networks); empty: [asterisk] trunk_host.
+    trunk_networks: list[str] = Field(default_factory=list)
+    dispatcher_algorithm: Literal["call_id_hash", "round_robin", "priority"] = "round_robin"
+    # OPTIONS probes to every node, whatever its state.
+    probe_interval_seconds: int = Field(default=5, ge=1, le=300)
+    # A node that sends no reply at all to an INVITE within this time is skipped for the next.
+    failover_timeout_ms: int = Field(default=1500, ge=200, le=30_000)
+    # A node that replied provisionally must answer within this time.
+    answer_timeout_seconds: int = Field(default=30, ge=5, le=180)
+    # Flood protection (pike) for everyone but the nodes and the carrier.
+    pike_window_seconds: int = Field(default=2, ge=1, le=60)
+    pike_max_requests: int = Field(default=30, ge=2, le=100_000)
+    ban_seconds: int = Field(default=300, ge=10, le=86_400)
+    auth_failures_before_ban: int = Field(default=10, ge=1, le=1000)
+    workers: int = Field(default=4, ge=1, le=64)
+    log_level: Literal["error", "warning", "notice", "info", "debug"] = "notice"
+
+    @field_validator("asterisk_nodes")
+    @classmethod
+    def _node_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            sip_host_port(address)
+        if len(set(value)) != len(value):
+            raise ValueError("lists a node twice")
+        return value
+
+    @property
+    def algorithm_number(self) -> int:
+        return KAMAILIO_ALGORITHMS[self.dispatcher_algorithm]
+
+
+def sip_host_port(address: str) -> tuple[str, int]:
+    """``host:port`` of a SIP peer (an Asterisk node), checked."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", host):
+        raise ValueError(f"{address!r}: the host must be an IPv4 address or a host name")
+    return host, int(port)
 
 
 class RoutingSettings(_Section):
@@ -170,6 +286,7 @@ class AudioSettings(_Section):
     max_seconds: float = Field(default=120.0, gt=0)
     tts_voice_nl: str = "nl"
     tts_voice_en: str = "en-gb"
+    # Deprecated: retention.tips_days replaces it (used while that is unset).
     recording_retention_days: int = Field(default=90, ge=1)
     # How often `burgernet serve` gives unfiled tip recordings a row (burgernet.tip_inbox).
     tip_sweep_seconds: int = Field(default=30, ge=1)
@@ -230,6 +347,49 @@ class WebSettings(_Section):
     # Reverse proxies of our own in front of the panel: the client's address and scheme are
     # taken from that many X-Forwarded-For/-Proto hops. 0 = no proxy: the headers are ignored.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+    # Call-back worklist: a claim nobody acted on for this long goes back into the list; calls
+    # without a tip (abandoned, nobody answered) older than the horizon are not listed any more.
+    callback_claim_minutes: int = Field(default=10, ge=1, le=240)
+    callback_call_horizon_hours: int = Field(default=72, ge=1, le=24 * 30)
+
+
+class RetentionSettings(_Section):
+    """How long each kind of personal data is kept, in days (burgernet/retention.py), and when
+    the purge and the facts refresh run (composition/housekeeping.py, inside ``burgernet worker``).
+
+    What the purge removes is counted first: each action's anonymous figures (action_facts)
+    outlive it. See the README's "Personal data and retention" table.
+    """
+
+    # Calls stay (anonymous); their caller's number, participant and recording link go.
+    call_numbers_days: int = Field(default=90, ge=1)
+    # Tips (call-back number) and their recordings. Unset: audio.recording_retention_days, the
+    # older setting, which this one replaces (deprecated; kept so existing files still work).
+    tips_days: int | None = Field(default=None, ge=1)
+    # Deliveries: which participant was sent what, with the provider's reference and errors.
+    deliveries_days: int = Field(default=90, ge=1)
+    # Neighbourhood-inquiry statements with their photos, and the personal links they came from.
+    inquiries_days: int = Field(default=180, ge=1)
+    # Sightings: the free-text description and the links to the call and statement.
+    sightings_days: int = Field(default=365, ge=1)
+    # Audit events: numbers, e-mail addresses and participant references in their details.
+    audit_days: int = Field(default=730, ge=1)
+    # Log files under <data_dir>/logs.
+    logs_days: int = Field(default=30, ge=1)
+    # When the purge runs: a crontab line in Europe/Amsterdam time ("minute hour day month
+    # weekday"; six fields put seconds first). Daily at 03:30 by default.
+    schedule: str = "30 3 * * *"
+    # How often the figures of active (and recently closed) actions are brought up to date.
+    facts_refresh_seconds: int = Field(default=60, ge=1)
+    # Closed actions keep being refreshed this long (late delivery receipts, tips, call-backs).
+    facts_closed_days: int = Field(default=7, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        if len(value.split()) not in (5, 6):
+            raise ValueError("must be a crontab line of 5 fields (or 6, seconds first)")
+        return value
 
 
 class DemoSettings(_Section):
@@ -251,6 +411,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
+    kamailio: KamailioSettings = KamailioSettings()
     routing: RoutingSettings = RoutingSettings()
     audio: AudioSettings = AudioSettings()
     broadcast: BroadcastSettings = BroadcastSettings()
@@ -258,6 +419,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
     demo: DemoSettings = DemoSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @model_validator(mode="after")
     def _voice_leaves_room_for_inbound(self) -> Settings:
@@ -267,6 +429,10 @@ class Settings(BaseSettings):
                 "(alert calls need at least one trunk channel)"
             )
         return self
+
+    def tips_retention_days(self) -> int:
+        """retention.tips_days, else the deprecated audio.recording_retention_days."""
+        return self.retention.tips_days or self.audio.recording_retention_days
 
     def voice_channels(self) -> int:
         """Trunk channels alert calls may use together, across all workers."""
@@ -390,6 +556,8 @@ def as_environment(settings: Settings) -> dict[str, str]:
                 add(f"{key}__", value)
             elif isinstance(value, bool):
                 environment[key] = "true" if value else "false"
+            elif isinstance(value, list):  # read back as JSON (str() would give Python's repr)
+                environment[key] = json.dumps(value, default=str)
             else:
                 environment[key] = str(value)
 

@@ -27,7 +27,20 @@ from burgernet.domain import Role
 from burgernet.errors import DomainError
 from burgernet.services import Services
 from burgernet.settings import Settings
-from callback_api import actions, api, auth, dashboard, feeds, limits, people
+from callback_api import (
+    actions,
+    api,
+    auth,
+    dashboard,
+    desk,
+    feeds,
+    limits,
+    live_events,
+    people,
+    reports,
+    sightings,
+    worklist,
+)
 from callback_api import settings as settings_pages
 from callback_api.auth.services import AccountService
 from callback_api.errors import (
@@ -42,6 +55,7 @@ from callback_api.errors import (
 )
 from callback_api.i18n import LANGUAGES, current_language, translate
 from callback_api.inquiry import views as inquiry
+from callback_api.local_time import iso_local, local_time
 from callback_api.security import (
     ACTION_ROLES,
     ALL_ROLES,
@@ -65,6 +79,7 @@ NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
 VENDOR_DIRS = {
     "leaflet": NODE_MODULES / "leaflet" / "dist",
     "leaflet-draw": NODE_MODULES / "leaflet-draw" / "dist",
+    "chart.js": NODE_MODULES / "chart.js" / "dist",
 }
 DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
@@ -140,9 +155,18 @@ def create_app(
         settings_pages.bp,
         twilio_hooks.bp,
         system_bp,
+        live_events.bp,
+        sightings.bp,
+        sightings.api_bp,
+        worklist.bp,
+        desk.bp,
+        reports.bp,
+        reports.api_bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, never cookie-authenticated
+    csrf.exempt(sightings.api_bp)  # token-authenticated, like the rest of the API
+    csrf.exempt(reports.api_bp)  # token-authenticated, like the rest of the API
     csrf.exempt(twilio_hooks.bp)  # authenticated by Twilio's request signature
 
     @app.route("/vendor/<package>/<path:filename>")
@@ -151,6 +175,10 @@ def create_app(
         if folder is None:
             abort(404)
         return send_from_directory(folder, filename, max_age=86400)
+
+    # Every time in the panel is shown in Europe/Amsterdam (callback_api/local_time.py).
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["iso_local"] = iso_local
 
     @app.context_processor
     def template_globals() -> dict[str, Any]:

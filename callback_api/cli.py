@@ -77,8 +77,8 @@ def token_create(ctx: click.Context, username: str) -> None:
 @click.option(
     "--threads",
     type=click.IntRange(2, 256),
-    default=32,
-    help="Worker threads; each open live feed (SSE) holds one.",
+    default=96,
+    help="Worker threads; each open live feed (SSE) holds one (at most 3/4 of them).",
 )
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
@@ -90,11 +90,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int) 
     context = _context(ctx)
     settings = context.settings
     app = create_app(settings, context=context)
+    # Live streams (SSE) may hold at most three quarters of the threads: pages always get the rest.
+    app.config["LIVE_STREAM_SLOTS"] = max(1, threads * 3 // 4)
     bind_host, bind_port = host or settings.web.host, port or settings.web.port
     click.echo(
         f"Burgernet panel on http://{bind_host}:{bind_port}/ (public URL {settings.web.public_base_url})"
     )
-    waitress.serve(app, host=bind_host, port=bind_port, threads=threads, ident="burgernet")
+    # Connections: every browser tab keeps one open for its live stream, on top of its page loads.
+    waitress.serve(
+        app, host=bind_host, port=bind_port, threads=threads, connection_limit=1000, ident="burgernet"
+    )
 
 
 def main() -> None:

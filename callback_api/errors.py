@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from burgernet.errors import ConflictError, DomainError, NotFoundError
+from burgernet.reports import ReportParameterError
 
 INTERNAL_ERROR = "server.internal_error"
 CSRF_INVALID = "request.csrf_invalid"
@@ -86,6 +87,8 @@ def status_of(error: PanelError | DomainError) -> int:
         return 404
     if isinstance(error, ConflictError):
         return 409
+    if isinstance(error, ReportParameterError):  # a period or scope that cannot be read: the query's fault
+        return 400
     return 422
 
 

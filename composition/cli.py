@@ -21,16 +21,17 @@ from burgernet import db
 from burgernet.actions import ActionError, AreaSpec
 from burgernet.calls import TipRecordings
 from burgernet.db import session_scope
-from burgernet.domain import ActionStatus, ActionType, AreaKind, Channel
+from burgernet.domain import OUTCOME_KINDS, ActionStatus, ActionType, AreaKind, Channel
 from burgernet.errors import DatabaseError, DatabaseUnreachable, DomainError, SchemaNotCurrent
 from burgernet.imports import ImportFileError, ImportReport, import_areas, import_participants
 from burgernet.models import URGENCIES
 from burgernet.secrets import PROCESS_UMASK, create_missing_secrets, redact_url, require_strong_secrets
 from burgernet.services import Services
 from burgernet.settings import SettingsError, load_settings
-from composition import demo
+from composition import demo, demo_history
 from composition.context import Context
 from composition.privacy_cli import participant_group
+from composition.retention_cli import facts_group, retention_group
 from composition.secrets_cli import secrets_group
 
 
@@ -89,6 +90,9 @@ def main(ctx: click.Context) -> None:
             click.echo(f"generated {', '.join(generated)} into {settings.secrets_file} (mode 0600)", err=True)
             settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Twilio's client logs every request's URL and headers at INFO: a dozen lines per SMS, which
+    # at 20 SMS/s buries the worker's own log. Its warnings and errors still come through.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     context = Context(settings)
     ctx.obj = context
     ctx.call_on_close(context.close)
@@ -196,8 +200,22 @@ def demo_group() -> None:
     default=None,
     help="How many synthetic participants (default: settings demo.participants).",
 )
+@click.option(
+    "--history",
+    "history_months",
+    type=click.IntRange(min=0, max=36),
+    default=0,
+    help="Months of closed actions, facts and calls before today, for the reports (once; 0: none).",
+)
+@click.option(
+    "--history-per-month",
+    type=click.IntRange(min=1, max=10_000),
+    default=demo_history.NATIONAL_PER_MONTH,
+    show_default=True,
+    help="Actions a month nationally in that history (the product brief's 4,000; fewer for a quick demo).",
+)
 @pass_context
-def demo_seed(context: Context, count: int | None) -> None:
+def demo_seed(context: Context, count: int | None, history_months: int, history_per_month: int) -> None:
     """The 10 police regions, 3 centralists each, postcode areas, participants and a few actions."""
     settings = context.settings
     wanted = settings.demo.participants if count is None else count
@@ -215,6 +233,12 @@ def demo_seed(context: Context, count: int | None) -> None:
         ):
             demo.seed_participants(session, wanted, rng, progress=bar.update)
     created = demo.seed_actions(context.actions)
+    if history_months:
+        with session_scope(context.sessions) as session:
+            history = demo_history.seed_history(
+                session, rng, months=history_months, per_month=history_per_month
+            )
+        click.echo(f"demo history: {history.actions} closed actions, {history.calls} calls")
     context.live.invalidate_actions()
     click.echo(
         f"demo data ready: {len(demo.REGIONS)} regions, {existing or wanted} "
@@ -361,14 +385,30 @@ def action_start(context: Context, action_id: int, actor: str) -> None:
 
 @action_group.command("close")
 @click.argument("action_id", type=int)
-@click.option("--outcome", required=True, help="E.g. 'found safe'.")
+# Required since the structured outcomes: a script that passes only --outcome stops with click's "Missing
+# option '--outcome-kind'" and the list to choose from, rather than counting as "other".
+@click.option(
+    "--outcome-kind",
+    "outcome_kind",
+    required=True,
+    type=click.Choice(list(OUTCOME_KINDS)),
+    help="How the action ended (solved_by_tip: found or solved through a Burgernet tip).",
+)
+@click.option(
+    "--outcome", default="", help="Internal note, e.g. 'found safe at the station' (needed with 'other')."
+)
 @click.option("--message", "result_message", default="", help="Result message for everyone alerted.")
 @click.option("--actor", default="cli")
 @pass_context
-def action_close(context: Context, action_id: int, outcome: str, result_message: str, actor: str) -> None:
-    """Close an action with its outcome."""
-    view = context.actions.close(action_id, outcome=outcome, result_message=result_message, actor=actor)
-    click.echo(f"action {view.id} closed: {view.outcome}")
+def action_close(
+    context: Context, action_id: int, outcome_kind: str, outcome: str, result_message: str, actor: str
+) -> None:
+    """Close an action with its outcome kind, an internal note and the public result message."""
+    view = context.actions.close(
+        action_id, outcome_kind=outcome_kind, outcome=outcome, result_message=result_message, actor=actor
+    )
+    note = f" ({view.outcome})" if view.outcome else ""
+    click.echo(f"action {view.id} closed: {view.outcome_kind}{note}")
 
 
 @action_group.command("list")
@@ -577,16 +617,22 @@ def _register_adapter_groups() -> None:
     from broadcasting.cli import broadcast_group, worker_cmd
     from callback_api.cli import web
     from composition.addresses_cli import import_addresses_cmd
+    from composition.report_cli import report_cmd
+    from kamailio_conf.cli import kamailio_group
     from recordings.cli import recordings, register_repository_factory
 
     register_repository_factory(_tip_recordings)
     main.add_command(asterisk_group)
+    main.add_command(kamailio_group)
     main.add_command(recordings)
     main.add_command(web)
     main.add_command(worker_cmd)
     main.add_command(broadcast_group)
     main.add_command(participant_group)
+    main.add_command(retention_group)
+    main.add_command(facts_group)
     main.add_command(secrets_group)
+    main.add_command(report_cmd)
     import_group.add_command(import_addresses_cmd)
     leaves = dict(_leaf_commands(main))
     if stale := WITHOUT_DATABASE - leaves.keys():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from broadcasting.service import BroadcastService
+from burgernet.ports import CallbackDialPort
 from burgernet.services import Services
 from burgernet.settings import Settings
 
@@ -19,3 +20,9 @@ class Context(Services):
     def broadcasts(self) -> BroadcastService:
         # The port's implementation, typed with its reading side (progress) for the commands.
         return BroadcastService.for_services(self)
+
+    @cached_property
+    def callback_dialer(self) -> CallbackDialPort:
+        from ivr.callback_dial import AmiCallbackDialer
+
+        return AmiCallbackDialer(self.settings)

@@ -35,9 +35,10 @@ from burgernet import db, health, repositories
 from burgernet.db import session_scope
 from burgernet.errors import DomainError
 from burgernet.models import Participant
+from burgernet.redis_clients import redis_client
 from burgernet.secrets import redact_url
 from burgernet.settings import redis_url_password
-from composition import demo
+from composition import demo, demo_history
 from composition.context import Context
 from composition.redis_server import ManagedRedis
 from composition.supervision import (
@@ -111,7 +112,7 @@ class Supervisor:
     @functools.cached_property
     def redis_client(self) -> redis.Redis:
         """The supervisor's own Redis client: short timeouts, so a Redis outage never stalls it."""
-        return redis.Redis.from_url(self.settings.redis.url, socket_timeout=1, socket_connect_timeout=1)
+        return redis_client(self.settings.redis, timeout=1)
 
     @functools.cached_property
     def restart_log(self) -> RestartLog:
@@ -138,6 +139,21 @@ class Supervisor:
     def ensure_redis(self) -> None:
         url = self.settings.redis.url
         shown = redact_url(url)  # the URL carries the password: never print or log it
+        if self.settings.redis.sentinels:
+            # Sentinel-managed Redis is someone else's to run (`burgernet cluster up`, or the
+            # operations team): use it, never start a private server beside it.
+            sentinels = ", ".join(self.settings.redis.sentinels)
+            try:
+                self.redis_client.ping()
+            except redis.RedisError as exc:
+                raise click.ClickException(
+                    f"Redis through the sentinels {sentinels} (service "
+                    f"{self.settings.redis.sentinel_service}) does not answer: {exc.__class__.__name__}"
+                ) from None
+            self.notes.append(
+                f"Redis: the primary of {self.settings.redis.sentinel_service} via sentinels {sentinels}"
+            )
+            return
         try:
             redis.Redis.from_url(url, socket_timeout=1).ping()
             self.notes.append(f"Redis: using the server at {shown}")
@@ -197,6 +213,9 @@ class Supervisor:
             with session_scope(self.context.sessions) as session:
                 demo.seed_participants(session, self.participants, rng)
         demo.seed_actions(self.context.actions)
+        with session_scope(self.context.sessions) as session:
+            # A year of closed actions and calls for the Reports page (once; about a second).
+            demo_history.seed_history(session, rng)
         self.context.live.invalidate_actions()
         self.notes.append(f"Database: {redact_url(self.settings.database_url)}")
 

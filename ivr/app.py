@@ -24,6 +24,7 @@ from asterisk_conf.reload import ConfigReloader, render_and_reload
 from burgernet import channel_vars as cv
 from burgernet import health
 from burgernet.calls import CallLog
+from burgernet.desk import AsyncDeskFeed
 from burgernet.live import AsyncLiveState, LiveKeys, StateRebuild
 from burgernet.participants import set_opted_out
 from burgernet.routing_service import RoutingService
@@ -32,6 +33,7 @@ from burgernet.settings import Settings
 from burgernet.tip_inbox import PeriodicTipSweep, TipInbox
 from ivr.ami import AmiClient
 from ivr.call_tracker import CallTracker
+from ivr.desk_signals import DeskSignals
 from ivr.routes import build_routes
 from ivr.server import FastAgiServer
 from ivr.services import IvrServices, Prompts
@@ -54,9 +56,7 @@ class CataloguePrompts:
 
 def build_services(context: Services, prompts: Prompts) -> IvrServices:
     settings = context.settings
-    live = AsyncLiveState.from_url(
-        settings.redis.url, settings.redis.key_prefix, settings.redis.alerted_caller_ttl_seconds
-    )
+    live = AsyncLiveState.from_settings(settings.redis)
     policy = RoutingPolicy(
         owner_ring_seconds=settings.asterisk.owner_ring_seconds,
         pool_ring_seconds=settings.asterisk.pool_ring_seconds,
@@ -103,6 +103,10 @@ class TelephonyService:
         self.ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
         for event in CallTracker.EVENTS:
             self.ami.on(event, self.tracker.on_event)
+        # The centralist's call card: which phone rings, answered, ended (burgernet/desk.py).
+        self.desk = DeskSignals(AsyncDeskFeed(self.services.live))
+        for event in DeskSignals.EVENTS:
+            self.ami.on(event, self.desk.on_event)
         # Events sent while the connection was down are lost: read the state afresh.
         self.ami.on_connect(self.resync)
         keys = LiveKeys(settings.redis.key_prefix)
@@ -127,7 +131,7 @@ class TelephonyService:
         self._resyncing = asyncio.Lock()  # one resync at a time (a login and a beat may both ask)
         # Centralists changed in the panel: render the configuration again and reload Asterisk.
         self.config_reloader = ConfigReloader(
-            settings.redis.url, settings.redis.key_prefix, lambda: render_and_reload(self.context)
+            settings.redis, settings.redis.key_prefix, lambda: render_and_reload(self.context)
         )
 
     async def start(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from burgernet import channel_vars as cv
+from burgernet.desk import AsyncDeskFeed, DeskCall, phone_label
 from ivr.agi import AgiSession
 from ivr.services import IvrServices
 from recordings.paths import asterisk_sound_name, tip_recording_path
@@ -35,7 +36,10 @@ async def hand_to_dialplan(
             tip_recording_path(services.settings, decision.action_id, unique_id).absolute()
         ),
     }
+    title = services.routing.action_title(decision.action_id)
     if decision.kind is DecisionKind.ROUTE:
+        # What the centralist's phone shows as the caller's name (dialplans/desk.conf).
+        variables[cv.VAR_ACTION_LABEL] = phone_label(decision.action_id, title)
         variables[cv.VAR_TARGET_COUNT] = str(len(decision.steps))
         for number, step in enumerate(decision.steps, start=1):
             variables[cv.target_var(number)] = "&".join(f"PJSIP/{endpoint}" for endpoint in step.endpoints)
@@ -49,6 +53,26 @@ async def hand_to_dialplan(
     # One round trip for all of them. BN_ROUTE last: the dialplan treats an empty BN_ROUTE as
     # "FastAGI failed half-way", and MSet sets them in order.
     variables[cv.VAR_ROUTE] = route
+    if decision.kind is DecisionKind.ROUTE:
+        # The call card: the first step's phones ring next; later steps are announced by their
+        # DialBegin (ivr/desk_signals.py). Spawned before the variables go out, so the card is
+        # usually on its way before Asterisk dials (and before that DialBegin).
+        services.spawn(
+            "announce to the desk",
+            unique_id,
+            AsyncDeskFeed(services.live).route_decided(
+                DeskCall(
+                    call=unique_id,
+                    action_id=decision.action_id,
+                    title=title,
+                    caller_number=caller.number,
+                    participant_id=caller.participant_id,
+                    reason=decision.reason,
+                    kind=kind,
+                ),
+                decision.steps[0].endpoints if decision.steps else (),
+            ),
+        )
     await session.set_variables(variables)
     # Logged after the caller is on their way; the AMI tracker fills in answer and hang-up.
     services.in_background(

@@ -104,6 +104,11 @@ PROMPTS: Final[Mapping[str, Mapping[str, str]]] = {
         "nl": "Bedankt voor uw medewerking. Tot ziens.",
         "en": "Thank you for your help. Goodbye.",
     },
+    "desk-whisper": {
+        # Heard by the centralist only, after they answer (dialplans/desk.conf), before the digits.
+        "nl": "Burgernetoproep over actie",
+        "en": "Burgernet call about alert",
+    },
     "technical-fallback": {
         "nl": "Excuses, er is een technische storing. U wordt doorverbonden met de meldkamer.",
         "en": "Sorry, there is a technical problem. You are being connected to the control room.",

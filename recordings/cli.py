@@ -120,7 +120,9 @@ def purge_command(ctx: click.Context, days: int | None) -> None:
     if _repository_factory is None:
         raise click.ClickException("no recording repository registered (register_repository_factory)")
     settings = _settings(ctx)
-    retention = days or settings.audio.recording_retention_days
+    # retention.tips_days (audio.recording_retention_days while that is unset); the scheduled
+    # `retention run` inside the worker does the same for every kind of personal data.
+    retention = days or settings.tips_retention_days()
     # Tips nobody filed (FastAGI was down) get their row first, so retention reaches them too.
     # A recording without a row is never deleted: without the database to sweep, it just waits.
     sessions = getattr(ctx.obj, "sessions", None)

@@ -9,9 +9,11 @@ STAMP_DIR="$ROOT/var/.bootstrap"
 # Debian packages: services the project starts itself (redis, postgresql for tests), the
 # Asterisk sandbox builder (debootstrap), SIPp for call tests, audio tools for prompts, and
 # Chromium for the browser tests (Playwright drives Debian's build; it never downloads one).
+# Kamailio is the SIP edge (kamailio_conf); its base package already has every module we load
+# (dispatcher, htable, pike, ipops, auth, usrloc, registrar, db_text).
 APT_PACKAGES=(
   python3 python3-venv python3-dev build-essential
-  redis-server postgresql debootstrap sip-tester fail2ban
+  redis-server postgresql debootstrap sip-tester fail2ban kamailio
   espeak-ng ffmpeg sox
   chromium
 )
@@ -40,6 +42,11 @@ install_debian_packages() {
   # No daemons are started by the packages' scripts in containers without an init system;
   # the project starts its own redis-server and PostgreSQL where it needs them.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Where an init system does start it, Debian's kamailio service would take port 5060 with the
+  # sample configuration: the project starts its own Kamailio with its own rendered one.
+  if [[ " ${missing[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now kamailio >/dev/null 2>&1 || true
+  fi
 }
 
 install_node_packages() {

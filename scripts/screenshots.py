@@ -16,30 +16,37 @@ itself. Needs the test extras (Playwright).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import math
 import re
 import sys
 import tempfile
 import wave
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
-from sqlalchemy import func, select
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import func, select, update
 
 from burgernet import db
 from burgernet.actions import AreaSpec
+from burgernet.callbacks import WorklistScope
+from burgernet.calls import CallLog
 from burgernet.db import session_scope
+from burgernet.desk import AsyncDeskFeed, DeskCall
 from burgernet.domain import AreaKind
-from burgernet.models import Participant
+from burgernet.live import AsyncLiveState
+from burgernet.models import Centralist, Participant, User
 from burgernet.secrets import create_missing_secrets
 from burgernet.settings import load_settings
+from burgernet.sightings import NewSighting
+from callback_api import live_events
 from callback_api.app import create_app
 from callback_api.auth.services import create_user
-from callback_api.dashboard import views as dashboard
-from composition import demo
+from composition import demo, demo_history
 from composition.context import Context
 from composition.redis_server import ManagedRedis
 
@@ -89,6 +96,9 @@ def seed(context: Context, participants: int) -> int:
         source="demo",
     )
     context.actions.start(amber.id, actor="demo", source="demo")
+    with session_scope(context.sessions) as session:
+        # A year of closed actions for the Reports page (after the demo's, which keep ids 1-5).
+        demo_history.seed_history(session, rng)
     create_user(
         context.sessions, username=USERNAME, role="admin", password=PASSWORD, actor="demo", source="demo"
     )
@@ -182,6 +192,18 @@ def take(context: Context, server: PanelServer, out: Path, lang: str, amber_id: 
             "heading => window.scrollTo(0, heading.getBoundingClientRect().top + window.scrollY - 16)"
         )
         saved.append(save(page, out, "action-calls"))
+        # Closing it: the outcome from the fixed list, the internal note, the public result message.
+        page.locator("#outcome_kind").select_option("solved_by_tip")
+        page.locator("#outcome").fill("Tip van een buurman; gevonden bij het station")
+        page.locator("#result_message").fill("Het meisje is terecht. Dank voor uw hulp!")
+        page.locator("#outcome_kind").evaluate(
+            "field => window.scrollTo(0, field.closest('form').getBoundingClientRect().top"
+            " + window.scrollY - 16)"
+        )
+        saved.append(save(page, out, "action-close"))
+
+        saved.extend(take_desk_work(context, browser, server, out, lang, callers, amber_id))
+        saved.append(take_call_card(context, browser, server, out, lang, callers[0]))
 
         # A new action from an address: the search box, the type's template, the team, the preview.
         page.goto("/actions/new")
@@ -214,9 +236,155 @@ def take(context: Context, server: PanelServer, out: Path, lang: str, amber_id: 
         page.goto(f"/amber/{amber_id}")
         expect(page.locator("article.active")).to_be_visible()
         saved.append(save(page, out, "amber-display"))
+
+        # Reports: the last twelve months of the demo history, charts drawn by Chart.js.
+        page.set_viewport_size({"width": 1280, "height": 1060})  # the figures and the charts whole
+        page.goto("/reports")
+        for chart in ("chart-trend", "chart-hours", "chart-regions", "chart-speed"):
+            expect(page.locator(f"#{chart}")).to_have_attribute("data-drawn", "true")
+        page.locator(".report-meta").evaluate(
+            "box => window.scrollTo(0, box.getBoundingClientRect().top + window.scrollY - 16)"
+        )
+        saved.append(save(page, out, "reports"))
         page_context.close()
         browser.close()
     return saved
+
+
+def take_desk_work(
+    context: Context,
+    browser: Browser,
+    server: PanelServer,
+    out: Path,
+    lang: str,
+    callers: list[str],
+    amber_id: int,
+) -> list[Path]:
+    """The worklist (claims, an AMBER tip first, a failure-path tip, a call that found nobody) and
+    the missing girl's sightings on the map, as centralist c-mn-1 sees them."""
+    now = datetime.now(UTC)
+    log = CallLog(context.sessions)
+    tips = context.settings.recordings_dir / "tips"
+    tips.mkdir(parents=True, exist_ok=True)
+    for unique_id, caller, action_id in (
+        ("1732000901.1", "+31622418837", amber_id),
+        ("1732000902.1", "+31302345678", None),
+    ):
+        log.open_call(unique_id, caller_number=caller, action_id=action_id, region_code="MN", reason="demo")
+        (tips / f"{unique_id}.wav").write_bytes(silent_wav())
+        log.register_tip(
+            unique_id,
+            action_id=action_id,
+            recording_path=str(tips / f"{unique_id}.wav"),
+            callback_number=caller,
+        )
+    run_telephony(
+        call_free_number(context, "0653091274", "1732000903.1", answered_by=None, outcome="abandoned")
+    )
+    for username, endpoint in (("anna", "c-mn-1"), ("bert", "c-mn-2")):
+        create_user(
+            context.sessions,
+            username=username,
+            role="centralist",
+            password=PASSWORD,
+            actor="demo",
+            source="demo",
+        )
+        with session_scope(context.sessions) as session:
+            centralist_id = session.scalar(select(Centralist.id).where(Centralist.sip_endpoint == endpoint))
+            session.execute(update(User).where(User.username == username).values(centralist_id=centralist_id))
+    items = context.callbacks.worklist(WorklistScope.everything())
+    context.callbacks.claim(items[1].id, WorklistScope.everything(), actor="bert", source="demo")
+    context.callbacks.claim(items[0].id, WorklistScope.everything(), actor="anna", source="demo")
+    seen = [
+        (
+            50,
+            52.0952,
+            5.1105,
+            "SW",
+            "possible",
+            "Meisje met rode jas bij de bushalte, liep met een oudere man",
+        ),
+        (
+            32,
+            52.0921,
+            5.1148,
+            "E",
+            "probable",
+            "Kind in rode jas op de fiets achterop, richting Catharijnesingel",
+        ),
+        (12, 52.0889, 5.1203, "NE", "confirmed", "Door de beller herkend bij de ingang van het station"),
+    ]
+    for minutes, lat, lon, direction, reliability, text in seen:
+        context.sightings.record(
+            1,
+            NewSighting(now - timedelta(minutes=minutes), lat, lon, reliability, text, direction),
+            actor="anna",
+            source="demo",
+        )
+    saved: list[Path] = []
+    page_context, _refused = offline_context(browser, server.url, locale="nl-NL" if lang == "nl" else "en-GB")
+    page_context.set_default_timeout(15_000)
+    page = page_context.new_page()
+    page.goto("/login")
+    page.locator("#username").fill("anna")
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form button[type=submit]").last.click()
+    expect(page.locator(".who")).to_contain_text("anna")
+    page.goto("/worklist")
+    expect(page.locator("tr[data-item]")).to_have_count(len(items))
+    expect(page.locator("html")).to_have_attribute("data-live", "open")
+    saved.append(save(page, out, "worklist"))
+    page.goto("/actions/1")
+    expect(page.locator("path.sighting-marker")).to_have_count(len(seen))
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.locator("#map").click(position={"x": box["width"] / 2 + 140, "y": box["height"] / 2 + 90})
+    page.locator("#sighting-description").fill("Meisje stapt in een grijze auto")
+    page.locator("path.sighting-marker").first.click()  # the newest sighting's popup
+    page.locator("#map-title").evaluate(
+        "heading => window.scrollTo(0, heading.getBoundingClientRect().top + window.scrollY - 16)"
+    )
+    page.wait_for_timeout(300)
+    saved.append(save(page, out, "sightings-map"))
+    page_context.close()
+    return saved
+
+
+def take_call_card(
+    context: Context, browser: Browser, server: PanelServer, out: Path, lang: str, caller: str
+) -> Path:
+    """The call card on anna's desk (c-mn-1) while a call about the missing girl rings her phone:
+    announced as FastAGI announces a routing decision (burgernet/desk.py)."""
+    number = "+31" + caller[1:]
+    with session_scope(context.sessions) as session:
+        participant_id = session.scalar(select(Participant.id).where(Participant.phone_e164 == number))
+    page_context, _refused = offline_context(browser, server.url, locale="nl-NL" if lang == "nl" else "en-GB")
+    page_context.set_default_timeout(15_000)
+    page = page_context.new_page()
+    page.goto("/login")
+    page.locator("#username").fill("anna")
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form button[type=submit]").last.click()
+    expect(page.locator("#desk-status")).to_contain_text("c-mn-1")  # a centralist lands on the desk
+    page.wait_for_timeout(700)  # the live stream is open
+    reason = "caller inside the area of action 1"
+    call = DeskCall("1732000990.1", 1, "", number, participant_id, reason, "inbound")
+
+    async def announce() -> None:
+        live = AsyncLiveState.from_url(context.settings.redis.url, context.live.keys.prefix)
+        try:
+            title = context.actions.get(1).title
+            await AsyncDeskFeed(live).route_decided(dataclasses.replace(call, title=title), ("c-mn-1",))
+        finally:
+            await live.close()
+
+    run_telephony(announce())
+    expect(page.locator("article.call-card")).to_have_attribute("data-loaded", "yes")
+    page.wait_for_timeout(700)  # the small map's region borders and area
+    path = save(page, out, "call-card")
+    page_context.close()
+    return path
 
 
 def main() -> int:
@@ -228,7 +396,7 @@ def main() -> int:
     parser.add_argument("--participants", type=int, default=20_000, help="demo participants to seed")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    dashboard.HEARTBEAT_SECONDS = 0.5  # open live feeds end soon after the browser closes
+    live_events.HEARTBEAT_SECONDS = 0.5  # open live feeds end soon after the browser closes
 
     with tempfile.TemporaryDirectory(prefix="burgernet-shots-") as folder:
         tmp = Path(folder)

@@ -18,7 +18,15 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS
-from burgernet.domain import ACTION_TYPE_LABELS, ActionType, AreaKind, Channel, Language
+from burgernet.domain import (
+    ACTION_TYPE_LABELS,
+    OUTCOME_KIND_LABELS,
+    ActionType,
+    AreaKind,
+    Channel,
+    Language,
+    OutcomeKind,
+)
 
 
 class ActionForm(FlaskForm):
@@ -65,8 +73,22 @@ class ActionForm(FlaskForm):
 
 
 class CloseForm(FlaskForm):
-    outcome = StringField("Outcome", validators=[DataRequired(), Length(max=200)])
+    """How the action ended (a fixed list, no default: the operator chooses), an internal note
+    and the public result message."""
+
+    outcome_kind = SelectField(
+        "Outcome",
+        choices=[SelectChoice("", "")] + [SelectChoice(k.value, k.value) for k in OutcomeKind],
+        validators=[DataRequired()],
+    )
+    outcome = StringField("Internal note", validators=[Optional(), Length(max=200)])
     result_message = TextAreaField("Result message to everyone alerted", validators=[Length(max=2000)])
+
+    def fill_choices(self, language: str, choose: str) -> None:
+        lang = Language(language)
+        self.outcome_kind.choices = [SelectChoice("", choose)] + [
+            SelectChoice(k.value, OUTCOME_KIND_LABELS[k][lang]) for k in OutcomeKind
+        ]
 
 
 class RecordingForm(FlaskForm):

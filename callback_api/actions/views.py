@@ -15,8 +15,8 @@ from wtforms import SelectChoice
 
 from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS, ActionError, ActionStateError, ActionView
-from burgernet.domain import ActionStatus
-from callback_api.access import mask_number
+from burgernet.domain import ActionStatus, outcome_words
+from callback_api.access import Reader, mask_number
 from callback_api.actions.forms import ActionForm, AssignTipForm, CloseForm, RecordingForm, UpdateForm
 from callback_api.actions.services import ActionPanelService, RecordingRefused, TipNotAssigned
 from callback_api.actions.start import DEFAULT_TYPE, StartService, start_from_template
@@ -24,7 +24,9 @@ from callback_api.areas import AreaInputError, area_from_fields, split_list
 from callback_api.forms import ConfirmForm
 from callback_api.i18n import current_language, translate
 from callback_api.photos import PhotoError
-from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, reader, roles_required, user
+from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, can, reader, roles_required, user
+from callback_api.sightings.services import SightingPanelService
+from callback_api.sightings.views import default_values
 from callback_api.state import panel
 
 bp = Blueprint("actions", __name__)
@@ -36,6 +38,11 @@ CALLS_SHOWN = 200
 def service() -> ActionPanelService:
     state = panel()
     return ActionPanelService(state.context, state.settings, state.broadcasts)
+
+
+def sighting_service() -> SightingPanelService:
+    state = panel()
+    return SightingPanelService(state.context, state.settings)
 
 
 def start_service() -> StartService:
@@ -154,13 +161,50 @@ def detail(action_id: int) -> str:
         mask=not personal,
         mask_number=mask_number,
         confirm=ConfirmForm(),
-        close_form=CloseForm(),
+        close_form=_close_form(),
+        outcome_kind_label=_outcome_kind_label(view.outcome_kind),
         recording_form=RecordingForm(),
         has_recording=actions.recording(action_id) is not None,
         broadcasts=actions.broadcasts(action_id),
         update_form=UpdateForm(),
         update_max_chars=UPDATE_MAX_CHARS,
+        **_sighting_context(action_id, who, personal),
     )
+
+
+def _sighting_context(action_id: int, who: Reader, personal: bool) -> dict[str, Any]:
+    """The sightings section: the list (need-to-know), and the form for who may work the action."""
+    sightings = sighting_service()
+    return {
+        "sightings": panel().context.sightings.for_action(action_id) if personal else [],
+        "sighting_choices": sightings.choices(who, action_id) if personal and can(ACTION_ROLES) else None,
+        "sighting_values": default_values(),
+        "action_id": action_id,
+    }
+
+
+def _calls_context(action_id: int, who: Reader) -> dict[str, Any]:
+    actions = service()
+    calls = actions.calls(action_id, who, limit=CALLS_SHOWN)
+    calls_total = actions.call_count(action_id) if len(calls) == CALLS_SHOWN else len(calls)
+    personal = actions.may_read_personal(who, action_id)
+    return {"calls": calls, "calls_total": calls_total, "mask": not personal, "mask_number": mask_number}
+
+
+@bp.route("/actions/<int:action_id>/calls.part")
+@roles_required(ALL_ROLES)
+def calls_part(action_id: int) -> str:
+    """The calls table alone: what the live action page fetches on call events."""
+    _action(action_id)
+    return render_template("actions/_calls.html", **_calls_context(action_id, reader()))
+
+
+@bp.route("/actions/<int:action_id>/tips.part")
+@roles_required(ALL_ROLES)
+def tips_part(action_id: int) -> str:
+    """The tips table alone (none without need-to-know): fetched on tip events."""
+    _action(action_id)
+    return render_template("actions/_tips.html", tips=service().tips(action_id, reader()))
 
 
 @bp.route("/actions/<int:action_id>/broadcasts")
@@ -218,19 +262,32 @@ def start(action_id: int) -> Response:
     return redirect(url_for("actions.detail", action_id=action_id))
 
 
+def _close_form() -> CloseForm:
+    form = CloseForm()
+    form.fill_choices(current_language(), translate("Choose how the action ended"))
+    return form
+
+
+def _outcome_kind_label(outcome_kind: str | None) -> str:
+    return outcome_words(outcome_kind, current_language())
+
+
 @bp.route("/actions/<int:action_id>/close", methods=["POST"])
 @roles_required(ACTION_ROLES)
 def close(action_id: int) -> Response:
     _action(action_id)
-    form = CloseForm()
+    form = _close_form()
     if not form.validate_on_submit():
-        flash(
-            translate("Outcome") + ": " + "; ".join(m for msgs in form.errors.values() for m in msgs), "error"
-        )
+        errors = [
+            f"{translate(str(form[name].label.text))}: {', '.join(msgs)}"
+            for name, msgs in form.errors.items()
+        ]
+        flash("; ".join(errors), "error")
         return redirect(url_for("actions.detail", action_id=action_id))
     try:
         panel().context.actions.close(
             action_id,
+            outcome_kind=form.outcome_kind.data or "",
             outcome=form.outcome.data or "",
             result_message=form.result_message.data or "",
             actor=user().username,

@@ -6,7 +6,9 @@ from typing import Any
 
 from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS
-from burgernet.domain import DELIVERY_STATUSES, ActionStatus, ActionType, AreaKind, Channel
+from burgernet.domain import DELIVERY_STATUSES, OUTCOME_KINDS, ActionStatus, ActionType, AreaKind, Channel
+from callback_api.reports.openapi import REPORT_PATHS, REPORT_SCHEMAS
+from callback_api.sightings.openapi import SIGHTING_PATHS, SIGHTING_SCHEMAS
 
 _CHANNELS = [channel.value for channel in Channel]
 
@@ -52,6 +54,8 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": {
+            **REPORT_PATHS,
+            **SIGHTING_PATHS,
             "/actions": {
                 "get": {
                     "summary": "List actions, newest first, a page at a time",
@@ -149,7 +153,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/actions/{action_id}/close": {
                 "post": {
-                    "summary": "Close an action with an outcome and a result message",
+                    "summary": "Close an action with an outcome kind, an internal note and a result message",
                     "parameters": [ACTION_ID],
                     "requestBody": {
                         "required": True,
@@ -157,9 +161,14 @@ def openapi_document() -> dict[str, Any]:
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "required": ["outcome"],
+                                    "required": ["outcome_kind"],
                                     "properties": {
-                                        "outcome": {"type": "string", "maxLength": 200},
+                                        "outcome_kind": {"type": "string", "enum": list(OUTCOME_KINDS)},
+                                        "outcome": {
+                                            "type": "string",
+                                            "maxLength": 200,
+                                            "description": "internal note (needed with 'other')",
+                                        },
                                         "result_message": {"type": "string"},
                                     },
                                 }
@@ -170,7 +179,10 @@ def openapi_document() -> dict[str, Any]:
                         "200": _ok("Action"),
                         "404": _error("no such action (action.not_found)"),
                         "409": _error("already closed (action.invalid_transition)"),
-                        "422": _error("no outcome (input.invalid)"),
+                        "422": _error(
+                            "no or unknown outcome_kind (input.invalid); 'other' without a note"
+                            " (action.invalid)"
+                        ),
                         **ERRORS,
                     },
                 },
@@ -279,6 +291,8 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
+                **REPORT_SCHEMAS,
+                **SIGHTING_SCHEMAS,
                 "Error": {
                     "type": "object",
                     "required": ["status", "error_id", "message", "request_id"],
@@ -306,8 +320,9 @@ def openapi_document() -> dict[str, Any]:
                         "created_at": {"type": "string", "format": "date-time"},
                         "started_at": {"type": "string", "format": "date-time", "nullable": True},
                         "closed_at": {"type": "string", "format": "date-time", "nullable": True},
-                        "outcome": {"type": "string", "nullable": True},
+                        "outcome": {"type": "string", "nullable": True, "description": "internal note"},
                         "result_message": {"type": "string", "nullable": True},
+                        "outcome_kind": {"type": "string", "enum": list(OUTCOME_KINDS), "nullable": True},
                         "channels": {"type": "array", "items": {"type": "string", "enum": _CHANNELS}},
                         "urgency": {"type": "string", "enum": list(URGENCIES)},
                     },

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from burgernet.actions import UPDATE_MAX_CHARS, ActionStateError, ActionView
-from burgernet.domain import ActionStatus, Role
+from burgernet.domain import OUTCOME_KINDS, ActionStatus, Role
 from callback_api.access import Reader
 from callback_api.actions.services import ActionPanelService, BroadcastNotFound
 from callback_api.api.openapi import openapi_document
@@ -26,6 +26,7 @@ from callback_api.areas import area_from_fields
 from callback_api.auth.services import UserInfo
 from callback_api.errors import InputInvalid, RequestInvalid
 from callback_api.errors import error_body as error_body
+from callback_api.local_time import iso_utc
 from callback_api.security import ACTION_ROLES, ALL_ROLES
 from callback_api.state import panel
 
@@ -38,8 +39,8 @@ def _actions() -> ActionPanelService:
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # ISO 8601 with an offset, also for SQLite's naive UTC values
+        return iso_utc(value)
     if isinstance(value, tuple | list):
         return [_json(item) for item in value]
     return value
@@ -181,11 +182,17 @@ def close_action(action_id: int) -> Response:
     info = _require(ACTION_ROLES)
     _existing(action_id)
     body = _body()
-    outcome = body.get("outcome")
-    if not isinstance(outcome, str) or not outcome.strip():
-        raise InputInvalid("outcome is required")
+    # Since the structured outcomes the kind is required (a client that sends only the free text gets this
+    # error, not a silent "other"); "outcome" is the internal note, needed with "other".
+    outcome_kind = body.get("outcome_kind")
+    if outcome_kind not in OUTCOME_KINDS:
+        raise InputInvalid(f"outcome_kind is required: one of {', '.join(OUTCOME_KINDS)}")
+    outcome = body.get("outcome", "")
+    if not isinstance(outcome, str):
+        raise InputInvalid("outcome (the internal note) must be a string")
     view = panel().context.actions.close(
         action_id,
+        outcome_kind=str(outcome_kind),
         outcome=outcome,
         result_message=str(body.get("result_message", "")),
         actor=info.username,

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from burgernet.domain import Role
 from callback_api.auth.forms import LanguageForm, LoginForm
 from callback_api.auth.services import AccountService
 from callback_api.i18n import choose_language, translate
@@ -26,6 +27,8 @@ def _safe_next(target: str | None) -> str:
     """Only a path on this site (no open redirect to another host)."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
+    if current_user.is_authenticated and user().role is Role.CENTRALIST:
+        return url_for("desk.index")  # a centralist lands on the desk, where their call cards pop up
     return url_for("dashboard.index")
 
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from flask import Blueprint, Response, jsonify, render_template, stream_with_context
+from flask import Blueprint, Response, jsonify, render_template
 
 from callback_api.dashboard.services import DashboardService
 from callback_api.i18n import translate
-from callback_api.security import ALL_ROLES, reader, roles_required
+from callback_api.security import ALL_ROLES, roles_required
 from callback_api.state import panel
 
 bp = Blueprint("dashboard", __name__)
-
-# Read when a stream starts (tests and the screenshot script shorten it).
-HEARTBEAT_SECONDS = 15.0
 
 
 def service() -> DashboardService:
@@ -68,13 +65,3 @@ def regions() -> Response:
 @roles_required(ALL_ROLES)
 def presence() -> Response:
     return jsonify([dataclasses.asdict(row) for row in service().presence()])
-
-
-@bp.route("/events")
-@roles_required(ALL_ROLES)
-def events() -> Response:
-    stream = service().events(reader(), heartbeat_seconds=HEARTBEAT_SECONDS)
-    response = Response(stream_with_context(stream), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
-    return response

@@ -1,4 +1,7 @@
 "use strict";
+/* The action page: its area and sightings on the map, and, over the one live stream
+   (live_events.js), its calls, tips, sightings and broadcasts as they happen. Events are nudges:
+   what changed is fetched again from the server, which applies need-to-know and renders it. */
 (function () {
   var element = document.getElementById("map");
   var map = BurgernetMap.create(element);
@@ -10,13 +13,117 @@
   var output = document.getElementById("recipients");
   fetch(output.dataset.source, { credentials: "same-origin" }).then(function (r) { return r.json(); })
     .then(function (data) { output.textContent = String(data.recipients); });
+
+  var page = document.getElementById("action-page");
+  var actionId = page ? String(page.dataset.action) : "";
+  var live = page && page.dataset.live === "yes" && window.BurgernetLive;
+  var timers = {};
+
+  function later(key, work) {  // several events in a burst: one fetch
+    if (timers[key]) { return; }
+    timers[key] = setTimeout(function () { timers[key] = null; work(); }, 100);
+  }
+
+  function replace(containerId) {
+    var container = document.getElementById(containerId);
+    if (!container) { return; }
+    fetch(container.dataset.source, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status); }
+      return r.text();
+    }).then(function (html) { container.innerHTML = html; })  // rendered and escaped by the server
+      .catch(function () { /* the next event tries again */ });
+  }
+
+  /* Sightings: markers coloured by reliability, the list beside them. */
+  var section = document.getElementById("sightings");
+  var COLOURS = { confirmed: "#b00020", probable: "#e65100", possible: "#1565c0", doubtful: "#757575" };
+  var markers = L.layerGroup().addTo(map);
+
+  function popup(s) {
+    var box = document.createElement("div");
+    var when = document.createElement("strong");
+    when.textContent = new Date(s.seen_at).toLocaleString("nl-NL", { timeZone: "Europe/Amsterdam" });
+    box.appendChild(when);
+    box.appendChild(document.createElement("br"));
+    box.appendChild(document.createTextNode(s.reliability + (s.direction ? " · " + s.direction : "")));
+    if (s.description) {
+      box.appendChild(document.createElement("br"));
+      box.appendChild(document.createTextNode(s.description));
+    }
+    return box;
+  }
+
+  var fitted = false;
+
+  function drawSightings() {
+    if (!section) { return; }
+    fetch(section.dataset.markers, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status); }
+      return r.json();
+    })
+      .then(function (data) {
+        markers.clearLayers();
+        if (!fitted && data.sightings.length) {  // once: where it was seen matters more than the area
+          fitted = true;
+          map.fitBounds(L.latLngBounds(data.sightings.map(function (s) { return [s.lat, s.lon]; })),
+                        { padding: [80, 80], maxZoom: 14 });
+        }
+        data.sightings.forEach(function (s) {
+          L.circleMarker([s.lat, s.lon], {
+            radius: 8, color: COLOURS[s.reliability] || "#333", weight: 2, fillOpacity: 0.6,
+            className: "sighting-marker sighting-" + s.id
+          }).bindPopup(popup(s)).addTo(markers);
+        });
+      }).catch(function () { /* the next event tries again */ });
+  }
+
+  function refreshSightings() {
+    if (!section) { return; }
+    drawSightings();
+    fetch(section.dataset.list, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status); }
+      return r.text();
+    }).then(function (html) { document.getElementById("sightings-body").innerHTML = html; })  // server-rendered
+      .catch(function () { /* the next event tries again */ });
+  }
+
+  if (section) {
+    drawSightings();
+    BurgernetSightingForm.attach(map, function () {
+      document.getElementById("sightings-announce").textContent = section.dataset.recorded || "Sighting recorded.";
+      refreshSightings();
+    });
+  }
+
+  if (!live) { return; }
+  function ours(event) { return String(event.action_id) === actionId; }
+  BurgernetLive.on("sighting_added", function (event) {
+    if (ours(event)) { later("sightings", refreshSightings); }
+  });
+  ["call_routed", "call_ended"].forEach(function (type) {
+    BurgernetLive.on(type, function (event) { if (ours(event)) { later("calls", function () { replace("calls-body"); }); } });
+  });
+  BurgernetLive.on("call_answered", function (event) {  // carries the call, not the action
+    if (document.querySelector("#calls-body") && (ours(event) || event.action_id === undefined)) {
+      later("calls", function () { replace("calls-body"); });
+    }
+  });
+  BurgernetLive.on("tip", function (event) {
+    if (ours(event)) { later("tips", function () { replace("tips-body"); }); }
+  });
+  // Events published while the stream was (re)connecting are not replayed: catch up.
+  BurgernetLive.onOpen(function () {
+    later("calls", function () { replace("calls-body"); });
+    later("tips", function () { replace("tips-body"); });
+    later("sightings", refreshSightings);
+  });
 })();
 
-/* Broadcasts: the bars move with the live feed's "broadcast" events; the per-channel counts and
+/* Broadcasts: the bars move with the live stream's "broadcast" events; the per-channel counts and
    milestone times are fetched again (at most every REFRESH_MS) as the server renders them. */
 (function () {
   var container = document.getElementById("broadcasts");
-  if (!container || container.dataset.live !== "yes" || !window.EventSource) { return; }
+  if (!container || container.dataset.live !== "yes" || !window.BurgernetLive) { return; }
   var announce = document.getElementById("broadcasts-announce");
   var REFRESH_MS = 2000;
   var timer = null;
@@ -68,9 +175,7 @@
     timer = setTimeout(refresh, wait);
   }
 
-  var source = new EventSource(container.dataset.events);
-  source.addEventListener("broadcast", function (e) {
-    var event = JSON.parse(e.data);
+  BurgernetLive.on("broadcast", function (event) {
     if (String(event.action_id) !== container.dataset.action) { return; }
     var article = container.querySelector('[data-broadcast-id="' + Number(event.broadcast_id) + '"]');
     if (article) { moveBar(article, Number(event.handled), Number(event.total)); }
@@ -78,5 +183,5 @@
     scheduleRefresh(!article || Number(event.handled) >= Number(event.total));
   });
   // Events published before the stream was (re)opened are not replayed: catch up once.
-  source.addEventListener("open", function () { scheduleRefresh(true); });
+  BurgernetLive.onOpen(function () { scheduleRefresh(true); });
 })();

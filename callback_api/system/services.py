@@ -12,6 +12,7 @@ import redis
 from sqlalchemy import text
 
 from burgernet import health
+from burgernet.redis_clients import redis_client
 from burgernet.services import Services
 
 # The processes of one installation, in the order a reader thinks of them. Asterisk and Redis
@@ -134,9 +135,7 @@ class PanelHealth:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._client = redis.Redis.from_url(
-            services.settings.redis.url, socket_timeout=0.5, socket_connect_timeout=0.5
-        )
+        self._client = redis_client(services.settings.redis, timeout=0.5)
         self._prefix = services.settings.redis.key_prefix
         self._lock = threading.Lock()
         self._database_probe: threading.Thread | None = None

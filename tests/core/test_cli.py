@@ -94,9 +94,13 @@ def test_action_commands(runner: CliRunner, tmp_path: Path) -> None:
     again = runner.invoke(main, ["action", "start", action_id])
     assert again.exit_code == 2 and "from active to active" in again.output
     closed = runner.invoke(
-        main, ["action", "close", action_id, "--outcome", "gevonden", "--message", "Dank!"]
+        main,
+        [
+            *("action", "close", action_id, "--outcome-kind", "found_otherwise"),
+            *("--outcome", "gevonden", "--message", "Dank!"),
+        ],
     )
-    assert closed.exit_code == 0 and "closed: gevonden" in closed.output
+    assert closed.exit_code == 0 and "closed: found_otherwise (gevonden)" in closed.output
 
     polygon = tmp_path / "area.geojson"
     polygon.write_text(

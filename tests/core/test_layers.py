@@ -23,6 +23,7 @@ PACKAGES = (
     "broadcasting",
     "callback_api",
     "asterisk_conf",
+    "kamailio_conf",
     "recordings",
     "composition",
     "testbed",

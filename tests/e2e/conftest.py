@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from callback_api import app as panel_app
+from callback_api import live_events
 from callback_api.auth.services import create_user
-from callback_api.dashboard import views as dashboard
 from composition.context import Context
 from testbed.browser import PanelServer, launch_chromium, offline_context
 from testbed.ports import free_port
@@ -44,7 +44,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def panel_server(bn_context: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[PanelServer]:
     # A short heartbeat: a live feed whose browser has gone notices on its next write, so the
     # server's worker threads are free within a second when the test ends.
-    monkeypatch.setattr(dashboard, "HEARTBEAT_SECONDS", 0.5)
+    monkeypatch.setattr(live_events, "HEARTBEAT_SECONDS", 0.5)
     create_user(
         bn_context.sessions,
         username=OPERATOR,

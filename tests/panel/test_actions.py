@@ -174,15 +174,27 @@ def test_close_needs_an_outcome_and_is_audited(
     assert "Outcome" in empty.get_data(as_text=True) or "Afloop" in empty.get_data(as_text=True)
     done = client.post(
         f"/actions/{world.active_id}/close",
-        data={"csrf_token": token, "outcome": "gevonden", "result_message": "Dank u!"},
+        data={
+            "csrf_token": token,
+            "outcome_kind": "found_otherwise",
+            "outcome": "gevonden",
+            "result_message": "Dank u!",
+        },
     )
     assert done.status_code == 302
     view = bn_context.actions.get(world.active_id)
-    assert (view.status, view.outcome, view.result_message) == ("closed", "gevonden", "Dank u!")
+    assert (view.status, view.outcome_kind, view.outcome, view.result_message) == (
+        "closed",
+        "found_otherwise",
+        "gevonden",
+        "Dank u!",
+    )
     page = client.get(f"/actions/{world.active_id}").get_data(as_text=True)
     assert "gevonden" in page  # on the timeline and in the details
     again = client.post(
-        f"/actions/{world.active_id}/close", data={"csrf_token": token, "outcome": "x"}, follow_redirects=True
+        f"/actions/{world.active_id}/close",
+        data={"csrf_token": token, "outcome_kind": "other", "outcome": "x"},
+        follow_redirects=True,
     )
     assert "cannot go from closed to closed" in again.get_data(as_text=True)
 

@@ -102,7 +102,7 @@ def test_create_start_close_and_callbacks(world: World, bn_context: Context, app
     closed = client.post(
         f"/api/v1/actions/{action['id']}/close",
         headers=_auth(world, "centralist"),
-        json={"outcome": "auto gevonden", "result_message": "Dank!"},
+        json={"outcome_kind": "found_otherwise", "outcome": "auto gevonden", "result_message": "Dank!"},
     )
     assert closed.get_json()["status"] == "closed"
     # create, start, close — and the broadcasts those asked for: the alert, then the result.
@@ -217,12 +217,16 @@ def test_openapi_document(world: World, app: Flask) -> None:
         "/actions/{action_id}/recording",
         "/actions/{action_id}/broadcasts",
         "/actions/{action_id}/updates",
+        "/actions/{action_id}/sightings",
         "/broadcasts/{broadcast_id}",
+        "/reports",
+        "/reports/{table}",
     }
     # Every documented path exists in the app.
     rules = {str(rule) for rule in app.url_map.iter_rules()}
     for path in document["paths"]:
         rule = path.replace("{action_id}", "<int:action_id>").replace("{broadcast_id}", "<int:broadcast_id>")
+        rule = rule.replace("{table}", "<table>")
         assert "/api/v1" + rule in rules
 
 

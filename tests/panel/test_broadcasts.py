@@ -441,7 +441,7 @@ def test_dashboard_lists_broadcasts_under_way_of_active_actions(
 def test_broadcast_events_reach_the_live_feed(
     world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient]
 ) -> None:
-    response = client_for("viewer").get("/events", buffered=False)
+    response = client_for("viewer").get("/live/events", buffered=False)
     chunks = response.iter_encoded()
     assert b"subscribed" in next(chunks)
     event = {"type": "broadcast", "broadcast_id": 7, "action_id": world.active_id, "total": 10, "handled": 5}

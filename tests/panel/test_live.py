@@ -23,7 +23,7 @@ def _next_event(chunks: object) -> str:
 def test_live_feed_streams_published_events(
     world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient]
 ) -> None:
-    response = client_for("operator").get("/events", buffered=False)
+    response = client_for("operator").get("/live/events", buffered=False)
     assert response.mimetype == "text/event-stream"
     chunks = response.iter_encoded()
     assert b"subscribed" in next(chunks)  # subscribed: nothing published from here on is lost
@@ -40,7 +40,7 @@ def test_live_feed_streams_published_events(
 def test_viewers_get_events_without_numbers(
     world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient]
 ) -> None:
-    response = client_for("viewer").get("/events", buffered=False)
+    response = client_for("viewer").get("/live/events", buffered=False)
     chunks = response.iter_encoded()
     next(chunks)
     bn_context.live.publish({"type": "call_routed", "caller": "+31612345678", "action_id": 2})

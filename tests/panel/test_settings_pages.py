@@ -458,7 +458,7 @@ def test_reloader_renders_once_per_burst_and_reports(bn_context: Context) -> Non
     feed.subscribe(bn_context.live.keys.events)
 
     async def scenario() -> ConfigReloader:
-        reloader = ConfigReloader(bn_context.settings.redis.url, prefix, apply, settle_seconds=0.3)
+        reloader = ConfigReloader(bn_context.settings.redis, prefix, apply, settle_seconds=0.3)
         await reloader.start()
         await reloader.wait_subscribed(5)
         for n in range(3):

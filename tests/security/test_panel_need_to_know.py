@@ -146,7 +146,7 @@ def _next_event(chunks: object) -> dict[str, object]:
 def test_the_live_feed_masks_other_regions_numbers_for_a_centralist(
     world: World, bn_context: Context, client_for: ClientFor
 ) -> None:
-    response = client_for("centralist").get("/events", buffered=False)
+    response = client_for("centralist").get("/live/events", buffered=False)
     chunks = response.iter_encoded()
     assert b"subscribed" in next(chunks)
     bn_context.live.publish({"type": "call_routed", "caller": CALLER, "action_id": world.draft_id})

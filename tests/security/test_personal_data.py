@@ -1,4 +1,4 @@
-"""Personal data (issue 11): no EXIF out, public feeds from an allow-list, erasure reaches the call
+"""Personal data: no EXIF out, public feeds from an allow-list, erasure reaches the call
 log and the tips, a per-person export (panel and CLI), audited reads. Against the real app, the
 real SQLite database and the real Redis of the panel fixtures."""
 
@@ -130,7 +130,7 @@ def test_a_photo_stored_before_cleaning_existed_is_cleaned_before_it_is_served(
     )
     legacy = photos_dir(bn_context.settings) / f"{view.id}.jpg"
     legacy.parent.mkdir(parents=True, exist_ok=True)
-    legacy.write_bytes(jpeg_with_gps())  # as the panel stored photos before issue 11
+    legacy.write_bytes(jpeg_with_gps())  # as the panel stored photos before EXIF stripping
     with session_scope(bn_context.sessions) as session:
         action = session.get(Action, view.id)
         assert action is not None
