@@ -141,7 +141,8 @@ class LiveEventStream:
                 break
         started = last = self._clock()
         # Jitter: browsers that connected together do not all come back together.
-        ends_at = started + self._lifetime * random.uniform(0.85, 1.0)
+        # A pseudo-random jitter is all this needs (nothing secret depends on it).
+        ends_at = started + self._lifetime * random.uniform(0.85, 1.0)  # nosec B311
         try:
             # Sent once subscribed: no event published after this line reaches the client is lost.
             yield f"retry: {self._retry}\n: subscribed\n\n"
@@ -200,7 +201,7 @@ def stream_slots() -> StreamSlots:
 
 def busy_response() -> Response:
     """All stream slots taken: come back later (EventSource reconnects after ``retry``)."""
-    wait = RETRY_MILLISECONDS * 5 + random.randint(0, RETRY_MILLISECONDS * 5)
+    wait = RETRY_MILLISECONDS * 5 + random.randint(0, RETRY_MILLISECONDS * 5)  # nosec B311
     return event_stream_response(iter([f"retry: {wait}\n: busy, come back later\n\n"]))
 
 
