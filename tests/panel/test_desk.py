@@ -258,7 +258,7 @@ def test_a_centralist_lands_on_the_desk(app: Any, world: World) -> None:
         if role == "centralist":
             assert "Uw toestel: c-mn-1." in page and 'data-endpoint="c-mn-1"' in page
         else:
-            assert "not linked to a centralist" in page
+            assert "niet gekoppeld aan een toestel van een centralist" in page
     assert landing == {"centralist": (302, "/desk"), "operator": (302, "/")}
 
 
