@@ -48,6 +48,7 @@ def _username(url: str) -> str | None:
 
 
 def _sentinel_options(settings: RedisSettings, timeout: float, connect_timeout: float) -> dict[str, Any]:
+    """The keyword arguments of ``Sentinel(...)``, the same for the synchronous and asyncio clients."""
     password = redis_url_password(settings.url) or None
     return {
         # The sentinels themselves require the same password (``burgernet cluster up`` sets it).
@@ -64,6 +65,10 @@ def _sentinel_options(settings: RedisSettings, timeout: float, connect_timeout: 
     }
 
 
+def _backoff() -> ExponentialBackoff:
+    return ExponentialBackoff(cap=0.4, base=0.1)
+
+
 def redis_client(
     settings: RedisSettings, *, timeout: float = 5.0, connect_timeout: float | None = None
 ) -> redis.Redis:
@@ -71,14 +76,9 @@ def redis_client(
     connect = connect_timeout if connect_timeout is not None else timeout
     if not settings.sentinels:
         return redis.Redis.from_url(settings.url, socket_timeout=timeout, socket_connect_timeout=connect)
-    options = _sentinel_options(settings, timeout, connect)
-    sentinel = Sentinel(
-        settings.sentinel_addresses, sentinel_kwargs=options.pop("sentinel_kwargs"), **options
-    )
-    return sentinel.master_for(
-        settings.sentinel_service,
-        retry=Retry(ExponentialBackoff(cap=0.4, base=0.1), _RETRIES, supported_errors=_RETRY_ON),
-    )
+    sentinel = Sentinel(settings.sentinel_addresses, **_sentinel_options(settings, timeout, connect))
+    retry = Retry(_backoff(), _RETRIES, supported_errors=_RETRY_ON)
+    return sentinel.master_for(settings.sentinel_service, retry=retry)
 
 
 def async_redis_client(
@@ -88,14 +88,9 @@ def async_redis_client(
     connect = connect_timeout if connect_timeout is not None else timeout
     if not settings.sentinels:
         return aioredis.Redis.from_url(settings.url, socket_timeout=timeout, socket_connect_timeout=connect)
-    options = _sentinel_options(settings, timeout, connect)
-    sentinel = AsyncSentinel(
-        settings.sentinel_addresses, sentinel_kwargs=options.pop("sentinel_kwargs"), **options
-    )
-    return sentinel.master_for(
-        settings.sentinel_service,
-        retry=AsyncRetry(ExponentialBackoff(cap=0.4, base=0.1), _RETRIES, supported_errors=_RETRY_ON),
-    )
+    sentinel = AsyncSentinel(settings.sentinel_addresses, **_sentinel_options(settings, timeout, connect))
+    retry = AsyncRetry(_backoff(), _RETRIES, supported_errors=_RETRY_ON)
+    return sentinel.master_for(settings.sentinel_service, retry=retry)
 
 
 __all__ = ["async_redis_client", "redis_client"]
