@@ -15,6 +15,7 @@ written 0640 (some hold secrets); the instance gives them to Asterisk's group.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import ipaddress
 import math
@@ -72,6 +73,10 @@ MODULES = (
     "res_pjsip_dtmf_info",
     "res_pjsip_rfc3326",
     "res_pjsip_pubsub",
+    # Device state shared with the other nodes of a cluster (asterisk.peer_nodes): PUBLISH out,
+    # PUBLISH in. Loaded on a single node too (they cost nothing there), so one module list holds.
+    "res_pjsip_outbound_publish",
+    "res_pjsip_publish_asterisk",
     "chan_pjsip",
     "res_rtp_asterisk",
     "res_timing_timerfd",
@@ -152,6 +157,59 @@ class AsteriskPlan:
 
 
 @dataclass(frozen=True)
+class PeerNode:
+    """Another Asterisk node this one exchanges its centralists' device states with."""
+
+    name: str
+    host: str
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        """Its PJSIP endpoint here (and the From user it publishes as): never a centralist's name."""
+        return f"{PEER_ENDPOINT_PREFIX}{self.name}"
+
+    @property
+    def address(self) -> str | None:
+        """The peer's IP address when ``host`` is one (then only it may publish as the peer)."""
+        try:
+            return str(ipaddress.ip_address(self.host))
+        except ValueError:
+            return None
+
+
+# Peer nodes' endpoints are "bn-node-<name>"; check_values refuses a centralist of that name.
+PEER_ENDPOINT_PREFIX = "bn-node-"
+# Only the centralists' phones' states travel between nodes (not trunks, not peers themselves).
+PEER_DEVICE_FILTER = "^PJSIP/"
+_PROXY = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}")
+_PEER = re.compile(r"(?P<name>[a-z][a-z0-9-]{0,19})@(?P<host>[A-Za-z0-9.-]{1,253}):(?P<port>[0-9]{1,5})")
+
+
+def peer_nodes(a: AsteriskSettings) -> tuple[PeerNode, ...]:
+    """asterisk.peer_nodes ("name@host:port"), each checked; :class:`RenderError` names a bad one."""
+    peers = []
+    for text in a.peer_nodes:
+        match = _PEER.fullmatch(text)
+        if match is None or not 1 <= int(match["port"]) <= 65535:
+            raise _refuse("asterisk.peer_nodes", text, "is not name@host:port (name: a-z, 0-9, -)")
+        peers.append(PeerNode(match["name"], match["host"], int(match["port"])))
+    return tuple(peers)
+
+
+def entity_id(node_name: str) -> str:
+    """A node's Asterisk entity id (EID), made from its name.
+
+    Asterisk tells apart the device states of different nodes by EID, which it otherwise takes
+    from a network card's MAC address: nodes on one machine (`burgernet cluster up`) or cloned
+    virtual machines would share it and ignore each other's states. A locally administered
+    address (the 0x02 bit) never collides with a real card's."""
+    digest = hashlib.sha256(f"burgernet-node:{node_name}".encode()).digest()
+    octets = bytes([(digest[0] | 0x02) & 0xFE, *digest[1:6]])
+    return ":".join(f"{octet:02x}" for octet in octets)
+
+
+@dataclass(frozen=True)
 class RenderPaths:
     """Folders as Asterisk sees them (the data folder is bind-mounted at the same path)."""
 
@@ -217,6 +275,9 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         "dialplans": [path.name for path in dialplan_files()],
         "run_user": RUN_USER,
         "moh_classes": _moh_classes(paths),
+        "peers": peer_nodes(a),
+        "peer_device_filter": PEER_DEVICE_FILTER,
+        "entity_id": entity_id(a.node_name) if a.node_name else None,
     }
     environment = _environment()
     written: list[Path] = []
@@ -363,6 +424,7 @@ def check_values(a: AsteriskSettings, centralists: tuple[CentralistEndpoint, ...
     for field, secret in (
         ("asterisk.ami_secret", a.ami_secret),
         ("asterisk.trunk_password", a.trunk_password),
+        ("asterisk.node_secret", a.node_secret),
     ):
         if not _CONF_VALUE.fullmatch(secret):  # the secret itself stays out of the message
             raise RenderError(
@@ -383,7 +445,15 @@ def check_values(a: AsteriskSettings, centralists: tuple[CentralistEndpoint, ...
         ):
             if path is None or not path.is_file():
                 raise _refuse(field, str(path), "is not a file (needed with asterisk.tls_enabled)")
-    seen: set[str] = set()
+    if a.phone_proxy and _PROXY.fullmatch(a.phone_proxy) is None:
+        raise _refuse("asterisk.phone_proxy", a.phone_proxy, "is not host:port")
+    peers = peer_nodes(a)
+    if peers and len(a.node_secret) < 24:
+        raise RenderError(
+            "not rendering Asterisk's configuration: asterisk.peer_nodes needs asterisk.node_secret "
+            "(at least 24 characters, the same on every node; `burgernet secrets init` makes one)"
+        )
+    seen: set[str] = {peer.endpoint for peer in peers}
     for c in centralists:
         try:
             check_endpoint(c.endpoint)
@@ -398,6 +468,10 @@ def check_values(a: AsteriskSettings, centralists: tuple[CentralistEndpoint, ...
             ) from None
         if not re.fullmatch(r"[A-Z0-9]{1,10}", c.region_code):
             raise _refuse("region code", c.region_code, f"of centralist {c.endpoint!r}")
+        if c.endpoint.startswith(PEER_ENDPOINT_PREFIX):
+            raise _refuse(
+                "SIP endpoint", c.endpoint, f"starts with {PEER_ENDPOINT_PREFIX!r}, kept for the nodes"
+            )
         if c.endpoint in seen:
             raise _refuse("SIP endpoint", c.endpoint, "is there twice")
         seen.add(c.endpoint)

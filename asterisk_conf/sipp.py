@@ -23,14 +23,25 @@ a=rtpmap:101 telephone-event/8000
 
 
 def caller_scenario(
-    number: str, caller: str, digits: Sequence[tuple[int, str]], hold_ms: int, speak_at_ms: int | None
+    number: str,
+    caller: str,
+    digits: Sequence[tuple[int, str]],
+    hold_ms: int,
+    speak_at_ms: int | None,
+    *,
+    through_edge: bool = False,
 ) -> str:
+    """The caller's scenario. ``through_edge``: the call goes through Kamailio (a cluster), which
+    Record-Routes it, so the requests within the call follow the route set to the node's Contact."""
+    in_dialog = "[next_url]" if through_edge else f"sip:{number}@[remote_ip]:[remote_port]"
+    routes = "\n[routes]" if through_edge else ""
+    record_routes = ' rrs="true"' if through_edge else ""
     dtmf = "".join(
         f"""
   <pause milliseconds="{pause}"/>
   <send><![CDATA[
-INFO sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+INFO {in_dialog} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]{routes}
 From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
@@ -64,10 +75,10 @@ Content-Length: [len]
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
+  <recv response="200" rtd="true"{record_routes}/>
   <send><![CDATA[
-ACK sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+ACK {in_dialog} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]{routes}
 From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
@@ -90,8 +101,8 @@ Content-Length: 0
 ]]></send>
   <label id="hangup"/>
   <send retrans="500"><![CDATA[
-BYE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+BYE {in_dialog} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]{routes}
 From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
 To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]

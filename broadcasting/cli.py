@@ -52,9 +52,10 @@ async def run_worker(context: Services, channels: set[Channel], fan_out: bool) -
 @click.command("worker")
 @click.option(
     "--channels",
-    default="voice,sms,email",
+    default="voice,sms,email,push",
     show_default=True,
-    help="Channels this worker sends (voice needs AMI access to this machine's Asterisk).",
+    help="Channels this worker sends (voice needs AMI access to this machine's Asterisk; push "
+    "needs push.vapid_private_key, made by `burgernet secrets init`).",
 )
 @click.option("--no-fan-out", is_flag=True, help="Leave recipient selection to other workers.")
 @click.pass_obj

@@ -10,10 +10,13 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from broadcasting.channels.base import Message
-from broadcasting.store import DeliveryJob
+from broadcasting.store import DeliveryJob, PushTarget
+from burgernet.action_codes import message_code
+from burgernet.app_alerts import action_payload
+from burgernet.domain import Channel, outcome_words
 from burgernet.inquiries import INVITATION, issue_link, link_url, local_time
 from burgernet.message_templates import INQUIRY, render_message
-from burgernet.models import Inquiry
+from burgernet.models import Action, Broadcast, Inquiry
 from burgernet.phone import free_number_display
 from burgernet.settings import Settings
 
@@ -35,6 +38,8 @@ def compose(session: Session, job: DeliveryJob, settings: Settings) -> Message:
             "outcome": job.action_outcome,
             "result_message": job.action_result_message if job.kind == "result" else "",
             "free_number": free_number_display(settings.asterisk.free_number),
+            # Keyed on the free number to reach this action's team (burgernet.action_codes).
+            "action_code": message_code(session, job.for_action) or "",
         },
     )
     return Message(subject=rendered.subject or "", body=rendered.body)
@@ -79,3 +84,41 @@ def compose_inquiry_mail(session: Session, job: DeliveryJob, settings: Settings)
         fields=fields,
     )
     return Message(subject=rendered.subject or "", body=rendered.body)
+
+
+def compose_push(session: Session, target: PushTarget, settings: Settings) -> bytes:
+    """A push's payload (:mod:`burgernet.app_alerts`): the same for every device with one
+    language, but for a reply, which is one device's question."""
+    action = session.get(Action, target.action_id)
+    if action is None:
+        raise LookupError(f"push delivery {target.delivery_id}: action {target.action_id} is gone")
+    broadcast = session.get(Broadcast, target.broadcast_id)
+    message = broadcast.message if broadcast is not None else ""
+    if target.kind != "reply":
+        region = action.region.name if action.region is not None else ""
+        rendered = render_message(
+            session,
+            action_type=action.action_type,
+            kind=target.kind,
+            channel=Channel.PUSH.value,
+            language=target.lang,
+            fields={
+                "title": action.title,
+                "description": message or action.description,
+                "area": region,
+                "region": region,
+                "outcome": outcome_words(action.outcome_kind, target.lang),
+                "result_message": (action.result_message or "") if target.kind == "result" else "",
+                "free_number": free_number_display(settings.asterisk.free_number),
+                "action_code": action.action_code or "",
+            },
+        )
+        message = rendered.body
+    return action_payload(
+        action,
+        kind=target.kind,
+        message=message,
+        free_number=settings.asterisk.free_number,
+        sighting_id=target.sighting_id if target.kind == "reply" else None,
+        session=session,
+    )

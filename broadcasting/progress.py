@@ -28,7 +28,7 @@ return now
 """
 
 _HANDLED = """
-local handled = redis.call('HINCRBY', KEYS[1], 'handled', 1)
+local handled = redis.call('HINCRBY', KEYS[1], 'handled', tonumber(ARGV[1] or '1'))
 local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 local started = tonumber(redis.call('HGET', KEYS[1], 'started') or '0')
 if total > 0 and started > 0 then
@@ -93,7 +93,7 @@ class AsyncProgress:
         self.prefix = prefix
         self._handled = client.register_script(_HANDLED)
 
-    async def handled(self, broadcast_id: int) -> tuple[int, int]:
-        """Count one more delivery handled; returns (handled, total)."""
-        handled, total = await self._handled(keys=[progress_key(self.prefix, broadcast_id)])
+    async def handled(self, broadcast_id: int, count: int = 1) -> tuple[int, int]:
+        """Count one more delivery handled (or ``count``: a batch of pushes); returns (handled, total)."""
+        handled, total = await self._handled(keys=[progress_key(self.prefix, broadcast_id)], args=[count])
         return int(handled), int(total)

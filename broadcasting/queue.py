@@ -207,6 +207,30 @@ class AsyncDeliveryQueue:
             pipe.xdel(entry.stream, entry.entry_id)
             await pipe.execute()
 
+    async def ack_many(self, entries: Sequence[Entry]) -> None:
+        """Acknowledge (and delete) a batch of entries in one round trip."""
+        if not entries:
+            return
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():  # one XACK and one XDEL per stream
+                pipe.xack(stream, GROUP, *ids)
+                pipe.xdel(stream, *ids)
+            await pipe.execute()
+
+    async def retry_many_later(self, due: Sequence[tuple[Entry, float]]) -> None:
+        """:meth:`retry_later` for a batch, in one round trip."""
+        if not due:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            for entry, due_epoch in due:
+                pipe.zadd(self.keys.retry, {f"{entry.stream}|{entry.value}": due_epoch})
+                pipe.xack(entry.stream, GROUP, entry.entry_id)
+                pipe.xdel(entry.stream, entry.entry_id)
+            await pipe.execute()
+
     async def release_due(self, now_epoch: float, limit: int = 1000) -> int:
         return int(await self._release_due(keys=[self.keys.retry], args=[now_epoch, limit]))
 

@@ -27,7 +27,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local allow_at = tat - (burst - 1) * interval
 if allow_at > now then return math.ceil(allow_at - now) end
-local new_tat = tat + interval
+local new_tat = tat + interval * tonumber(ARGV[3] or '1')
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
 return 0
 """
@@ -65,10 +65,14 @@ class SharedRate:
         self.burst = max(1, burst)
         self._book = client.register_script(_BOOK_SLOT)
 
-    async def wait_turn(self) -> None:
-        """Return when this caller may send one; waits as long as the shared rate demands."""
+    async def wait_turn(self, count: int = 1) -> None:
+        """Return when this caller may send ``count`` (one, or a batch of pushes); waits as long
+        as the shared rate demands. A batch books its ``count`` slots at once: the next caller
+        waits until they have passed, so the rate holds on average over a batch's length."""
         while True:
-            wait_ms = int(await self._book(keys=[self.key], args=[self.interval_ms, self.burst]))
+            wait_ms = int(
+                await self._book(keys=[self.key], args=[self.interval_ms, self.burst, max(1, count)])
+            )
             if wait_ms <= 0:
                 return
             await asyncio.sleep(wait_ms / 1000)

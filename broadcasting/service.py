@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import redis
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,13 +19,33 @@ from sqlalchemy.orm import Session, sessionmaker
 from broadcasting import inquiry_mail, progress, store
 from broadcasting.queue import DeliveryQueue, QueueKeys
 from burgernet.db import session_scope
-from burgernet.models import Action
+from burgernet.errors import DomainError, NotFoundError
+from burgernet.models import Action, Sighting
 from burgernet.ports import BroadcastKind
+from burgernet.repositories import record_audit
 
 if TYPE_CHECKING:
     from burgernet.services import Services
 
 log = logging.getLogger(__name__)
+
+
+# A question back to a sighting's device: one notification, not an essay.
+MAX_QUESTION = 500
+
+
+class NoReplyChannel(DomainError):
+    """The sighting has no push subscription to ask back through."""
+
+    code: ClassVar[str] = "push.no_reply_channel"
+
+
+class InvalidQuestion(DomainError):
+    code: ClassVar[str] = "push.question_invalid"
+
+
+class SightingNotFound(NotFoundError):
+    code: ClassVar[str] = "sighting.not_found"
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,52 @@ class BroadcastService:
     def request_inquiry(self, session: Session, inquiry_id: int, kind: str, message: str = "") -> int:
         """Write a pending broadcast of the inquiry's invitation or follow-up; returns its id."""
         return inquiry_mail.new_broadcast(session, inquiry_id=inquiry_id, kind=kind, message=message)
+
+    # -- asking back through push (the panel's sighting, "ask back") ---------------------------
+    def ask_back(self, *, sighting_id: int, question: str, user: object) -> int:
+        """Push ``question`` to the device a sighting came from: a broadcast of kind ``reply``
+        with one delivery, through the same queue, rate limit and retries; audited. Returns the
+        broadcast's id. :class:`NoReplyChannel` when the sighting came without a subscription
+        (or the device unsubscribed since)."""
+        question = (question or "").strip()
+        if not question:
+            raise InvalidQuestion("the question is empty")
+        if len(question) > MAX_QUESTION:
+            raise InvalidQuestion(f"the question is longer than {MAX_QUESTION} characters")
+        actor = user if isinstance(user, str) else str(getattr(user, "username", user))
+        with session_scope(self._sessions) as session:
+            sighting = session.get(Sighting, sighting_id)
+            if sighting is None:
+                raise SightingNotFound(f"sighting {sighting_id} does not exist")
+            subscription_id = sighting.push_subscription_id
+            if subscription_id is None:
+                raise NoReplyChannel(
+                    f"sighting {sighting_id} has no reply channel (it did not come from the app)"
+                )
+            action = session.get(Action, sighting.action_id)
+            if action is None:
+                raise SightingNotFound(f"sighting {sighting_id} has no action")
+            broadcast_id = store.new_reply(
+                session,
+                action=action,
+                sighting_id=sighting_id,
+                subscription_id=subscription_id,
+                question=question,
+            )
+            record_audit(
+                session,
+                actor=actor,
+                verb="ask_back",
+                entity="sighting",
+                entity_id=sighting_id,
+                detail={"action_id": action.id, "broadcast_id": broadcast_id, "question": question},
+                source="panel",
+            )
+        try:
+            self.nudge(broadcast_id)
+        except redis.RedisError:
+            log.warning("reply %s: the workers' sweep will send it (Redis unreachable)", broadcast_id)
+        return broadcast_id
 
     # -- progress ------------------------------------------------------------------------------
     def status(self, broadcast_id: int) -> BroadcastStatus | None:

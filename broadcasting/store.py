@@ -39,6 +39,7 @@ from sqlalchemy import (
     Table,
     func,
     literal,
+    or_,
     select,
     true,
     update,
@@ -47,8 +48,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from burgernet import push_subscriptions
 from burgernet.domain import ActionType, Channel, outcome_words
-from burgernet.models import Action, Broadcast, Delivery, Participant, Region, urgency_implied_by
+from burgernet.models import (
+    Action,
+    Broadcast,
+    Delivery,
+    Participant,
+    PushSubscription,
+    Region,
+    urgency_implied_by,
+)
 
 # Where a delivery may end up; "sent" is final for e-mail and provisional for SMS.
 FINAL_STATUSES = frozenset(
@@ -257,11 +267,11 @@ def add_deliveries(
             literal(0),
             literal(now, DateTime(timezone=True)),
         ).where(true())  # SQLite needs a WHERE to parse INSERT … SELECT … ON CONFLICT
+        # Push recipients are subscriptions, the others participants (the same temporary ids).
+        recipient = "push_subscription_id" if channel is Channel.PUSH else "participant_id"
         statement = (
             _insert_ignoring_duplicates(session)
-            .from_select(
-                ["broadcast_id", "participant_id", "channel", "status", "attempts", "updated_at"], rows
-            )
+            .from_select(["broadcast_id", recipient, "channel", "status", "attempts", "updated_at"], rows)
             .on_conflict_do_nothing()
         )
         created += _rowcount(connection.execute(statement))
@@ -283,14 +293,17 @@ def add_deliveries(
 
 
 def reached_participants(session: Session, action_id: int) -> dict[Channel, list[int]]:
-    """Who got this action's alert or updates, per channel that reached them."""
+    """Who got this action's alert or updates, per channel that reached them (for push: the
+    subscriptions the alert was pushed to that still exist; the device decides whether it
+    shows an update, it showed the alert or not)."""
     rows = session.execute(
-        select(Delivery.channel, Delivery.participant_id)
+        select(Delivery.channel, func.coalesce(Delivery.participant_id, Delivery.push_subscription_id))
         .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
         .where(
             Broadcast.action_id == action_id,
             Broadcast.kind.in_(("alert", "update")),
             Delivery.status.in_(REACHED_STATUSES),
+            or_(Delivery.participant_id.is_not(None), Delivery.push_subscription_id.is_not(None)),
         )
         .distinct()
     )
@@ -567,3 +580,196 @@ def broadcasts_of_action(session: Session, action_id: int) -> list[int]:
     return list(
         session.scalars(select(Broadcast.id).where(Broadcast.action_id == action_id).order_by(Broadcast.id))
     )
+
+
+# --- push: claimed and recorded in batches -------------------------------------------------------------
+@dataclass(frozen=True)
+class PushTarget:
+    """One push delivery as the sender needs it, read with the batch's claim."""
+
+    delivery_id: int
+    broadcast_id: int
+    action_id: int
+    kind: str  # alert | update | result | reply
+    attempt: int
+    subscription_id: int | None  # None: the device unsubscribed since the fan-out
+    endpoint: str
+    p256dh: str
+    auth: str
+    lang: str
+    sighting_id: int | None
+    resent: bool  # in doubt (its worker vanished): sent again, the push Topic drops a duplicate
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    """What became of one push: a final status, or a retry; ``gone`` deletes the subscription."""
+
+    target: PushTarget
+    status: str
+    error: str | None = None
+    retry: bool = False
+    retry_after: float | None = None  # the push service asked for this wait (seconds)
+    gone: bool = False
+
+
+def claim_push(
+    session: Session, delivery_ids: Sequence[int], in_doubt_before: datetime
+) -> tuple[list[PushTarget], list[int]]:
+    """Take a batch of push deliveries for sending in one statement; returns the targets and
+    the ids with nothing to do (already final, cancelled, or being sent by a live worker).
+
+    A delivery another worker left ``sending`` before ``in_doubt_before`` is in doubt; push
+    services cannot be asked whether a push arrived, so it is taken and sent again (the
+    worker's journal is checked first, see :meth:`BroadcastWorker._push_batch`).
+    """
+    now = _now()
+    wanted = [int(i) for i in delivery_ids]
+    claimed: dict[int, bool] = {}
+    in_doubt = list(
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.id.in_(wanted),
+                Delivery.status == "sending",
+                Delivery.sending_at < in_doubt_before,
+            )
+        )
+    )
+    for rows, resent in (
+        (
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(wanted), Delivery.channel == Channel.PUSH.value)
+                .where(Delivery.status == "queued")
+                .values(status="sending", attempts=Delivery.attempts + 1, sending_at=now, updated_at=now)
+                .returning(Delivery.id)
+            ),
+            False,
+        ),
+        (
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(in_doubt), Delivery.status == "sending")
+                .values(attempts=Delivery.attempts + 1, sending_at=now, updated_at=now)
+                .returning(Delivery.id)
+            )
+            if in_doubt
+            else None,
+            True,
+        ),
+    ):
+        if rows is not None:
+            claimed.update((row[0], resent) for row in rows)
+    targets: list[PushTarget] = []
+    if claimed:
+        for row in session.execute(
+            select(
+                Delivery.id,
+                Delivery.broadcast_id,
+                Broadcast.action_id,
+                Broadcast.kind,
+                Delivery.attempts,
+                PushSubscription.id,
+                PushSubscription.endpoint,
+                PushSubscription.p256dh,
+                PushSubscription.auth,
+                PushSubscription.lang,
+                Delivery.sighting_id,
+            )
+            .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
+            .outerjoin(PushSubscription, PushSubscription.id == Delivery.push_subscription_id)
+            .where(Delivery.id.in_(list(claimed)))
+            .order_by(Delivery.id)
+        ):
+            targets.append(
+                PushTarget(
+                    delivery_id=row[0],
+                    broadcast_id=row[1],
+                    action_id=row[2] or 0,  # push is only ever about an action
+                    kind=row[3],
+                    attempt=row[4],
+                    subscription_id=row[5],
+                    endpoint=row[6] or "",
+                    p256dh=row[7] or "",
+                    auth=row[8] or "",
+                    lang=row[9] or "nl",
+                    sighting_id=row[10],
+                    resent=claimed[row[0]],
+                )
+            )
+    skipped = [i for i in wanted if i not in claimed]
+    return targets, skipped
+
+
+def record_push(
+    session: Session, records: Sequence[PushRecord], max_attempts: int
+) -> tuple[dict[int, int], list[PushRecord]]:
+    """Write a batch's outcomes: final ones, retries (back to ``queued``), and the subscriptions'
+    side (last success, failures; 404/410 deletes the subscription — its deliveries keep their
+    outcome). Returns the final outcomes counted per broadcast, and the records to retry."""
+    now = _now()
+    finals: dict[tuple[str, str | None], list[int]] = {}
+    retries: list[PushRecord] = []
+    per_broadcast: dict[int, int] = {}
+    for record in records:
+        if record.retry and record.target.attempt < max_attempts:
+            retries.append(record)
+            continue
+        finals.setdefault((record.status, (record.error or "")[:300] or None), []).append(
+            record.target.delivery_id
+        )
+    for (status, error), ids in finals.items():
+        values: dict[str, object] = {"status": status, "updated_at": now, "finished_at": now}
+        if error is not None:
+            values["last_error"] = error
+        for chunk in _chunks(ids, 500):
+            changed = session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(chunk), Delivery.status == "sending")
+                .values(**values)
+                .returning(Delivery.broadcast_id)
+            )
+            for (broadcast_id,) in changed:
+                per_broadcast[broadcast_id] = per_broadcast.get(broadcast_id, 0) + 1
+    for chunk in _chunks([r.target.delivery_id for r in retries], 500):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(chunk), Delivery.status == "sending")
+            .values(status="queued", updated_at=now, sending_at=None, last_error="push service busy")
+        )
+    with_subscription = [r for r in records if r.target.subscription_id is not None]
+    push_subscriptions.record_outcomes(
+        session,
+        [r.target.subscription_id for r in with_subscription if r.status == "sent"],  # type: ignore[misc]
+        [
+            r.target.subscription_id  # type: ignore[misc]
+            for r in with_subscription
+            if r.status != "sent" and not r.gone
+        ],
+    )
+    push_subscriptions.delete_gone(
+        session,
+        [r.target.subscription_id for r in with_subscription if r.gone],  # type: ignore[misc]
+    )
+    return per_broadcast, retries
+
+
+def new_reply(
+    session: Session, *, action: Action, sighting_id: int, subscription_id: int, question: str
+) -> int:
+    """A pending broadcast of kind ``reply`` with its one push delivery; returns its id."""
+    broadcast = new_broadcast(session, action=action, kind="reply", message=question)
+    session.add(
+        Delivery(
+            broadcast_id=broadcast.id,
+            push_subscription_id=subscription_id,
+            sighting_id=sighting_id,
+            channel=Channel.PUSH.value,
+            status="queued",
+            attempts=0,
+            updated_at=_now(),
+        )
+    )
+    broadcast.total = 1
+    session.flush()
+    return broadcast.id

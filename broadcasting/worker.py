@@ -46,8 +46,9 @@ from sqlalchemy import func, select
 
 from broadcasting import inquiry_mail, progress, store
 from broadcasting.channels.base import Message, NotesAcceptance, Outcome, Sender
+from broadcasting.channels.push_webpush import WebPushSender, urgency_for
 from broadcasting.journal import SentJournal
-from broadcasting.messages import compose, compose_inquiry_mail
+from broadcasting.messages import compose, compose_inquiry_mail, compose_push
 from broadcasting.queue import AsyncDeliveryQueue, DeliveryQueue, Entry, QueueKeys
 from broadcasting.recipients import select_recipients
 from burgernet import health
@@ -55,6 +56,7 @@ from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.live import AsyncLiveState, LiveKeys, StateRebuild
 from burgernet.models import Action, Broadcast, Delivery
+from burgernet.push_subscriptions import select_for_area
 from burgernet.redis_clients import async_redis_client, redis_client
 from burgernet.repositories import action_area
 from burgernet.services import Services
@@ -157,8 +159,11 @@ class BroadcastWorker:
                     await asyncio.to_thread(self.sync_queue.request_fan_out, broadcast_id)
             self._spawn(self._control_loop(), "fan-out")
             self._spawn(self._pending_sweep_loop(), "pending-sweep")
-        for channel in self.senders:
-            self._spawn(self._channel_loop(channel), f"channel-{channel.value}")
+        for channel, sender in self.senders.items():
+            if isinstance(sender, WebPushSender):  # pushes go in batches (see _push_loop)
+                self._spawn(self._push_loop(sender), f"channel-{channel.value}")
+            else:
+                self._spawn(self._channel_loop(channel), f"channel-{channel.value}")
         self._spawn(self._retry_loop(), "retries")
         self._spawn(self._keep_alive_loop(), "keep-alive")
         self._spawn(self._pulse_loop(), "pulse")
@@ -296,13 +301,18 @@ class BroadcastWorker:
                 action = session.get(Action, action_id)
                 if action is None:
                     return None
-                if broadcast.kind == "alert":
+                chosen = set(action.channels.split(","))
+                if broadcast.kind == "reply":
+                    recipients = {}  # its one push delivery was written with it (ask_back)
+                elif broadcast.kind == "alert":
                     recipients = dict(select_recipients(session, action_area(action)).by_channel)
+                    if Channel.PUSH.value in chosen:
+                        # Push goes to app subscriptions, not participants: by coarse cell.
+                        recipients[Channel.PUSH] = select_for_area(session, action_area(action))
                 else:
                     recipients = dict(store.reached_participants(session, action.id))
                 # Only the action's channels: someone who chose none of them is sent nothing
                 # and is not counted in the broadcast's total.
-                chosen = set(action.channels.split(","))
                 recipients = {channel: ids for channel, ids in recipients.items() if channel.value in chosen}
             fan = store.add_deliveries(session, broadcast, recipients)
             priority = broadcast.priority
@@ -371,6 +381,138 @@ class BroadcastWorker:
         else:
             log.exception("%s: will try again", where)
         await asyncio.sleep(1)
+
+    # -- push: in batches ---------------------------------------------------------------------------------
+    async def _push_loop(self, sender: WebPushSender) -> None:
+        """Take up to ``push.batch_size`` push entries at once and work them as one batch.
+
+        One claim, one payload per broadcast and language, one write of the outcomes and one
+        acknowledgement per batch: the database and Redis see a few statements per hundreds of
+        pushes, so the HTTP round trips (concurrent, over kept-alive connections) set the pace.
+        Several batches are in flight, so the next one is claimed while the others are sent.
+        """
+        channel = Channel.PUSH
+        streams = self.keys.streams(channel)
+        batch_size = self.settings.push.batch_size
+        # Enough batches in flight to keep push.concurrency requests going, plus one being claimed.
+        in_flight = max(2, -(-self.settings.push.concurrency // batch_size) + 1)
+        working: set[asyncio.Task[None]] = set()
+        next_stale_check = 0.0
+        while not self._stopping.is_set():
+            self._loop_ticks[f"channel-{channel.value}"] = time.monotonic()
+            try:
+                if len(working) >= in_flight:
+                    await asyncio.wait(working, timeout=BLOCK_MS / 1000, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                entries: list[Entry] = []
+                if time.monotonic() >= next_stale_check:
+                    next_stale_check = time.monotonic() + STALE_CHECK_SECONDS
+                    entries = await self.queue.take_over_stale(streams, self._idle_ms(), batch_size)
+                if not entries:
+                    entries = await self.queue.take(streams, batch_size, BLOCK_MS)
+                if not entries:
+                    continue
+                for entry in entries:
+                    self._in_flight[entry.entry_id] = entry
+                task = asyncio.create_task(self._push_batch(sender, entries))
+                working.add(task)
+                self._tasks.add(task)
+                task.add_done_callback(working.discard)
+                task.add_done_callback(self._tasks.discard)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._after_loop_error(f"{channel.value} loop", exc)
+
+    async def _push_batch(self, sender: WebPushSender, entries: list[Entry]) -> None:
+        try:
+            await self._push_batch_once(sender, entries)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Left unacknowledged: taken over after claim_idle_seconds, like any delivery.
+            log.exception("push batch of %s: unexpected error; it will be taken over", len(entries))
+        finally:
+            for entry in entries:
+                self._in_flight.pop(entry.entry_id, None)
+
+    async def _push_batch_once(self, sender: WebPushSender, entries: list[Entry]) -> None:
+        # Capacity first, claim second (as for the other channels): waiting deliveries stay queued.
+        await sender.acquire_many(len(entries))
+        by_delivery = {entry.value: entry for entry in entries}
+        targets, skipped, payloads, urgency = await self._db_call(self._claim_push, list(by_delivery))
+        done = [by_delivery[i] for i in skipped]
+        # In doubt and in the journal: the push service took it before its worker died.
+        accepted = {t.delivery_id for t in targets if t.resent and self.journal.find(t.delivery_id)}
+        to_send = [t for t in targets if t.delivery_id not in accepted]
+        records = [store.PushRecord(t, "sent") for t in targets if t.delivery_id in accepted]
+        if to_send:
+            records += await sender.send_batch(to_send, payloads, urgency)
+        for record in records:  # no await since the answers: written down before anything else
+            if record.status == "sent":
+                self.journal.note(record.target.delivery_id, Outcome("sent"))
+        max_attempts = self.settings.broadcast.max_attempts
+        finished, retries = await self._db_call(self._record_push, records, max_attempts)
+        due = [
+            (
+                by_delivery[r.target.delivery_id],
+                time.time()
+                + backoff_seconds(
+                    self.settings.broadcast.retry_base_seconds, r.target.attempt, r.retry_after
+                ),
+            )
+            for r in retries
+        ]
+        retried = {r.target.delivery_id for r in retries}
+        done += [by_delivery[r.target.delivery_id] for r in records if r.target.delivery_id not in retried]
+        await self.queue.retry_many_later(due)
+        try:
+            await self.queue.ack_many(done)
+        except redis.RedisError:
+            log.warning(
+                "push batch: %s outcomes written, not acknowledged (Redis); left for takeover", len(done)
+            )
+        for broadcast_id, count in finished.items():
+            self.sent += count
+            handled, total = await self.progress.handled(broadcast_id, count)
+            action_id = next(t.action_id for t in targets if t.broadcast_id == broadcast_id)
+            if handled >= total:
+                await self._db_call(self._finish_broadcast, broadcast_id)
+            await self.live.publish(
+                {
+                    "type": "broadcast",
+                    "broadcast_id": broadcast_id,
+                    "action_id": action_id,
+                    "total": total,
+                    "handled": handled,
+                }
+            )
+
+    def _claim_push(
+        self, delivery_ids: list[int]
+    ) -> tuple[list[store.PushTarget], list[int], dict[int, bytes], dict[int, str]]:
+        in_doubt_before = datetime.now(UTC) - timedelta(
+            seconds=self.settings.broadcast.claim_idle_seconds / 2
+        )
+        with session_scope(self.context.sessions) as session:
+            targets, skipped = store.claim_push(session, delivery_ids, in_doubt_before)
+            payloads: dict[int, bytes] = {}
+            urgency: dict[int, str] = {}
+            made: dict[tuple[int, str, int | None], tuple[bytes, str]] = {}
+            for target in targets:
+                key = (target.broadcast_id, target.lang, target.sighting_id)
+                if key not in made:
+                    action = session.get(Action, target.action_id)
+                    kind = urgency_for(action.action_type if action else "", target.kind)
+                    made[key] = (compose_push(session, target, self.settings), kind)
+                payloads[target.delivery_id], urgency[target.delivery_id] = made[key]
+            return targets, skipped, payloads, urgency
+
+    def _record_push(
+        self, records: list[store.PushRecord], max_attempts: int
+    ) -> tuple[dict[int, int], list[store.PushRecord]]:
+        with session_scope(self.context.sessions) as session:
+            return store.record_push(session, records, max_attempts)
 
     def _forget(self, entry_id: str, _task: object) -> None:
         self._in_flight.pop(entry_id, None)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from burgernet.action_codes import assign_code
 from burgernet.areas import AreaLimits, AreaSpec, InvalidArea, area_columns
 from burgernet.db import session_scope
 from burgernet.domain import (
@@ -87,6 +88,8 @@ class ActionView:
     channels: tuple[str, ...] = ()
     urgency: str = ""
     outcome_kind: str | None = None  # one of OUTCOME_KINDS once closed
+    # Keyed on the free number to reach this action (burgernet.action_codes); None for a draft.
+    action_code: str | None = None
 
 
 def _view(action: Action) -> ActionView:
@@ -106,6 +109,7 @@ def _view(action: Action) -> ActionView:
         channels=tuple(c for c in action.channels.split(",") if c),
         urgency=action.urgency,
         outcome_kind=action.outcome_kind,
+        action_code=action.action_code,
     )
 
 
@@ -357,6 +361,9 @@ class ActionService:
             detail: dict[str, object] = {"from": current.value, "outcome": outcome}
             if outcome_kind is not None:
                 detail["outcome_kind"] = outcome_kind
+            if target is ActionStatus.ACTIVE:
+                # Before the alert is requested: the alert's texts print the code.
+                detail["action_code"] = assign_code(session, action)
             record_audit(
                 session,
                 actor=actor,

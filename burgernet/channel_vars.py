@@ -69,6 +69,9 @@ VAR_REASON: Final = "BN_REASON"  # the routing decision's reason, for the log / 
 # burgernet.desk.phone_label (letters, digits, space, . - / only: it travels through MSet and
 # as a Gosub argument of Dial's b() option, where , ^ ( ) | and quotes would break it).
 VAR_ACTION_LABEL: Final = "BN_ACTION_LABEL"
+# The action code that chose the action (the caller keyed it during the free number's welcome,
+# ivr/freephone.py); set only then, for the Asterisk log and the CDR ("" otherwise).
+VAR_ACTION_CODE: Final = "BN_ACTION_CODE"
 # The SIP header on the INVITE to the centralist that names the action, for control-room software.
 HEADER_ACTION: Final = "X-Burgernet-Action"
 # BN_REASON when the dialplan's AGI deadline fired (the T extension next to every AGI() that

@@ -12,28 +12,32 @@ from __future__ import annotations
 DEFAULTS: dict[tuple[str, str, str], tuple[str | None, str]] = {
     ("alert", "sms", "nl"): (
         None,
-        "Burgernet {type}: {description}. Omgeving {area}. Gezien? Bel gratis {free_number}",
+        "Burgernet {type}: {description}. Omgeving {area}. "
+        "Gezien? Bel gratis {free_number}, code {action_code}",
     ),
     ("alert", "sms", "en"): (
         None,
-        "Burgernet {type}: {description}. Area: {area}. Seen? Call free {free_number}",
+        "Burgernet {type}: {description}. Area: {area}. Seen? Call free {free_number}, code {action_code}",
     ),
     ("alert", "voice", "nl"): (
         None,
         "Dit is Burgernet, namens de politie. Burgernetactie: {type}. {description}. "
-        "In de omgeving van {area}. Heeft u iets gezien? Bel dan gratis {free_number}.",
+        "In de omgeving van {area}. Heeft u iets gezien? Bel dan gratis {free_number}, "
+        "en toets de actiecode {action_code}.",
     ),
     ("alert", "voice", "en"): (
         None,
         "This is Burgernet, on behalf of the police. Burgernet alert: {type}. {description}. "
-        "In the area of {area}. Have you seen anything? Then call {free_number}, free of charge.",
+        "In the area of {area}. Have you seen anything? Then call {free_number}, free of charge, "
+        "and key the action code {action_code}.",
     ),
     ("alert", "email", "nl"): (
         "Burgernet: {type} in {area}",
         "Beste deelnemer,\n\n"
         "De politie vraagt uw hulp bij een Burgernetactie in de omgeving van {area}: {type}.\n\n"
         "{description}\n\n"
-        "Heeft u iets gezien? Bel dan direct gratis {free_number}. "
+        "Heeft u iets gezien? Bel dan direct gratis {free_number}, "
+        "en toets de actiecode {action_code}. "
         "Bel bij direct gevaar 112.\n\n"
         "Met vriendelijke groet,\nBurgernet, namens de politie",
     ),
@@ -42,34 +46,36 @@ DEFAULTS: dict[tuple[str, str, str], tuple[str | None, str]] = {
         "Dear participant,\n\n"
         "The police ask for your help with a Burgernet alert in the area of {area}: {type}.\n\n"
         "{description}\n\n"
-        "Have you seen anything? Then call {free_number} at once, free of charge. "
+        "Have you seen anything? Then call {free_number} at once, free of charge, "
+        "and key the action code {action_code}. "
         "In immediate danger, call 112.\n\n"
         "Kind regards,\nBurgernet, on behalf of the police",
     ),
     ("update", "sms", "nl"): (
         None,
-        "Burgernet update {type}: {description}. Gezien? Bel gratis {free_number}",
+        "Burgernet update {type}: {description}. Gezien? Bel gratis {free_number}, code {action_code}",
     ),
     ("update", "sms", "en"): (
         None,
-        "Burgernet update {type}: {description}. Seen? Call free {free_number}",
+        "Burgernet update {type}: {description}. Seen? Call free {free_number}, code {action_code}",
     ),
     ("update", "voice", "nl"): (
         None,
         "Dit is Burgernet met nieuws over de Burgernetactie {type} in de omgeving van {area}. {description}. "
-        "Heeft u iets gezien? Bel dan gratis {free_number}.",
+        "Heeft u iets gezien? Bel dan gratis {free_number}, en toets de actiecode {action_code}.",
     ),
     ("update", "voice", "en"): (
         None,
         "This is Burgernet with news about the Burgernet alert {type} in the area of {area}. {description}. "
-        "Have you seen anything? Then call {free_number}, free of charge.",
+        "Have you seen anything? Then call {free_number}, free of charge, "
+        "and key the action code {action_code}.",
     ),
     ("update", "email", "nl"): (
         "Burgernet update: {type} in {area}",
         "Beste deelnemer,\n\n"
         "Er is nieuws over de Burgernetactie {type} in de omgeving van {area}.\n\n"
         "{description}\n\n"
-        "Heeft u iets gezien? Bel dan gratis {free_number}.\n\n"
+        "Heeft u iets gezien? Bel dan gratis {free_number}, en toets de actiecode {action_code}.\n\n"
         "Met vriendelijke groet,\nBurgernet, namens de politie",
     ),
     ("update", "email", "en"): (
@@ -77,7 +83,8 @@ DEFAULTS: dict[tuple[str, str, str], tuple[str | None, str]] = {
         "Dear participant,\n\n"
         "There is news about the Burgernet alert {type} in the area of {area}.\n\n"
         "{description}\n\n"
-        "Have you seen anything? Then call {free_number}, free of charge.\n\n"
+        "Have you seen anything? Then call {free_number}, free of charge, "
+        "and key the action code {action_code}.\n\n"
         "Kind regards,\nBurgernet, on behalf of the police",
     ),
     ("result", "sms", "nl"): (
@@ -148,3 +155,9 @@ DEFAULTS: dict[tuple[str, str, str], tuple[str | None, str]] = {
         "{message}\n\nThank you for your help.",
     ),
 }
+
+# Web Push (the participant app): the notification's text is the SMS's, short enough for a
+# notification; the app adds the title, the area and the call button from the payload.
+for (_kind, _channel, _language), _text in list(DEFAULTS.items()):
+    if _channel == "sms" and _kind in ("alert", "update", "result"):
+        DEFAULTS[(_kind, "push", _language)] = _text

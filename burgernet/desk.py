@@ -261,8 +261,8 @@ class EarlierCall:
 @dataclass(frozen=True)
 class CardSighting:
     seen_at: datetime
-    lat: float
-    lon: float
+    lat: float | None  # None: a sighting from the app without a place
+    lon: float | None
     direction: str | None
     description: str
     reliability: str

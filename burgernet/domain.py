@@ -34,6 +34,8 @@ class Channel(enum.StrEnum):
     VOICE = "voice"
     SMS = "sms"
     EMAIL = "email"
+    # Web Push to the participant app: its recipients are push subscriptions, not participants.
+    PUSH = "push"
 
 
 # The life of a delivery, in order (broadcasting/store.py explains each): "sent" is final for

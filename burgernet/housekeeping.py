@@ -33,6 +33,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from burgernet.db import session_scope
+from burgernet.push_subscriptions import expire_idle
 from burgernet.retention import Retention
 from burgernet.services import Services
 
@@ -161,8 +163,16 @@ class Housekeeping:
 
     def _run_retention(self) -> dict[str, Any]:
         report = self.retention.run()
-        counts = {k.kind: k.counts for k in report.kinds}
+        counts: dict[str, Any] = {k.kind: k.counts for k in report.kinds}
         failed = {k.kind: k.failed for k in report.kinds if k.failed}
+        # Push subscriptions that keep failing or went unused (push.max_failures,
+        # push.idle_expiry_days); a 404/410 from the push service deletes one at once.
+        try:
+            with session_scope(self.context.sessions) as session:
+                counts["push_subscriptions"] = {"expired": expire_idle(session, self.settings.push)}
+        except Exception as exc:  # the next run tries again
+            log.exception("expiring push subscriptions failed")
+            failed["push_subscriptions"] = [f"{type(exc).__name__}: {exc}"]
         log.info("retention: %s", ", ".join(f"{k.kind} {k.removed}" for k in report.kinds))
         return {"removed": counts, **({"failed": failed} if failed else {})}
 

@@ -136,6 +136,8 @@ def encode_snapshot(snapshot: RoutingSnapshot) -> str:
                     "area": _area_to_json(a.area),
                     "team": list(a.team),
                     "started_seq": a.started_seq,
+                    # So a code keyed on the free number is looked up here, not in the database.
+                    "code": a.code,
                 }
                 for a in snapshot.actions
             ],
@@ -156,6 +158,7 @@ def decode_snapshot(payload: str | bytes) -> RoutingSnapshot:
             area=_area_from_json(item["area"]),
             team=tuple(item["team"]),
             started_seq=item["started_seq"],
+            code=item.get("code"),  # absent in a snapshot cached by an older version
         )
         for item in data["actions"]
     )

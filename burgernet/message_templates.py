@@ -54,6 +54,8 @@ PLACEHOLDERS: dict[str, str] = {
     "area": "where (place or area description)",
     "region": "police region",
     "free_number": "the free number to call (0800-0011)",
+    "action_code": "the action code to key on the free number (4821; spoken digit by digit); "
+    "without a code the clause holding it is left out",
     "outcome": "how the action ended (result messages)",
     "result_message": "the closing message of the centralist (result messages)",
 }
@@ -76,6 +78,12 @@ _SPACE_BEFORE_STOP = re.compile(r"[ ]+(?=\.)")
 _STOPS = re.compile(r"\.(?:[ ]*\.)+")
 _COLON_STOP = re.compile(r":[ ]*\.")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# The action code (burgernet.action_codes): printed as is, spoken digit by digit in a voice alert.
+_CODE = "action_code"
+_DIGIT_WORDS = {
+    "nl": ("nul", "één", "twee", "drie", "vier", "vijf", "zes", "zeven", "acht", "negen"),
+    "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+}
 
 
 class TemplateError(DomainError):
@@ -213,6 +221,34 @@ def check_template(
     return subject, body
 
 
+def _without_code_clause(pieces: list[_Piece]) -> list[_Piece]:
+    """The template without the clause that names the action code, for a message with no code
+    (a draft's preview; a code is given when the action starts).
+
+    The clause runs back from ``{action_code}`` to the nearest ``,`` ``;`` or ``:`` (dropped with
+    it) or sentence end (kept), within the text right before it: "Bel gratis {free_number},
+    code {action_code}" becomes "Bel gratis {free_number}".
+    """
+    kept: list[_Piece] = []
+    for literal, field in pieces:
+        if field != _CODE:
+            kept.append((literal, field))
+            continue
+        cut = max(literal.rfind(mark) for mark in ",;:")
+        end = max(literal.rfind(mark) for mark in ".?!\n")
+        if end > cut:
+            kept.append((literal[: end + 1], None))
+        elif cut >= 0:
+            kept.append((literal[:cut], None))
+    return kept
+
+
+def _spoken_code(code: str, language: str) -> str:
+    # Digit by digit, with a pause between: "vier, acht, twee, één" (not "vierduizend...").
+    words = _DIGIT_WORDS[language]
+    return ", ".join(words[int(digit)] for digit in code if digit.isdigit())
+
+
 def _substitute(pieces: list[_Piece], values: Mapping[str, str]) -> str:
     return "".join(literal + (values.get(field, "") if field else "") for literal, field in pieces)
 
@@ -295,6 +331,10 @@ def render_text(
     values = _values(key, fields)
     placeholders = placeholders_for(key)
     pieces = _parse(body, placeholders)
+    if _CODE in values and not values[_CODE]:
+        pieces = _without_code_clause(pieces)
+    elif _CODE in values and key.channel == Channel.VOICE.value:
+        values[_CODE] = _spoken_code(values[_CODE], key.language)
     if key.channel == Channel.SMS.value:
         text = _fit_sms(pieces, dict(values))
     else:

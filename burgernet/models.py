@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
@@ -229,6 +230,11 @@ class Action(Base):
     channels: Mapped[str] = mapped_column(String(20), default=ALL_CHANNELS, server_default=ALL_CHANNELS)
     # One of URGENCIES: the priority of its broadcasts in the queue (broadcasting.store.priority_for).
     urgency: Mapped[str] = mapped_column(String(12), default=_implied_urgency, server_default="information")
+    # The code a caller keys on the free number to reach this action ("4821": 4 digits, no
+    # leading zero; burgernet/action_codes.py). Given when the action starts, kept after it
+    # closes for the record; unique among actions not closed (the partial index below), so a
+    # closed action's code may later go to another action.
+    action_code: Mapped[str | None] = mapped_column(String(4))
 
     region: Mapped[Region] = relationship()
     team: Mapped[list[ActionCentralist]] = relationship(
@@ -250,6 +256,15 @@ class Action(Base):
             name="started_when_live",
         ),
         CheckConstraint("(status != 'closed') OR (closed_at IS NOT NULL)", name="closed_has_time"),
+        # One open action per code: two concurrent starts that drew the same code cannot both
+        # commit (burgernet.action_codes retries the loser with another code).
+        Index(
+            "uq_actions_open_action_code",
+            "action_code",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
     )
 
     @validates("status")
@@ -260,10 +275,20 @@ class Action(Base):
             check_transition(ActionStatus(current), target)
         return target.value
 
+    @validates("action_code")
+    def _validate_action_code(self, _key: str, value: str | None) -> str | None:
+        # Four digits, the first not 0: what a caller can key and the app can dial after a pause.
+        if value is not None and not (
+            len(value) == 4 and value.isascii() and value.isdigit() and value[0] != "0"
+        ):
+            raise ValueError(f"an action code is four digits not starting with 0, not {value!r}")
+        return value
+
 
 # What a broadcast says: an action's alert, update and result message; a neighbourhood
 # inquiry's invitation (each recipient's own link) and follow-up update.
-BROADCAST_KINDS = ("alert", "update", "result", "inquiry", "inquiry_update")
+# A "reply" is the centralist's question back to the device a sighting came from (one push).
+BROADCAST_KINDS = ("alert", "update", "result", "inquiry", "inquiry_update", "reply")
 
 
 class Broadcast(Base):
@@ -299,11 +324,28 @@ class Broadcast(Base):
 
 
 class Delivery(Base):
+    """One message to one recipient on one channel: a participant (voice, SMS, e-mail) or a push
+    subscription (Web Push), never both.
+
+    Push keeps one row per subscription, like the other channels, so the log, the progress and
+    the figures count the same way; the worker claims and records push rows in batches
+    (``broadcasting.store.claim_push``), which is what makes 1.3 million of them affordable.
+    A subscription deleted later (the push service said 410, or the device unsubscribed) leaves
+    its rows with ``push_subscription_id`` NULL: the log keeps the outcome, not the endpoint.
+    """
+
     __tablename__ = "deliveries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True
+    )
+    push_subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("push_subscriptions.id", ondelete="SET NULL"), index=True
+    )
+    # A reply push answers this sighting (the device shows the question with it).
+    sighting_id: Mapped[int | None] = mapped_column(ForeignKey("sightings.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -319,8 +361,15 @@ class Delivery(Base):
     __table_args__ = (
         # One delivery per person per channel per broadcast: the idempotency key.
         UniqueConstraint("broadcast_id", "participant_id", "channel", name="uq_deliveries_once"),
+        # One push per subscription per broadcast (NULLs, the deleted ones, never collide).
+        UniqueConstraint("broadcast_id", "push_subscription_id", name="uq_deliveries_push_once"),
         CheckConstraint(_in("channel", [c.value for c in Channel]), name="channel"),
         CheckConstraint(_in("status", list(DELIVERY_STATUSES)), name="status"),
+        CheckConstraint(
+            "(channel = 'push' AND participant_id IS NULL)"
+            " OR (channel != 'push' AND participant_id IS NOT NULL AND push_subscription_id IS NULL)",
+            name="one_recipient",
+        ),
     )
 
 
@@ -710,16 +759,28 @@ CALLBACK_REASONS = ("tip", "abandoned", "unanswered")  # why an item is on the w
 CALLBACK_RESULTS = ("reached", "no_answer", "voicemail", "wrong_number")
 
 
+# Where a sighting came from: the panel (a centralist, or the API) or the participant app.
+SIGHTING_SOURCES = ("panel", "app")
+
+
 class Sighting(Base):
-    """Where and when someone saw what an action is looking for, as a centralist recorded it."""
+    """Where and when someone saw what an action is looking for: recorded by a centralist, or sent
+    by a participant from the app (migration 0017).
+
+    A sighting from the app may come without a place (the participant chose not to share it);
+    one from the panel always has one. An app sighting can carry a photo (cleaned of metadata,
+    under ``<data_dir>/photos/sightings/``) and a reply channel: the device's push subscription,
+    through which a centralist can ask a question back. The channel goes when the subscription
+    does (SET NULL) and when retention blanks the sighting.
+    """
 
     __tablename__ = "sightings"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    lat: Mapped[float] = mapped_column(Float)
-    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
     # Compass direction of travel (N, NE, ..., NW) or NULL: standing still / not known.
     direction: Mapped[str | None] = mapped_column(String(2))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -729,9 +790,19 @@ class Sighting(Base):
     statement_id: Mapped[int | None] = mapped_column(ForeignKey("statements.id", ondelete="SET NULL"))
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(8), default="panel", server_default="panel")
+    photo_path: Mapped[str | None] = mapped_column(String(500))
+    push_subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("push_subscriptions.id", ondelete="SET NULL"), index=True
+    )
 
     __table_args__ = (
+        # A CHECK passes on NULL: in_nl still holds every place given; the two below say when
+        # a sighting may have none (from the app only, and never half a place).
         CheckConstraint(_IN_NL, name="in_nl"),
+        CheckConstraint("(lat IS NULL) = (lon IS NULL)", name="whole_place"),
+        CheckConstraint("source = 'app' OR lat IS NOT NULL", name="panel_has_place"),
+        CheckConstraint(_in("source", list(SIGHTING_SOURCES)), name="source"),
         CheckConstraint(_in("reliability", list(SIGHTING_RELIABILITIES)), name="reliability"),
         CheckConstraint(
             "direction IS NULL OR " + _in("direction", ["N", "NE", "E", "SE", "S", "SW", "W", "NW"]),
@@ -831,3 +902,32 @@ class CallHourRefresh(Base):
 
 # Which hours a refresh recomputes: calls still open, and those that ended since the last one.
 Index("ix_calls_ended_at", Call.ended_at)
+
+
+# --- Web Push subscriptions of the participant app (migration 0016) -------------------------
+class PushSubscription(Base):
+    """A device that asked for Burgernet's push messages: all the server knows of it.
+
+    No account, no phone number, no place: the endpoint and keys the browser gave
+    (``PushSubscription.toJSON()``), the language, and at most a coarse cell the device chose
+    (a 4-character geohash, about 20 × 40 km) so that a local action is not pushed to the whole
+    country. The device itself decides whether the action's area touches one of its places.
+    """
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The push service's URL for this device (unique: subscribing again updates the row).
+    endpoint: Mapped[str] = mapped_column(String(1024), unique=True)
+    # The device's P-256 public key (65 bytes) and auth secret (16 bytes), base64url.
+    p256dh: Mapped[str] = mapped_column(String(100))
+    auth: Mapped[str] = mapped_column(String(40))
+    cell: Mapped[str | None] = mapped_column(String(4), index=True)
+    lang: Mapped[str] = mapped_column(String(2), default="nl")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Failed pushes since the last success (a 404/410 deletes the row at once instead).
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (CheckConstraint("lang IN ('nl', 'en')", name="lang"),)

@@ -105,6 +105,7 @@ def to_active_action(action: Action) -> rm.ActiveAction:
         area=action_area(action),
         team=tuple(member.centralist.sip_endpoint for member in action.team),
         started_seq=int(started.timestamp()) if started else 0,
+        code=action.action_code,  # keyed on the free number (burgernet.action_codes)
     )
 
 

@@ -13,8 +13,9 @@ tips             tips (call-back number) with their recording files, of actions 
 deliveries       delivery rows of finished broadcasts whose action is closed or inquiry ended:
                  who was sent what, provider reference, error text (the counts stay)
 inquiries        inquiry statements with their photos; the personal links of ended inquiries
-sightings        a sighting's description and its links to the call and the statement (time,
-                 place, direction and reliability stay)
+sightings        a sighting's description and its links to the call and the statement; an app
+                 sighting's photo file and reply channel (time, place, direction and
+                 reliability stay)
 audit            in audit events: details naming people (participant, call, tip, statement,
                  sighting events) and any phone number or e-mail address in other details;
                  a participant event's id (who did what, when, stays)
@@ -291,20 +292,55 @@ class Retention:
         result.counts["links"] = int(gone.rowcount or 0)  # type: ignore[attr-defined]
 
     def _sightings(self, result: KindReport, dry_run: bool) -> None:
+        # An app sighting's photo and reply channel (the device's push subscription) go too.
         personal = (
             Sighting.created_at < result.cutoff,
             or_(
-                Sighting.description != "", Sighting.call_id.is_not(None), Sighting.statement_id.is_not(None)
+                Sighting.description != "",
+                Sighting.call_id.is_not(None),
+                Sighting.statement_id.is_not(None),
+                Sighting.photo_path.is_not(None),
+                Sighting.push_subscription_id.is_not(None),
             ),
         )
+        blank = {"description": "", "call_id": None, "statement_id": None, "push_subscription_id": None}
         with session_scope(self._sessions) as session:
             if dry_run:
                 result.counts["sightings"] = _count(session, select(func.count(Sighting.id)).where(*personal))
+                photos = _count(
+                    session,
+                    select(func.count(Sighting.id)).where(*personal, Sighting.photo_path.is_not(None)),
+                )
+                if photos:  # named only when there are any: a panel-only system reports as before
+                    result.counts["sighting_photos"] = photos
                 return
-            changed = session.execute(
-                update(Sighting).where(*personal).values(description="", call_id=None, statement_id=None)
+            with_photo = session.execute(
+                select(Sighting.id, Sighting.photo_path).where(*personal, Sighting.photo_path.is_not(None))
+            ).all()
+        root = self._settings.data_dir
+        _sweep_trash(root / "photos")
+
+        def blank_sighting(session: Session, sighting_id: int) -> None:
+            session.execute(
+                update(Sighting).where(Sighting.id == sighting_id).values(photo_path=None, **blank)
             )
-            result.counts["sightings"] = int(changed.rowcount or 0)  # type: ignore[attr-defined]
+
+        blanked, files = 0, 0
+        for sighting_id, path in with_photo:
+            outcome = self._remove_with_file(sighting_id, path, root, blank_sighting)
+            if outcome is None:
+                result.failed.append(f"sighting {sighting_id}: its photo could not be removed; kept")
+                continue
+            blanked += 1
+            files += outcome
+        with session_scope(self._sessions) as session:
+            # The photos that could not be removed keep their rows as they are (retried next run).
+            changed = session.execute(
+                update(Sighting).where(*personal, Sighting.photo_path.is_(None)).values(**blank)
+            )
+        result.counts["sightings"] = blanked + int(changed.rowcount or 0)  # type: ignore[attr-defined]
+        if files:
+            result.counts["sighting_photos"] = files
 
     def _audit(self, result: KindReport, dry_run: bool) -> None:
         # Only events not looked at by an earlier run: the last run's cutoff is in its own audit.

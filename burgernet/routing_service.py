@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from burgernet import repositories
+from burgernet.action_codes import active_action_for_code
 from burgernet.db import session_scope
 from burgernet.live import AsyncLiveState, CallContext, RoutingSnapshot
 from burgernet.phone import caller_id_to_e164
@@ -51,9 +52,11 @@ from routing import (
     Centralist,
     CoveringIndex,
     Decision,
+    LinearScanIndex,
     Roster,
     RoutingPolicy,
     RoutingRequest,
+    action_for_code,
     decide,
 )
 
@@ -92,6 +95,15 @@ class _Budget:
     def start(cls, call_id: str | None) -> _Budget:
         return cls(call_id or "-", time.monotonic() + STORE_BUDGET_SECONDS)
 
+    @classmethod
+    def resume(cls, identified: IdentifiedCaller) -> _Budget:
+        """What the identification left of the budget, counted from now (the caller heard a
+        prompt in between, which is not the stores' time), with the stores that stalled."""
+        budget = cls(identified.call_id or "-", time.monotonic() + identified.store_seconds_left)
+        if identified.database_down:
+            budget.stalled.add(DATABASE)
+        return budget
+
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
@@ -108,6 +120,16 @@ class PostcodeLookupUnavailable(RuntimeError):
 class RoutedCall:
     caller: Caller
     decision: Decision
+
+
+@dataclass(frozen=True)
+class IdentifiedCaller:
+    """The first half of :meth:`RoutingService.route`: who calls, before the welcome prompt."""
+
+    caller: Caller
+    call_id: str | None
+    database_down: bool  # the participant look-up stalled: do not ask the database again
+    store_seconds_left: float  # what the decision may still spend on stalled stores
 
 
 class RoutingService:
@@ -214,6 +236,7 @@ class RoutingService:
         *,
         chosen_action_id: int | None = None,
         postcode_given_up: bool = False,
+        action_code: str | None = None,
         call_id: str | None = None,
         budget: _Budget | None = None,
     ) -> Decision:
@@ -227,9 +250,33 @@ class RoutingService:
             )
         except _StoreStalled:
             context = None  # presence unknown: ring anyway; alerted unknown: route by location
-        return await self._decide(caller, context, chosen_action_id, postcode_given_up, budget)
+        return await self._decide(caller, context, chosen_action_id, postcode_given_up, action_code, budget)
 
-    async def route(self, caller_id: str | None, *, call_id: str | None = None) -> RoutedCall:
+    async def identify_call(self, caller_id: str | None, *, call_id: str | None = None) -> IdentifiedCaller:
+        """Who calls (the language of the welcome), keeping the budget for :meth:`route_identified`."""
+        budget = _Budget.start(call_id)
+        caller = await self.identify(caller_id, budget=budget)
+        return IdentifiedCaller(caller, call_id, DATABASE in budget.stalled, max(0.0, budget.remaining()))
+
+    async def route_identified(
+        self, identified: IdentifiedCaller, *, action_code: str | None = None
+    ) -> RoutedCall:
+        """The decision for a caller :meth:`identify_call` identified, with the code they keyed.
+
+        Together the two cost the stores no more than :meth:`route` does: the same budget.
+        """
+        budget = _Budget.resume(identified)
+        decision = await self.decide(
+            identified.caller,
+            budget=budget,
+            postcode_given_up=identified.database_down,
+            action_code=action_code,
+        )
+        return RoutedCall(identified.caller, decision)
+
+    async def route(
+        self, caller_id: str | None, *, call_id: str | None = None, action_code: str | None = None
+    ) -> RoutedCall:
         """Identify the caller, then decide; both share one budget for stalled stores.
 
         One after the other on purpose: asking the database (a worker thread) and Redis at the
@@ -242,7 +289,10 @@ class RoutingService:
         # caller is not asked for one (they would key it in vain, then wait for the retries).
         # Who alerted them still routes them; otherwise the region pool takes the call.
         database_down = DATABASE in budget.stalled
-        return RoutedCall(caller, await self.decide(caller, budget=budget, postcode_given_up=database_down))
+        decision = await self.decide(
+            caller, budget=budget, postcode_given_up=database_down, action_code=action_code
+        )
+        return RoutedCall(caller, decision)
 
     def _alerted_since(self) -> float:
         return time.time() - self._alerted_window
@@ -253,11 +303,14 @@ class RoutingService:
         context: CallContext | None,
         chosen_action_id: int | None,
         postcode_given_up: bool,
+        action_code: str | None,
         budget: _Budget,
     ) -> Decision:
         if context is None:
             index, roster_source = await self._fallback_index(budget)
             context = CallContext(actions_version=-1, presence={}, alerted_by=())
+            if action_code is not None:
+                index = await self._with_coded_action(index, action_code, budget)
         else:
             index, roster_source = await self._current_index(context.actions_version, budget)
         roster = Roster(roster_source, context.presence)
@@ -266,8 +319,31 @@ class RoutingService:
             alerted_by=context.alerted_by,
             chosen_action_id=chosen_action_id,
             postcode_given_up=postcode_given_up,
+            action_code=action_code,
         )
         return decide(request, index, roster, self._policy, self._default_region)
+
+    async def _with_coded_action(self, index: CoveringIndex, code: str, budget: _Budget) -> CoveringIndex:
+        """Redis did not say which snapshot is current, so the index may predate the action the
+        caller keyed the code of (started during the outage): the database says, within the budget.
+        """
+        if action_for_code(index.actions.values(), code) is not None:
+            return index
+        try:
+            found = await self._read(
+                budget, DATABASE, "the action code", asyncio.to_thread(self._action_for_code, code)
+            )
+        except _StoreStalled:
+            return index
+        if found is None:
+            return index
+        log.warning(
+            "call %s: action code %s found in the database (action %s), not in the last-known-good snapshot",
+            budget.call_id,
+            code,
+            found.action_id,
+        )
+        return LinearScanIndex([*index.actions.values(), found])
 
     def action_title(self, action_id: int | None) -> str:
         """The title of an action in the routing index (what the decision was made from), or ""."""
@@ -384,6 +460,11 @@ class RoutingService:
                 tuple(repositories.active_actions(session)),
                 tuple(repositories.centralists(session)),
             )
+
+    def _action_for_code(self, code: str) -> ActiveAction | None:
+        with session_scope(self._sessions) as session:
+            action = active_action_for_code(session, code)
+            return repositories.to_active_action(action) if action is not None else None
 
     def _participant(self, number: str) -> repositories.ParticipantInfo | None:
         # A plain connection, not an ORM session: half the cost on the hot path (read only).

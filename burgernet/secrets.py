@@ -88,11 +88,28 @@ SECRETS: tuple[SecretSpec, ...] = (
         "Twilio, set the account's own token in BURGERNET_TWILIO__AUTH_TOKEN or the config file instead.",
     ),
     SecretSpec(
+        "asterisk.node_secret",
+        24,
+        True,
+        "render and restart Asterisk on every node with the same secrets file: the nodes' device-state "
+        "PUBLISH requests are challenged with it.",
+    ),
+    SecretSpec(
         "redis.password",
         24,
         True,
         "restart everything (burgernet run): the redis-server it starts requires the new password, and "
         "every process connects with it.",
+    ),
+    # Web Push (VAPID, RFC 8292): generate() is 32 random bytes in base64url, which is exactly a
+    # raw P-256 private scalar (one draw in 2^32 falls outside the curve's order and is refused
+    # by burgernet.push_subscriptions.vapid_key: rotate it then).
+    SecretSpec(
+        "push.vapid_private_key",
+        43,
+        True,
+        "restart the workers and the panel. Every device must subscribe again (the app does when it "
+        "opens): push services refuse pushes signed with a key other than the subscription's.",
     ),
     # Issued by the trunk provider / mail provider: no length of ours to insist on.
     SecretSpec("asterisk.trunk_password", 0, False, "render and reload Asterisk (burgernet asterisk reload)"),

@@ -207,12 +207,45 @@ class AsteriskSettings(_Section):
     connecting_prompt: Literal["while_ringing", "before_ringing"] = "while_ringing"
     # Where Asterisk's own files live for the managed instance (inside the sandbox).
     instance_name: str = "burgernet"
+    # More than one Asterisk node (see the README's "More than one machine"): this node's name
+    # (empty: the only node) and the nodes it shares its centralists' device states with, each as
+    # "name@host:port" (their SIP address). A centralist in a call on one node is then busy on
+    # every node: Asterisk's own PJSIP PUBLISH of device state (res_pjsip_publish_asterisk),
+    # authenticated with asterisk.node_secret, which every node must share.
+    node_name: str = Field(default="", pattern=r"^([a-z][a-z0-9-]{0,19})?$")
+    # "host:port" of the SIP edge (Kamailio) where the centralists' phones register: a node then
+    # reaches every phone without a fixed contact through it, and asks it every 10 s whether the
+    # phone is there (an unregistered phone's OPTIONS go unanswered: "unavailable" on every node).
+    phone_proxy: str = ""
+    peer_nodes: list[str] = Field(default_factory=list)
+    node_secret: str = ""
 
     @model_validator(mode="after")
     def _rtp_range(self) -> AsteriskSettings:
         if self.rtp_end <= self.rtp_start:
             raise ValueError("rtp_end must be above rtp_start")
         return self
+
+    @model_validator(mode="after")
+    def _peers_need_a_name(self) -> AsteriskSettings:
+        if self.peer_nodes and not self.node_name:
+            raise ValueError(
+                "asterisk.peer_nodes needs asterisk.node_name: the name the peers know this node by"
+            )
+        names = [peer.partition("@")[0] for peer in self.peer_nodes]
+        if self.node_name in names or len(set(names)) != len(names):
+            raise ValueError("asterisk.peer_nodes: every node needs its own name, this one's included")
+        return self
+
+
+class ClusterSettings(_Section):
+    """More than one machine on the free number's path (README: "More than one machine").
+
+    A cluster keeps its shared state on engines that fail over: PostgreSQL (not a SQLite file,
+    which only one machine can open) and Redis through Sentinel. ``enabled`` says this process
+    is one of several; setting ``asterisk.peer_nodes`` implies it."""
+
+    enabled: bool = False
 
 
 # Kamailio's dispatcher algorithms by name (the numbers its ds_select_dst() takes).
@@ -279,6 +312,18 @@ class RoutingSettings(_Section):
     postcode_attempts: int = Field(default=3, ge=1, le=9)
     # An alert counts as "recent" for routing for this long.
     alerted_window_seconds: int = Field(default=6 * 3600, ge=60)
+    # Action codes on the free number (ivr/freephone.py): a short welcome during which a caller
+    # may key the code of an action. False: no welcome, no codes (callers lose no time).
+    action_codes: bool = True
+    # Who hears that welcome: "when_needed", callers the system cannot put through yet (unknown
+    # or anonymous, a choice of actions, outside every area: the app's participants are unknown
+    # by design), while a caller it already places is connected at once; or "always".
+    action_code_welcome: Literal["when_needed", "always"] = "when_needed"
+    # After the welcome, how long to wait for the first key, and between keys. The app dials
+    # "08000011,4821": its keys come ~2 s after the answer, during the welcome or this wait.
+    action_code_wait_ms: int = Field(default=1200, ge=300, le=5000)
+    # A caller who keyed part of a code gets this long for each further key (people key slowly).
+    action_code_digit_ms: int = Field(default=3000, ge=500, le=10000)
 
 
 class AudioSettings(_Section):
@@ -310,6 +355,29 @@ class BroadcastSettings(_Section):
     worker_concurrency: int = Field(default=20, ge=1, le=500)
     # Trunk channels alert calls may never take: the free number must always get through.
     inbound_reserved_channels: int = Field(default=10, ge=0)
+
+
+class PushSettings(_Section):
+    """Web Push to the participant app (broadcasting/channels/push_webpush.py)."""
+
+    # Generated into the secrets file: the VAPID key (a raw P-256 private scalar, base64url).
+    vapid_private_key: str = ""
+    # Who runs this server, for the push services (RFC 8292 "sub"): a mailto: or https: URL.
+    vapid_subject: str = "mailto:beheer@burgernet.local"
+    # Shared by every worker (a Redis GCRA schedule, like SMS and e-mail).
+    pushes_per_second: float = Field(default=5000.0, gt=0)
+    # HTTP requests in flight per worker process, and deliveries each worker claims at once.
+    concurrency: int = Field(default=200, ge=1, le=2000)
+    batch_size: int = Field(default=250, ge=1, le=2000)
+    # How long a push service keeps an undelivered push (a phone that is off): then it is dropped.
+    ttl_seconds: int = Field(default=6 * 3600, ge=0, le=28 * 86400)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Tests only: accept subscriptions whose endpoint is http://127.0.0.1 or http://localhost.
+    allow_insecure_endpoints: bool = False
+    # A subscription that failed this many times in a row, or never succeeded for this many days,
+    # is deleted by the housekeeping (0 = never); 404/410 from the push service delete at once.
+    max_failures: int = Field(default=10, ge=0)
+    idle_expiry_days: int = Field(default=180, ge=0)
 
 
 class SmtpSettings(_Section):
@@ -412,9 +480,11 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
     kamailio: KamailioSettings = KamailioSettings()
+    cluster: ClusterSettings = ClusterSettings()
     routing: RoutingSettings = RoutingSettings()
     audio: AudioSettings = AudioSettings()
     broadcast: BroadcastSettings = BroadcastSettings()
+    push: PushSettings = PushSettings()
     smtp: SmtpSettings = SmtpSettings()
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
@@ -429,6 +499,26 @@ class Settings(BaseSettings):
                 "(alert calls need at least one trunk channel)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_shared_engines(self) -> Settings:
+        if not self.in_cluster:
+            return self
+        if not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "a cluster (cluster.enabled or asterisk.peer_nodes) needs PostgreSQL: SQLite is one file "
+                'on one machine. Set database.url = "postgresql://USER:PASSWORD@HOST/burgernet"'
+            )
+        if not self.redis.sentinels:
+            raise ValueError(
+                "a cluster (cluster.enabled or asterisk.peer_nodes) needs Redis through Sentinel: set "
+                'redis.sentinels = ["HOST:26379", ...] and redis.sentinel_service'
+            )
+        return self
+
+    @property
+    def in_cluster(self) -> bool:
+        return self.cluster.enabled or bool(self.asterisk.peer_nodes)
 
     def tips_retention_days(self) -> int:
         """retention.tips_days, else the deprecated audio.recording_retention_days."""
@@ -448,7 +538,12 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return self.database.url or f"sqlite:///{(self.data_dir / 'burgernet.db').resolve()}"
+        url = self.database.url or f"sqlite:///{(self.data_dir / 'burgernet.db').resolve()}"
+        # A plain postgresql:// means psycopg 3 to SQLAlchemy 2.1, psycopg2 to 2.0: the driver
+        # installed with Burgernet is psycopg2, whichever SQLAlchemy the machine has.
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+        return url
 
     @property
     def recordings_dir(self) -> Path:

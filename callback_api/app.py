@@ -36,11 +36,13 @@ from callback_api import (
     feeds,
     limits,
     live_events,
+    participant_app,
     people,
     reports,
     sightings,
     worklist,
 )
+from callback_api import push as push_api
 from callback_api import settings as settings_pages
 from callback_api.auth.services import AccountService
 from callback_api.errors import (
@@ -162,12 +164,16 @@ def create_app(
         desk.bp,
         reports.bp,
         reports.api_bp,
+        push_api.bp,
+        participant_app.bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, never cookie-authenticated
     csrf.exempt(sightings.api_bp)  # token-authenticated, like the rest of the API
     csrf.exempt(reports.api_bp)  # token-authenticated, like the rest of the API
     csrf.exempt(twilio_hooks.bp)  # authenticated by Twilio's request signature
+    csrf.exempt(push_api.bp)  # the participant app sends no cookies: nothing to forge
+    csrf.exempt(participant_app.bp)  # the app itself: no session, no cookie, nothing to forge
 
     @app.route("/vendor/<package>/<path:filename>")
     def vendor(package: str, filename: str) -> Response:

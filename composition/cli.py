@@ -81,6 +81,8 @@ _MISSING_TABLE = re.compile(r"no such (table|column)|relation .* does not exist|
 def main(ctx: click.Context) -> None:
     """Burgernet: citizen alerts and the free number for police control rooms."""
     settings = load_settings()
+    if ctx.invoked_subcommand == "cluster":
+        os.umask(PROCESS_UMASK)  # its secrets are the cluster folder's own (composition/cluster.py)
     if ctx.invoked_subcommand == "run":
         # `run` is this process's whole life: its files (data dir, logs, database) are private,
         # and the first run makes the secrets every process of it reads.
@@ -148,6 +150,8 @@ WITHOUT_DATABASE = {
     ("recordings", "replace-prompt"),
     ("recordings", "convert"),
     ("systemd", "render"),
+    ("cluster", "up"),
+    ("cluster", "down"),
 }
 
 
@@ -502,6 +506,47 @@ def serve_cmd(context: Context) -> None:
     from ivr.app import serve
 
     asyncio.run(serve(context))
+
+
+@main.group("cluster")
+def cluster_group() -> None:
+    """A whole cluster on this machine: Kamailio, N Asterisk nodes, PostgreSQL, Redis with Sentinel."""
+
+
+@cluster_group.command("up")
+@click.option("--nodes", type=click.IntRange(1, 9), default=2, show_default=True, help="Asterisk nodes.")
+@click.option(
+    "--base-port",
+    type=click.IntRange(1024, 60_000),
+    default=5100,
+    show_default=True,
+    help="Kamailio listens here; the other ports count up from it (see the README).",
+)
+@click.option(
+    "--participants",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Demo participants to seed into an empty database (default: settings demo.participants).",
+)
+@pass_context
+def cluster_up_cmd(context: Context, nodes: int, base_port: int, participants: int | None) -> None:
+    """Start the cluster in the foreground (Ctrl-C, SIGTERM or `burgernet cluster down` stop it)."""
+    from composition.cluster import run_cluster
+
+    settings = context.settings
+    run_cluster(
+        settings, nodes, base_port, settings.demo.participants if participants is None else participants
+    )
+
+
+@cluster_group.command("down")
+@pass_context
+def cluster_down_cmd(context: Context) -> None:
+    """Stop the cluster `burgernet cluster up` started with this data folder."""
+    from composition.cluster import stop_cluster
+
+    stopped = stop_cluster(context.settings)
+    click.echo("no cluster is running here" if stopped is None else f"cluster (pid {stopped}) stopped")
 
 
 @main.command("run")

@@ -76,12 +76,41 @@ SUPERVISOR_BEAT_SECONDS = health.BEAT_INTERVAL_SECONDS
 KEEPER_JOIN_SECONDS = 70.0
 
 
-def spawn(command: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+def app_link_lines(public_base_url: str) -> list[str]:
+    """The participant app's link and a QR code of it, as terminal lines: scan it with a phone."""
+    import io
+
+    import qrcode
+
+    url = public_base_url.rstrip("/") + "/app/"
+    code = qrcode.QRCode(border=1, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code.add_data(url)
+    code.make(fit=True)
+    drawn = io.StringIO()
+    # Inverted: light modules as blocks, which reads right on the usual dark terminal.
+    code.print_ascii(out=drawn, invert=True)
+    lines = [f"\n  Participant app: {url}"]
+    if not url.startswith("https://"):
+        # A phone installs the app and gets push messages only over https (localhost aside).
+        lines.append(
+            "  (on a phone it needs web.public_base_url to be an https:// address the phone can reach)"
+        )
+    lines += ["  " + row for row in drawn.getvalue().splitlines()]
+    return lines
+
+
+def spawn(
+    command: list[str], log_file: Path, environment: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """A child in a session of its own: Ctrl-C in the terminal reaches only the supervisor,
-    which then stops the children in order (the panel and serve before Redis)."""
+    which then stops the children in order (the panel and serve before Redis). ``environment``
+    (``BURGERNET_*`` settings of one cluster node) is added to ours."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **environment} if environment else None
     with log_file.open("ab") as output:  # the child keeps its own copy of the handle
-        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
 
 
 def terminate(process: Process) -> None:
@@ -104,10 +133,19 @@ class Supervisor:
     stopping: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
     demo_phone_password: str | None = None
+    # Settings of this node for the children, as BURGERNET_* variables (`burgernet cluster up`
+    # runs one supervisor per node in one process); None: the children inherit ours.
+    child_environment: dict[str, str] | None = None
 
     @property
     def settings(self) -> Any:
         return self.context.settings
+
+    @property
+    def logs_dir(self) -> Path:
+        """The children's logs: one folder per node when this is one node of a cluster."""
+        node = self.settings.asterisk.node_name
+        return self.settings.data_dir / "logs" / node if node else self.settings.data_dir / "logs"
 
     @functools.cached_property
     def redis_client(self) -> redis.Redis:
@@ -222,8 +260,13 @@ class Supervisor:
     def start_child(
         self, name: str, component: str, command: list[str], log_file: Path, policy: HealthPolicy | None
     ) -> Keeper:
+        environment = self.child_environment
         spec = ChildSpec(
-            name, component, start=lambda: spawn(command, log_file), stop=terminate, health=policy
+            name,
+            component,
+            start=lambda: spawn(command, log_file, environment),
+            stop=terminate,
+            health=policy,
         )
         return self.supervise(spec, spec.start())
 
@@ -237,7 +280,7 @@ class Supervisor:
             "burgernet serve",
             health.SERVE,
             [sys.executable, "-m", "composition.cli", "serve"],
-            self.settings.data_dir / "logs" / "serve.log",
+            self.logs_dir / "serve.log",
             HealthPolicy(
                 lambda: fastagi_probe(host, port, SERVE_PROBE_TIMEOUT),
                 interval=SERVE_CHECK_INTERVAL,
@@ -246,7 +289,7 @@ class Supervisor:
         )
         self.notes.append(
             f"FastAGI: agi://{self.settings.asterisk.agi_host}:{self.settings.asterisk.agi_port}/ "
-            f"(log: {self.settings.data_dir / 'logs' / 'serve.log'})"
+            f"(log: {self.logs_dir / 'serve.log'})"
         )
 
     def start_worker(self) -> None:
@@ -255,7 +298,7 @@ class Supervisor:
             "burgernet worker",
             health.WORKER,
             [sys.executable, "-m", "composition.cli", "worker"],
-            self.settings.data_dir / "logs" / "worker.log",
+            self.logs_dir / "worker.log",
             HealthPolicy(
                 lambda: beat_check(
                     self.redis_client,
@@ -273,7 +316,7 @@ class Supervisor:
             f"(≤ {self.settings.voice_channels()} trunk channels), "
             f"SMS via Twilio at {t.api_base_url} ({b.sms_per_second:g}/s), e-mail via "
             f"{self.settings.smtp.host}:{self.settings.smtp.port} ({b.email_per_second:g}/s) "
-            f"(log: {self.settings.data_dir / 'logs' / 'worker.log'})"
+            f"(log: {self.logs_dir / 'worker.log'})"
         )
 
     def build_prompts(self) -> None:
@@ -341,7 +384,7 @@ class Supervisor:
             "control panel",
             health.PANEL,
             [sys.executable, "-m", "composition.cli", "web", "serve"],
-            self.settings.data_dir / "logs" / "web.log",
+            self.logs_dir / "web.log",
             HealthPolicy(lambda: http_probe(url), start_grace=30.0),
         )
         self.notes.append(f"Panel: http://{self.settings.web.host}:{self.settings.web.port}/")
@@ -363,6 +406,8 @@ class Supervisor:
         click.echo("\nBurgernet is running. Ctrl-C stops everything.\n")
         for note in self.notes:
             click.echo(f"  {note}")
+        for line in app_link_lines(self.settings.web.public_base_url):
+            click.echo(line)
         numbers = self.demo_callers()
         if numbers:
             click.echo("\n  Demo participants whose call is routed to an active action right now:")

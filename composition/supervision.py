@@ -5,7 +5,11 @@ process exits, or fails its health check :attr:`HealthPolicy.failures_to_confirm
 row, the keeper kills what is left of it (``SIGKILL``: a hung or ``SIGSTOP``ped process ignores
 ``SIGTERM``, and only a dead process closes its listening socket, which is what makes
 Asterisk's waiting AGI connections fail over at once), waits a back-off delay and starts it
-again. One child's trouble never touches another child: a dead ``burgernet serve`` is
+again. A child that fails its check while it is visibly working (it uses CPU and is not
+stopped) is overloaded rather than hung: it gets :attr:`HealthPolicy.busy_patience` before the
+kill, because a restart under load drops its work and adds a cold start to the load (a death
+spiral: the new process is checked, and killed, before it is up). One child's trouble never
+touches another child: a dead ``burgernet serve`` is
 replaced while Asterisk keeps running and answering the free number through its failure path.
 
 The checks (:func:`fastagi_probe`, :func:`http_probe`, :class:`AmiPinger`,
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -110,6 +115,11 @@ class HealthPolicy:
     retry_interval: float = 0.25
     failures_to_confirm: int = 3
     start_grace: float = 20.0
+    # A child that failed its check but is working (it used CPU since the first failure and is
+    # not stopped) is overloaded, not hung: killing it would drop what it is doing and put a
+    # cold start on top of the load. It gets this long before it is killed all the same. A
+    # stopped (SIGSTOP) or idle child is killed after ``failures_to_confirm`` as before.
+    busy_patience: float = 30.0
 
 
 @dataclass
@@ -231,6 +241,7 @@ class Keeper:
         started = time.monotonic()
         passed_once = False
         failed: list[str] = []
+        first_failure, cpu_at_first_failure = started, None
         next_check = started + (policy.interval if policy else 0.0)
         self.state = STARTING if policy else RUNNING
         while not self.stopping.is_set():
@@ -249,15 +260,31 @@ class Keeper:
                     failed.clear()
                     self.state = RUNNING
                 elif result.ok is False and (passed_once or now - started >= policy.start_grace):
+                    if not failed:
+                        first_failure, cpu_at_first_failure = now, cpu_seconds(process.pid)
                     failed.append(result.detail)
-                    log.warning(
-                        "%s failed its health check (%d of %d): %s",
-                        self.spec.name,
-                        len(failed),
-                        policy.failures_to_confirm,
-                        result.detail,
-                    )
-                    if len(failed) >= policy.failures_to_confirm:
+                    if len(failed) <= policy.failures_to_confirm:  # then once more, if it is busy
+                        log.warning(
+                            "%s failed its health check (%d of %d): %s",
+                            self.spec.name,
+                            len(failed),
+                            policy.failures_to_confirm,
+                            result.detail,
+                        )
+                    busy = is_busy(process.pid, cpu_at_first_failure)
+                    if (
+                        len(failed) >= policy.failures_to_confirm
+                        and busy is not None
+                        and now - first_failure < policy.busy_patience
+                    ):
+                        if len(failed) == policy.failures_to_confirm:
+                            log.warning(
+                                "%s is not answering but working (%s); waiting up to %.0f s before a kill",
+                                self.spec.name,
+                                busy,
+                                policy.busy_patience,
+                            )
+                    elif len(failed) >= policy.failures_to_confirm:
                         self._kill(process)
                         return (
                             f"failed its health check {len(failed)} times ({result.detail}); "
@@ -285,6 +312,37 @@ class Keeper:
                 self.spec.stop(self.process)
             finally:
                 self.process = None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time the process has used (user + system), or None where /proc cannot say."""
+    fields = _proc_stat(pid)
+    if fields is None or len(fields) < 13:
+        return None
+    # utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the state field.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def is_busy(pid: int, cpu_before: float | None) -> str | None:
+    """Why a process that fails its check still looks alive ("used 1.4 s of CPU"), or None when
+    it is stopped, gone, idle since ``cpu_before``, or /proc cannot tell (then a kill is right)."""
+    fields = _proc_stat(pid)
+    if fields is None or fields[0] in ("T", "t", "Z", "X"):  # stopped, traced, dead
+        return None
+    cpu_now = cpu_seconds(pid)
+    if cpu_before is None or cpu_now is None or cpu_now <= cpu_before:
+        return None
+    return f"used {cpu_now - cpu_before:.1f} s of CPU since its first failed check"
 
 
 def _run_check(check: Check) -> CheckResult:

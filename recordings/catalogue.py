@@ -37,6 +37,17 @@ PROMPTS: Final[Mapping[str, Mapping[str, str]]] = {
         "en": "Welcome to Burgernet, the free police number. "
         "You are calling about a Burgernet alert. Please hold for a moment.",
     },
+    "code-welcome": {
+        # The first thing every caller of the free number hears (ivr/freephone.py): short, as it
+        # is time lost for callers without a code; a key press cuts it off.
+        "nl": "Burgernet. Toets uw actiecode.",
+        "en": "Burgernet. Key your action code.",
+    },
+    "code-unknown": {
+        # A keyed code no active action holds; the call then goes on as without a code.
+        "nl": "Deze actiecode kennen wij niet, of de actie is afgelopen.",
+        "en": "We do not know that action code, or the alert has ended.",
+    },
     "enter-postcode": {
         "nl": "Wij kunnen uw locatie niet vaststellen. Toets de vier cijfers van de postcode "
         "waar u nu bent, gevolgd door een hekje.",

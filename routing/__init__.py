@@ -1,7 +1,7 @@
 """Who handles a call: the pure routing core (no sockets, database, Redis or clock inside)."""
 
 from routing.areas import AreaIndex, CoveringIndex, LinearScanIndex, covering_by_scan, distance_m
-from routing.decide import Roster, decide
+from routing.decide import Roster, action_for_code, decide
 from routing.model import (
     ActiveAction,
     Area,
@@ -46,6 +46,7 @@ __all__ = [
     "RoutingPolicy",
     "RoutingRequest",
     "StepRole",
+    "action_for_code",
     "covering_by_scan",
     "decide",
     "distance_m",

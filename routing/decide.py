@@ -2,6 +2,9 @@
 
 Rules, in order:
 
+0. A caller who keyed an action code goes to the active action that holds it, wherever the
+   caller is (the code is how they say which action they call about). A code no active action
+   holds (mistyped, or its action closed) is ignored: the rules below decide.
 1. A caller who picked an action from the menu goes to that action.
 2. A caller whom an active action alerted recently goes to that action, wherever they are
    (the alert is why they call; the most recent alert wins).
@@ -19,6 +22,7 @@ like anyone else: opting out of alerts is not opting out of help.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from routing.areas import CoveringIndex
 from routing.model import (
@@ -71,6 +75,14 @@ def decide(
 ) -> Decision:
     caller = request.caller
 
+    if request.action_code is not None:
+        coded = action_for_code(index.actions.values(), request.action_code)
+        if coded is not None:
+            decision = _route(
+                coded, roster, policy, f"caller keyed action code {coded.code} of action {coded.action_id}"
+            )
+            return replace(decision, by_code=True)
+
     if request.chosen_action_id is not None and request.chosen_action_id in index.actions:
         chosen = index.actions[request.chosen_action_id]
         return _route(chosen, roster, policy, f"caller chose action {chosen.action_id} from the menu")
@@ -116,6 +128,15 @@ def decide(
         region_code=caller.region_code,
         menu=menu,
     )
+
+
+def action_for_code(actions: Iterable[ActiveAction], code: str) -> ActiveAction | None:
+    """The active action holding ``code``. Codes are unique among open actions; should two
+    ever share one (rows written by hand), the most recently started wins."""
+    found = [action for action in actions if action.code is not None and action.code == code]
+    if not found:
+        return None
+    return max(found, key=lambda a: (a.started_seq, a.action_id))
 
 
 def _route(action: ActiveAction, roster: Roster, policy: RoutingPolicy, why: str) -> Decision:

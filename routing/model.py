@@ -53,6 +53,8 @@ class ActiveAction:
     area: Area
     team: tuple[str, ...]  # owning centralists' SIP endpoints, in ringing order
     started_seq: int = 0  # larger = started later (an ordering, not a clock reading)
+    # The action code a caller keys on the free number ("4821"); None for an action without one.
+    code: str | None = None
 
 
 # --- The caller ------------------------------------------------------------------------------
@@ -105,6 +107,9 @@ class RoutingRequest:
     chosen_action_id: int | None = None
     # Unknown/anonymous caller who failed to key in a usable postcode: straight to a pool.
     postcode_given_up: bool = False
+    # The digits the caller keyed during the welcome, when any: an action code. One that no
+    # active action holds (wrong, or its action closed) is ignored by the rules.
+    action_code: str | None = None
 
 
 # --- The decision ----------------------------------------------------------------------------
@@ -143,6 +148,8 @@ class Decision:
     region_code: str | None = None
     steps: tuple[RingStep, ...] = ()
     menu: tuple[MenuOption, ...] = field(default=())
+    # True when the caller's action code chose the action (the flow says "unknown code" otherwise).
+    by_code: bool = False
 
     def endpoints_in_order(self) -> tuple[str, ...]:
         return tuple(endpoint for step in self.steps for endpoint in step.endpoints)

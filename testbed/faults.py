@@ -1369,7 +1369,7 @@ class FaultRig:
                     rows: list[tuple[int, str, str]] = []
                     if broadcast_id is not None:
                         rows = [
-                            (int(p), str(c), str(s))
+                            (int(p or 0), str(c), str(s))  # no push here: always a participant
                             for p, c, s in session.execute(
                                 select(Delivery.participant_id, Delivery.channel, Delivery.status).where(
                                     Delivery.broadcast_id == broadcast_id

@@ -28,7 +28,13 @@ from testbed.smtp import SmtpServer
 # Secrets every process of the test session reads (the code ships none). In the environment,
 # so that settings built anywhere in the tests, and the workers and servers they start, have
 # them. Redis is not here: every test server has its own password, carried in its URL.
-GENERATED_SECRETS = ("WEB__SECRET_KEY", "ASTERISK__AMI_SECRET", "TWILIO__AUTH_TOKEN")
+GENERATED_SECRETS = (
+    "WEB__SECRET_KEY",
+    "ASTERISK__AMI_SECRET",
+    "TWILIO__AUTH_TOKEN",
+    "PUSH__VAPID_PRIVATE_KEY",
+    "ASTERISK__NODE_SECRET",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,9 @@ the provider of a channel is the one the settings choose, or the only one regist
 Adding a channel (e.g. Web Push) takes:
 
 1. its value in :class:`burgernet.domain.Channel`, and the participant's opt-in column
-   (``Participant.channel_<value>``, with an Alembic migration) that recipient selection reads;
+   (``Participant.channel_<value>``, with an Alembic migration) that recipient selection reads
+   — or, when its recipients are not participants (Web Push: subscriptions of the app), their
+   own table and selection, as ``push`` does (``burgernet.push_subscriptions``);
 2. one module ``broadcasting/channels/<channel>_<provider>.py`` with a sender class that
    implements :class:`broadcasting.channels.base.Sender`, taking its provider through a
    ``Protocol``, and ``async def create(settings, client) -> <the sender>``;
@@ -23,7 +25,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from broadcasting.channels import email_smtp, sms_twilio, voice_asterisk, voice_twilio
+from broadcasting.channels import email_smtp, push_webpush, sms_twilio, voice_asterisk, voice_twilio
 from broadcasting.channels.base import Sender
 from burgernet.domain import Channel
 from burgernet.settings import Settings
@@ -35,6 +37,7 @@ SENDERS: Final[Mapping[tuple[Channel, str], SenderFactory]] = {
     (Channel.VOICE, "twilio"): voice_twilio.create,
     (Channel.SMS, "twilio"): sms_twilio.create,
     (Channel.EMAIL, "smtp"): email_smtp.create,
+    (Channel.PUSH, "webpush"): push_webpush.create,
 }
 
 

@@ -55,6 +55,7 @@ class ActionForm(FlaskForm):
             SelectChoice(Channel.VOICE.value, "Voice call"),
             SelectChoice(Channel.SMS.value, "SMS"),
             SelectChoice(Channel.EMAIL.value, "E-mail"),
+            SelectChoice(Channel.PUSH.value, "Push (app)"),
         ],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),

@@ -70,6 +70,9 @@ class AmberAlert:
     closed_at: datetime | None
     result_message: str | None  # the public result message, written for the public
     photo_mime: str | None
+    # Keyed on the free number to reach the team at once (burgernet.action_codes); published
+    # while the alert is active only: a closed alert's code no longer routes.
+    action_code: str | None = None
 
     @property
     def has_photo(self) -> bool:
@@ -109,6 +112,7 @@ _PUBLIC_COLUMNS = (
     Action.closed_at,
     Action.result_message,
     Action.photo_path,
+    Action.action_code,
 )
 
 
@@ -148,6 +152,7 @@ def amber_alerts(session: Session, now: datetime | None = None) -> list[AmberAle
             closed_at=as_utc(a.closed_at) if a.closed_at else None,
             result_message=(a.result_message or "").strip() or None,
             photo_mime=_photo_mime(a.photo_path),
+            action_code=a.action_code if a.status == ActionStatus.ACTIVE.value else None,
         )
         for a in rows
     ]
@@ -197,6 +202,10 @@ _TEXT = {
     "nl-NL": {
         "event": "AMBER Alert: vermist kind",
         "instruction": "Ziet u dit kind? Bel direct gratis {number}. Bij direct gevaar: bel 112.",
+        "instruction_code": (
+            "Ziet u dit kind? Bel direct gratis {number} en toets actiecode {code}. "
+            "Bij direct gevaar: bel 112."
+        ),
         "all_clear": "AMBER Alert beëindigd",
         "sender": "Burgernet",
         "nationwide": "Nederland",
@@ -205,6 +214,10 @@ _TEXT = {
         "event": "AMBER Alert: missing child",
         "instruction": (
             "Have you seen this child? Call {number} free of charge now. In immediate danger: call 112."
+        ),
+        "instruction_code": (
+            "Have you seen this child? Call {number} free of charge now and key action code {code}. "
+            "In immediate danger: call 112."
         ),
         "all_clear": "AMBER Alert ended",
         "sender": "Burgernet",
@@ -278,7 +291,11 @@ def cap_document(alert: AmberAlert, settings: Settings) -> bytes:
         else:
             _sub(info, "headline", alert.title)
             _sub(info, "description", alert.description or alert.title)
-            _sub(info, "instruction", text["instruction"].format(number=number))
+            if alert.action_code:
+                instruction = text["instruction_code"].format(number=number, code=alert.action_code)
+            else:
+                instruction = text["instruction"].format(number=number)
+            _sub(info, "instruction", instruction)
         _sub(info, "web", f"{base}/amber/{alert.id}")
         _sub(info, "contact", number)
         if alert.has_photo and not closed:
@@ -350,6 +367,10 @@ def json_feed(alerts: list[AmberAlert], settings: Settings) -> dict[str, Any]:
         }
         if alert.has_photo and alert.active:
             item["image"] = f"{base}/feeds/amber/{alert.id}/photo"
+        if alert.action_code:
+            # The code to key, and a link that dials it ("," waits ~2 s after the answer).
+            item["_burgernet"]["action_code"] = alert.action_code
+            item["_burgernet"]["call_tel"] = f"tel:{settings.asterisk.free_number},{alert.action_code}"
         items.append(item)
     return {
         "version": "https://jsonfeed.org/version/1.1",

@@ -86,9 +86,21 @@ SIGHTING_SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "action_id": {"type": "integer"},
             **_SIGHTING_FIELDS,
+            # A sighting from the participant app may come without a place.
+            "lat": {**_SIGHTING_FIELDS["lat"], "nullable": True},
+            "lon": {**_SIGHTING_FIELDS["lon"], "nullable": True},
             "has_photo": {"type": "boolean"},
             "created_by": {"type": "string"},
             "created_at": _TIME,
+            "source": {
+                "type": "string",
+                "enum": ["panel", "app"],
+                "description": "app: sent by a participant",
+            },
+            "has_reply_channel": {
+                "type": "boolean",
+                "description": "an app sighting whose phone can be asked a question back (in the panel)",
+            },
         },
     },
     "Sightings": {

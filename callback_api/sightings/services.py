@@ -1,21 +1,21 @@
-"""The panel's side of sightings: need-to-know, form parsing, and what the form offers."""
+"""The panel's side of sightings: need-to-know, form parsing, what the form offers, a sighting's
+photo (a participant's, from an inquiry statement or sent with the app) and asking back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
-from sqlalchemy import select
-
+from broadcasting.service import BroadcastService
 from burgernet.calls import CallLog, CallView
-from burgernet.db import session_scope
-from burgernet.models import SIGHTING_RELIABILITIES, Statement
+from burgernet.models import SIGHTING_RELIABILITIES
 from burgernet.services import Services
 from burgernet.settings import Settings
 from burgernet.sightings import DIRECTIONS, NewSighting, PhotoChoice, SightingInvalid, SightingView
 from callback_api.access import NeedToKnowService, Reader
-from callback_api.errors import NotFound
+from callback_api.errors import NotFound, PanelError
 from callback_api.local_time import local_time, parse_local
 from callback_api.photos import photo_file
 
@@ -67,10 +67,20 @@ def parse_form(form: dict[str, str]) -> NewSighting:
     )
 
 
+class AskBackUnavailable(PanelError):
+    """Asking back needs the broadcast service, which this panel was built without."""
+
+    code: ClassVar[str] = "sighting.ask_back_unavailable"
+    status: ClassVar[int] = 503
+
+
 class SightingPanelService:
-    def __init__(self, services: Services, settings: Settings) -> None:
+    def __init__(
+        self, services: Services, settings: Settings, broadcasts: BroadcastService | None = None
+    ) -> None:
         self._services = services
         self._settings = settings
+        self._broadcasts = broadcasts
         self._need_to_know = NeedToKnowService(services.sessions)
 
     def require(self, reader: Reader, action_id: int) -> None:
@@ -98,15 +108,24 @@ class SightingPanelService:
         return FormChoices(offered, self._services.sightings.photo_choices(action_id))
 
     def photo(self, reader: Reader, action_id: int, sighting_id: int) -> Path:
-        """The photo attached to a sighting (the statement's file), audited as a read."""
+        """The photo of a sighting (its own from the app, or its statement's), audited as a read."""
         self.require(reader, action_id)
         sighting = self._services.sightings.get(sighting_id)
-        if sighting.action_id != action_id or sighting.statement_id is None:
+        if sighting.action_id != action_id or not sighting.has_photo:
             raise NotFound(f"sighting {sighting_id} of action {action_id} has no photo")
-        with session_scope(self._services.sessions) as session:
-            stored = session.scalar(select(Statement.photo_path).where(Statement.id == sighting.statement_id))
-        path = photo_file(self._settings, stored)
+        path = photo_file(self._settings, self._services.sightings.photo_path(sighting_id))
         if path is None:
             raise NotFound(f"the photo of sighting {sighting_id} is no longer stored")
         self._need_to_know.audit_read(reader, "sighting_photo", sighting_id, {"action_id": action_id})
         return path
+
+    def ask_back(self, reader: Reader, action_id: int, sighting_id: int, question: str, *, user: str) -> int:
+        """Push a question to the device an app sighting came from (the broadcast service checks
+        the question and the reply channel, queues one push and audits it); the broadcast id."""
+        self.require(reader, action_id)
+        sighting = self._services.sightings.get(sighting_id)
+        if sighting.action_id != action_id:
+            raise NotFound(f"sighting {sighting_id} is not one of action {action_id}")
+        if self._broadcasts is None:
+            raise AskBackUnavailable("asking back is not available in this panel")
+        return self._broadcasts.ask_back(sighting_id=sighting_id, question=question, user=user)

@@ -1,5 +1,8 @@
 """Sightings in the panel (``/actions/<id>/sightings…``) and the API (``/api/v1/actions/<id>/sightings``).
 
+A sighting sent from the participant app that still has its reply channel gets a small form
+"Ask back" in the list: the question goes to that phone as one push (``…/<sid>/ask``).
+
 The form posts to the same URL from the action page (its script sends it with fetch and shows
 errors in place) or from the standalone form page (``…/sightings/new``, linked from the call
 card): without a script a refused sighting comes back on the standalone page with what was typed.
@@ -13,6 +16,7 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, send_file, url_for
 from werkzeug.wrappers import Response
 
+from broadcasting.service import InvalidQuestion, NoReplyChannel
 from burgernet.errors import DomainError
 from burgernet.sightings import SightingView
 from callback_api.access import Reader
@@ -21,7 +25,7 @@ from callback_api.errors import InputInvalid, RequestInvalid, status_of
 from callback_api.i18n import translate
 from callback_api.local_time import PANEL_ZONE, iso_utc
 from callback_api.security import ACTION_ROLES, ALL_ROLES, audit_source, reader, roles_required, user
-from callback_api.sightings.services import SightingPanelService, parse_form
+from callback_api.sightings.services import AskBackUnavailable, SightingPanelService, parse_form
 from callback_api.state import panel
 
 bp = Blueprint("sightings", __name__)
@@ -30,7 +34,7 @@ api_bp = Blueprint("sightings_api", __name__, url_prefix="/api/v1")
 
 def service() -> SightingPanelService:
     state = panel()
-    return SightingPanelService(state.context, state.settings)
+    return SightingPanelService(state.context, state.settings, state.broadcasts)
 
 
 def document(view: SightingView) -> dict[str, Any]:
@@ -87,8 +91,10 @@ def record(action_id: int) -> Response | tuple[Response, int] | tuple[str, int]:
 @bp.route("/actions/<int:action_id>/sightings.json")
 @roles_required(ALL_ROLES)
 def markers(action_id: int) -> Response:
-    """The action's sightings for its map (need-to-know: 403 without)."""
-    return jsonify({"sightings": [document(v) for v in service().list(reader(), action_id)]})
+    """The action's sightings for its map (need-to-know: 403 without); only those with a place
+    (an app sighting may have none: it is in the list, not on the map)."""
+    located = [v for v in service().list(reader(), action_id) if v.lat is not None and v.lon is not None]
+    return jsonify({"sightings": [document(v) for v in located]})
 
 
 @bp.route("/actions/<int:action_id>/sightings/list")
@@ -104,6 +110,25 @@ def listing(action_id: int) -> str:
 @roles_required(ACTION_ROLES)
 def photo(action_id: int, sighting_id: int) -> Response:
     return send_file(service().photo(reader(), action_id, sighting_id), max_age=0)
+
+
+@bp.route("/actions/<int:action_id>/sightings/<int:sighting_id>/ask", methods=["POST"])
+@roles_required(ACTION_ROLES)
+def ask_back(action_id: int, sighting_id: int) -> Response | tuple[Response, int]:
+    """Ask the participant a question back, on the phone the sighting came from."""
+    question = str(request.form.get("question") or "")
+    back = redirect(url_for("actions.detail", action_id=action_id) + "#sightings-title")
+    try:
+        service().ask_back(reader(), action_id, sighting_id, question, user=user().username)
+    except (InvalidQuestion, NoReplyChannel, AskBackUnavailable) as exc:
+        if _wants_json():
+            return jsonify({"error": str(exc), "error_id": exc.code}), status_of(exc)
+        flash(translate("The question was not sent: %(why)s", why=str(exc)), "error")
+        return back
+    if _wants_json():
+        return jsonify({"sent": True}), 202
+    flash(translate("Question sent to the participant's phone."), "success")
+    return back
 
 
 # --- API ----------------------------------------------------------------------------------------------------

@@ -100,6 +100,7 @@
       var layer = window.BurgernetMap.featureLayer(card.area);
       if (layer) { layer.addTo(map); map.fitBounds(layer.getBounds(), { maxZoom: 14 }); }
       card.sightings.forEach(function (s) {
+        if (s.lat === null || s.lon === null) { return; }  // from the app, without a place
         L.circleMarker([s.lat, s.lon], { radius: 5, color: "#0b5394" }).addTo(map);
       });
     } else {

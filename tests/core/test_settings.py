@@ -71,3 +71,39 @@ def test_as_environment_gives_a_child_process_the_same_settings(monkeypatch: pyt
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert load_settings() == parent
+
+
+def test_a_cluster_refuses_sqlite_and_a_redis_without_sentinels(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError, match="needs PostgreSQL: SQLite is one file"):
+        load_settings(cluster={"enabled": True})
+    # Peers make a cluster as well, even without the switch.
+    peers = {"node_name": "n1", "peer_nodes": ["n2@10.0.0.2:5060"]}
+    with pytest.raises(SettingsError, match="needs PostgreSQL"):
+        load_settings(asterisk=peers)
+    postgres = {"url": "postgresql://burgernet:pw@10.0.0.5/burgernet"}
+    with pytest.raises(SettingsError, match="needs Redis through Sentinel"):
+        load_settings(cluster={"enabled": True}, database=postgres)
+    settings = load_settings(
+        asterisk=peers, database=postgres, redis={"sentinels": ["10.0.0.11:26379", "10.0.0.12:26379"]}
+    )
+    assert settings.in_cluster and not load_settings().in_cluster
+
+
+def test_peer_nodes_need_this_nodes_name_and_distinct_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match=r"needs asterisk\.node_name"):
+        load_settings(asterisk={"peer_nodes": ["n2@10.0.0.2:5060"]})
+    with pytest.raises(SettingsError, match="its own name"):
+        load_settings(asterisk={"node_name": "n1", "peer_nodes": ["n1@10.0.0.2:5060"]})
+    with pytest.raises(SettingsError, match="node_name"):
+        load_settings(asterisk={"node_name": "Node 1"})
+
+
+def test_a_plain_postgresql_url_uses_the_installed_driver() -> None:
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; Burgernet ships psycopg2."""
+    settings = load_settings(database={"url": "postgresql://u:p@db.example/burgernet"})
+    assert settings.database_url == "postgresql+psycopg2://u:p@db.example/burgernet"
+    explicit = load_settings(database={"url": "postgresql+psycopg2://u:p@db.example/burgernet"})
+    assert explicit.database_url == "postgresql+psycopg2://u:p@db.example/burgernet"

@@ -148,7 +148,10 @@ def test_from_a_postcode_to_a_started_action_with_the_keyboard(
         # What each participant will get: the workers' own composition of the alert.
         broadcast = session.scalars(select(Broadcast).where(Broadcast.action_id == action_id)).one()
         people = np.array(sorted(control_room.values()))
-        add_deliveries(session, broadcast, {channel: people for channel in Channel})
+        # Push goes to app subscriptions, not participants (tests/push).
+        add_deliveries(
+            session, broadcast, {channel: people for channel in Channel if channel is not Channel.PUSH}
+        )
         deliveries = session.execute(
             select(Delivery.id, Delivery.channel, Participant.language)
             .join(Participant, Participant.id == Delivery.participant_id)

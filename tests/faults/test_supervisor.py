@@ -36,7 +36,9 @@ from composition.supervision import (
     Keeper,
     Restart,
     beat_check,
+    cpu_seconds,
     fastagi_probe,
+    is_busy,
 )
 from testbed.ports import free_port
 
@@ -228,6 +230,55 @@ def test_three_failures_in_a_row_kill_even_a_stopped_process_and_start_a_new_one
         keeper.stopping.set()
         keeper.join(5)
         keeper.stop_child()
+
+
+def _busy_worker() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def test_a_child_that_fails_its_check_while_working_gets_patience_then_is_killed() -> None:
+    """Overloaded is not hung: a process that burns CPU keeps its place for busy_patience."""
+    restarts: list[Restart] = []
+    policy = HealthPolicy(
+        lambda: CheckResult(False, "no answer"),
+        interval=0.05,
+        retry_interval=0.05,
+        start_grace=0,
+        busy_patience=2.0,
+    )
+    spec = ChildSpec("busy", "busy", start=_busy_worker, stop=terminate, health=policy)
+    keeper = Keeper(spec, _busy_worker(), threading.Event(), restarts.append, Backoff(initial=0.1))
+    first = keeper.process
+    assert first is not None
+    keeper.start_thread()
+    try:
+        time.sleep(1.0)  # far more than three failed checks
+        assert restarts == [] and keeper.process is first and first.poll() is None
+        wait_for(lambda: keeper.process not in (None, first), 5, "a new process after the patience")
+        assert first.returncode == -signal.SIGKILL
+        assert restarts[0].reason.startswith("failed its health check")
+    finally:
+        keeper.stopping.set()
+        keeper.join(5)
+        keeper.stop_child()
+
+
+def test_a_stopped_or_idle_process_is_not_busy() -> None:
+    idle = _sleeper()
+    busy = _busy_worker()
+    try:
+        before_idle, before_busy = cpu_seconds(idle.pid), cpu_seconds(busy.pid)
+        time.sleep(0.5)
+        assert is_busy(idle.pid, before_idle) is None  # sleeping and using no CPU: hung or idle
+        assert is_busy(busy.pid, before_busy) is not None
+        os.kill(busy.pid, signal.SIGSTOP)
+        time.sleep(0.1)
+        assert is_busy(busy.pid, before_busy) is None  # stopped: frozen whatever it used before
+        assert is_busy(2**22 + 12345, 0.0) is None  # no such process
+    finally:
+        for process in (idle, busy):
+            process.kill()
+            process.wait()
 
 
 def test_a_heartbeat_cannot_fail_while_redis_is_down() -> None:

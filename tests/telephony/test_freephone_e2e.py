@@ -91,7 +91,7 @@ def test_unknown_caller_keys_in_a_postcode(phones: PhoneSystem) -> None:
     action = phones.action("Inbraak", AreaSpec(AreaKind.POSTCODES, postcodes=("3511",)), ["c-mn-2"])
     phones.phones({})
     caller = "0201234567"  # a landline nobody registered
-    result = phones.call(caller, digits=[(1500, "3"), (150, "5"), (150, "1"), (150, "1")], hold_ms=9000)
+    result = phones.call(caller, digits=[(5500, "3"), (150, "5"), (150, "1"), (150, "1")], hold_ms=13_000)
     assert result.successful == 1, result.output
     call = phones.logged_call(e164(caller))
     assert (call.action_id, call.centralist, call.outcome) == (action, "c-mn-2", cv.OUTCOME_CONNECTED)
@@ -115,7 +115,7 @@ def test_two_actions_offer_a_menu_and_the_key_chooses(phones: PhoneSystem) -> No
     assert first != second
     phones.phones({})
     # The menu lists the missing child first (more urgent); key 2 picks the witness appeal.
-    result = phones.call(caller, digits=[(2500, "2")], hold_ms=9000)
+    result = phones.call(caller, digits=[(6500, "2")], hold_ms=13_000)
     assert result.successful == 1, result.output
     call = phones.logged_call(e164(caller))
     assert (call.action_id, call.centralist) == (second, "c-mn-3")

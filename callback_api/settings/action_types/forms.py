@@ -18,6 +18,7 @@ class ActionTypeForm(FlaskForm):
             SelectChoice("voice", "Voice call"),
             SelectChoice("sms", "SMS"),
             SelectChoice("email", "E-mail"),
+            SelectChoice("push", "Push (app)"),
         ],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),

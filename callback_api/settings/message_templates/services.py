@@ -38,6 +38,7 @@ PREVIEW_FIELDS = {
         "region": "Midden-Nederland",
         "outcome": "Het meisje is gevonden",
         "result_message": "Zij is ongedeerd en weer thuis.",
+        "action_code": "4821",
         # A neighbourhood inquiry's e-mails.
         "question": "Heeft u vannacht tussen 02:00 en 04:00 iets gezien bij de Oudegracht?",
         "closes": "2026-12-01 18:00",
@@ -51,6 +52,7 @@ PREVIEW_FIELDS = {
         "region": "Midden-Nederland",
         "outcome": "The girl has been found",
         "result_message": "She is unharmed and back home.",
+        "action_code": "4821",
         "question": "Did you see anything near the Oudegracht last night between 2 and 4 am?",
         "closes": "2026-12-01 18:00",
         "url": "https://burgernet.example/inquiry/example-link",

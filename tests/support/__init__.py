@@ -1,0 +1,1 @@
+"""Test support shared by the tests (never imported by production code, benchmarks or scripts)."""
