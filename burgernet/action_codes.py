@@ -48,13 +48,13 @@ MAX_DRAWS = 8
 
 
 class ActionCodeError(DomainError):
-    code: ClassVar[str] = "action_code.invalid"
+    code: ClassVar[str] = "action.code_invalid"
 
 
 class NoFreeActionCode(ActionCodeError, ConflictError):
     """Every code is taken by an action that is not closed (9,000 open actions)."""
 
-    code: ClassVar[str] = "action_code.exhausted"
+    code: ClassVar[str] = "action.codes_exhausted"
 
 
 def is_action_code(text: str | None) -> bool:

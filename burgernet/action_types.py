@@ -70,7 +70,9 @@ class TypeTemplate:
         }
 
 
-_ALL = (Channel.VOICE.value, Channel.SMS.value, Channel.EMAIL.value)
+# Every type alerts on every channel by default, the app's push included: a participant gets
+# only the channels they chose (push: the devices whose places the area holds).
+_ALL = (Channel.VOICE.value, Channel.SMS.value, Channel.EMAIL.value, Channel.PUSH.value)
 DEFAULTS: dict[ActionType, TypeTemplate] = {
     ActionType.MISSING_CHILD: TypeTemplate(
         "missing_child",

@@ -22,6 +22,7 @@ characters, alternately refining longitude and latitude, 20 bits for 4 character
 from __future__ import annotations
 
 import base64
+import ipaddress
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -196,11 +197,25 @@ class SubscriptionInput:
     lang: str
 
 
-def _check_endpoint(endpoint: str, allow_insecure: bool) -> None:
+def _internal_host(host: str) -> bool:
+    """An IP literal that is not globally routable, or a local name."""
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return False  # a name: push services are named hosts
+
+
+def check_endpoint(endpoint: str, allow_insecure: bool) -> None:
     if not endpoint or len(endpoint) > MAX_ENDPOINT:
         raise InvalidSubscription(f"the endpoint must be a URL of at most {MAX_ENDPOINT} characters")
     parts = urlsplit(endpoint)
     if parts.scheme == "https" and parts.hostname:
+        # The workers POST to this URL: an address inside our own networks would make them a
+        # tool against those (SSRF). Push services are public hosts.
+        if _internal_host(parts.hostname) and not allow_insecure:
+            raise InvalidSubscription("the endpoint must be a public push service, not an internal address")
         return
     local = parts.hostname in ("127.0.0.1", "localhost", "::1")
     if allow_insecure and parts.scheme == "http" and local:
@@ -219,7 +234,7 @@ def parse_subscription(body: object, *, allow_insecure: bool = False) -> Subscri
     keys = sub.get("keys")
     if not isinstance(endpoint, str) or not isinstance(keys, dict):
         raise InvalidSubscription("the subscription needs 'endpoint' and 'keys'")
-    _check_endpoint(endpoint, allow_insecure)
+    check_endpoint(endpoint, allow_insecure)
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
     if not isinstance(p256dh, str) or not isinstance(auth, str):
         raise InvalidSubscription("the subscription's keys need 'p256dh' and 'auth'")

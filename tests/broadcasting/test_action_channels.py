@@ -90,7 +90,7 @@ def test_the_urgency_not_the_type_sets_the_priority_and_a_result_waits_one_level
     child = _create(bn_context, "missing_child")
     vehicle = _create(bn_context, "vehicle")
     assert bn_context.actions.get(child).urgency == "urgent"
-    assert bn_context.actions.get(vehicle).channels == ("voice", "sms", "email")
+    assert bn_context.actions.get(vehicle).channels == ("voice", "sms", "email", "push")
     # An information-type action raised to amber, and a missing child lowered to information.
     raised = _create(bn_context, "information", urgency="amber")
     lowered = _create(bn_context, "missing_child", urgency="information")

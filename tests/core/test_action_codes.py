@@ -137,7 +137,7 @@ def test_a_closed_code_comes_back_only_when_no_quiet_code_is_left(
     assert _activate(bn_context, FirstChoice()) == first
     with pytest.raises(NoFreeActionCode) as refused:
         _activate(bn_context, FirstChoice())
-    assert refused.value.code == "action_code.exhausted"
+    assert refused.value.code == "action.codes_exhausted"
 
 
 def test_a_code_taken_meanwhile_makes_the_start_draw_again(bn_context: Context) -> None:

@@ -22,7 +22,7 @@ def test_the_api_takes_channels_and_urgency_or_the_templates(world: World, app: 
     assert chosen.status_code == 201, chosen.get_json()
     assert (chosen.get_json()["channels"], chosen.get_json()["urgency"]) == (["email"], "amber")
     default = client.post("/api/v1/actions", headers=headers, json=body).get_json()
-    assert (default["channels"], default["urgency"]) == (["voice", "sms", "email"], "information")
+    assert (default["channels"], default["urgency"]) == (["voice", "sms", "email", "push"], "information")
     for wrong, says in (
         ({"channels": "sms"}, "channels must be a list"),
         ({"urgency": "now"}, "unknown urgency"),

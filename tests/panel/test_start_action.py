@@ -149,7 +149,8 @@ def test_the_preview_is_what_the_workers_send_with_counts_and_overlaps(
     bad = client.post("/actions/preview", headers=headers, data={**ALERT_FIELDS, "lon": "east"})
     assert bad.status_code == 400 and "lon" in bad.get_json()["error"]
 
-    # Create and start: the alert the workers compose is the previewed text, word for word.
+    # Create and start: the alert the workers compose is the previewed text, word for word, but
+    # for the action code, which is drawn at the start (the preview leaves its clause out).
     token = csrf_token(client, "/actions/new")
     created = client.post(
         "/actions/new",
@@ -166,7 +167,8 @@ def test_the_preview_is_what_the_workers_send_with_counts_and_overlaps(
         job = load_job(session, delivery_id)
         assert job is not None
         sent = compose(session, job, bn_context.settings)
-    assert sent.body == sms["body"]
+    code = bn_context.actions.get(action_id).action_code
+    assert code is not None and sent.body == sms["body"] + f", code {code}"
 
 
 def test_the_voice_preview_is_spoken_on_demand(

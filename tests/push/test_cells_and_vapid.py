@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from broadcasting.channels.push_webpush import JWT_LIFETIME_SECONDS, VapidSigner, retry_after_seconds
-from burgernet.push_subscriptions import b64url_decode, cell_box, cells_touching
+from burgernet.push_subscriptions import (
+    InvalidSubscription,
+    b64url_decode,
+    cell_box,
+    cells_touching,
+    check_endpoint,
+    parse_subscription,
+)
 from burgernet.secrets import generate
 from burgernet.settings import Settings
 
@@ -62,3 +70,27 @@ def test_retry_after_as_seconds_or_a_date() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 02 Dec 2026 12:00:30 GMT", now=1_796_212_800.0) == 30.0
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://10.0.0.5/push/abc",
+        "https://127.0.0.1/push/abc",
+        "https://[::1]/push/abc",
+        "https://169.254.169.254/latest/meta-data",
+        "https://localhost/push/abc",
+        "https://push.internal/abc",
+    ],
+)
+def test_an_endpoint_inside_our_networks_is_refused(endpoint: str) -> None:
+    """The workers POST to the endpoint: an internal address would turn them against our own hosts."""
+    body = {"subscription": {"endpoint": endpoint, "keys": {"p256dh": "x", "auth": "y"}}}
+    with pytest.raises(InvalidSubscription, match="public push service"):
+        parse_subscription(body)
+
+
+def test_a_push_service_by_name_is_accepted_by_the_endpoint_check() -> None:
+    parse = check_endpoint  # the endpoint rule alone (the keys are checked by parse_subscription)
+    parse("https://fcm.googleapis.com/fcm/send/abc", allow_insecure=False)
+    parse("https://updates.push.services.mozilla.com/wpush/v2/abc", allow_insecure=False)
