@@ -28,6 +28,9 @@ from tests.e2e.conftest import OPERATOR, BrowserPage
 from tests.e2e.test_accessibility import AXE, axe_violations, blocking
 from tests.e2e.test_browser import log_in
 
+# How the alert texts carry the action code (burgernet/default_messages.py), to the sentence's end.
+CODE_CLAUSE = re.compile(r", (?:code|en toets de actiecode|and key the action code) [^.]*")
+
 # The demo sample's Oudegracht 3, 3511 AH Utrecht (burgernet/data/demo_addresses.csv).
 ADDRESS = (5.126019, 52.090947)
 OWN = "c-mn-2"
@@ -74,7 +77,9 @@ def test_from_a_postcode_to_a_started_action_with_the_keyboard(
 
     # -- the type's template is already there: missing child, 3 km, every channel -------------------
     expect(page.get_by_label("Type", exact=True)).to_have_value("missing_child")
-    expect(page.locator("#template-note")).to_have_text("Template: 3 km · Voice call, SMS, E-mail · urgent")
+    expect(page.locator("#template-note")).to_have_text(
+        "Template: 3 km · Voice call, SMS, E-mail, Push (app) · urgent"
+    )
     expect(page.get_by_label("Radius (metres)")).to_have_value("3000")
 
     # -- the place: typed, Enter -------------------------------------------------------------------
@@ -111,15 +116,17 @@ def test_from_a_postcode_to_a_started_action_with_the_keyboard(
 
     # -- the preview: every channel and language, counts, no overlap ----------------------------------
     cards = page.locator("#preview .message")
-    expect(cards).to_have_count(6)
+    expect(cards).to_have_count(8)  # voice, SMS, e-mail and push, each in Dutch and English
     expect(page.locator("#preview-recipients")).to_have_text(
-        "Recipients — Voice call: 2 · SMS: 2 · E-mail: 2 · 2 people"
+        "Recipients — Voice call: 2 · SMS: 2 · E-mail: 2 · Push (app): 0 · 2 people"
     )
     expect(page.locator("#overlap")).to_be_hidden()
     previewed = {
         (body.get_attribute("data-channel"), body.get_attribute("data-lang")): body.inner_text()
         for body in page.locator("#preview .body").all()
     }
+    # Push goes to the app's subscriptions, not to these participants (tests/push, tests/app).
+    assert previewed.pop(("push", "nl")) and previewed.pop(("push", "en"))
     assert "Rode jas, blauwe rugzak." in previewed[("sms", "nl")]
     expect(page.locator("#preview .sms-size").first).to_contain_text("1 SMS (GSM-7)")
     # Everything the scripts added (results list, team, preview) is accessible too.
@@ -161,7 +168,11 @@ def test_from_a_postcode_to_a_started_action_with_the_keyboard(
         for delivery_id, channel, language in deliveries:
             job = load_job(session, delivery_id)
             assert job is not None
-            sent[(channel, language)] = compose(session, job, bn_context.settings).body
+            body = compose(session, job, bn_context.settings).body
+            # The action code is drawn at the start, after the preview: its clause is the one
+            # difference (the preview leaves it out).
+            assert action.action_code is not None and CODE_CLAUSE.search(body), body
+            sent[(channel, language)] = CODE_CLAUSE.sub("", body)
     assert sent == previewed
 
     # The control room's dashboard: the new action with its counters beside the map.

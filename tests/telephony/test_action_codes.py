@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -86,9 +86,15 @@ def with_code(phones: PhoneSystem, action_id: int, code: str) -> None:
 
 
 @pytest.fixture
-def two_actions(phones: PhoneSystem) -> tuple[str, int, int]:
+def two_actions(phones: PhoneSystem) -> Iterator[tuple[str, int, int]]:
     """A caller registered in Amsterdam, an action around them (team c-am-1) and one in Utrecht
-    (team c-mn-1) that they know by its code."""
+    (team c-mn-1) that they know by its code.
+
+    The caller is placed already, so by default they would be put through without the welcome;
+    these calls ask for it for every caller (routing.action_code_welcome = "always"; the service
+    reads the setting per call)."""
+    routing = phones.settings.routing
+    routing.action_code_welcome = "always"
     caller = phones.participant(*AMSTERDAM, postcode="1012AB")
     around = AreaSpec(AreaKind.CIRCLE, centre=AMSTERDAM, radius_m=2000)
     here = phones.action("Witte bestelbus", around, ["c-am-1"], region="AM", action_type="vehicle")
@@ -97,7 +103,8 @@ def two_actions(phones: PhoneSystem) -> tuple[str, int, int]:
     with_code(phones, here, "3579")
     with_code(phones, there, CODE)
     phones.phones({})
-    return caller, here, there
+    yield caller, here, there
+    routing.action_code_welcome = "when_needed"
 
 
 def test_a_code_keyed_during_the_welcome_rings_that_actions_centralist(
