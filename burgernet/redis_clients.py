@@ -65,6 +65,14 @@ def _sentinel_options(settings: RedisSettings, timeout: float, connect_timeout: 
     }
 
 
+# Connections one asyncio process may hold. redis-py 8 caps a pool at 100 by default and then
+# *fails* a command ("Too many connections") instead of waiting: under 20 calls/s a FastAGI
+# process has hundreds of calls in flight, each with its Redis reads and the AMI events' writes,
+# and every failure fell to the slow Redis-outage path (and a logged traceback). The pool below
+# waits for a free connection instead, up to the command's own timeout, with room for bursts.
+ASYNC_MAX_CONNECTIONS = 512
+
+
 def _backoff() -> ExponentialBackoff:
     return ExponentialBackoff(cap=0.4, base=0.1)
 
@@ -87,10 +95,18 @@ def async_redis_client(
     """An asyncio client (FastAGI/AMI process, broadcast worker)."""
     connect = connect_timeout if connect_timeout is not None else timeout
     if not settings.sentinels:
-        return aioredis.Redis.from_url(settings.url, socket_timeout=timeout, socket_connect_timeout=connect)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.url,
+            max_connections=ASYNC_MAX_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=connect,
+        )
+        return aioredis.Redis.from_pool(pool)
     sentinel = AsyncSentinel(settings.sentinel_addresses, **_sentinel_options(settings, timeout, connect))
     retry = AsyncRetry(_backoff(), _RETRIES, supported_errors=_RETRY_ON)
-    return sentinel.master_for(settings.sentinel_service, retry=retry)
+    # Sentinel's pool does not block: it gets the same generous ceiling instead.
+    return sentinel.master_for(settings.sentinel_service, retry=retry, max_connections=ASYNC_MAX_CONNECTIONS)
 
 
 __all__ = ["async_redis_client", "redis_client"]
