@@ -245,8 +245,14 @@ def test_an_invitation_left_in_doubt_is_sent_again_as_the_same_mail_with_a_worki
     keys = QueueKeys(bn_settings.redis.key_prefix)
     client = redis.Redis.from_url(bn_settings.redis.url)
     stream = keys.stream(Channel.EMAIL, 2)
-    taken: Any = client.xreadgroup(GROUP, "dead-worker", {stream: ">"}, count=10)
-    entries = [(entry_id, int(fields[b"d"])) for _stream, found in taken for entry_id, fields in found]
+    # The rows come before the stream entry (the fan-out writes, then queues): wait for the entry.
+    entries: list[tuple[Any, int]] = []
+    deadline = time.monotonic() + 20
+    while not entries and time.monotonic() < deadline:
+        taken: Any = client.xreadgroup(GROUP, "dead-worker", {stream: ">"}, count=10, block=200)
+        entries = [
+            (entry_id, int(fields[b"d"])) for _stream, found in taken or () for entry_id, fields in found
+        ]
     assert {delivery for _entry_id, delivery in entries} == {delivery_id}
     # The fan-out may have been asked twice (the nudge, and the worker's start-up sweep), and
     # queued the delivery twice: the dead worker had handled any second entry already.
