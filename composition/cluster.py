@@ -40,7 +40,15 @@ from composition.context import Context
 from composition.postgres_server import ManagedPostgres, PostgresServerError
 from composition.redis_server import ManagedRedis, ManagedSentinel, RedisServerError
 from composition.runner import SUPERVISOR_BEAT_SECONDS, Supervisor
-from composition.supervision import ChildSpec, HealthPolicy, Keeper, Process
+from composition.supervision import (
+    Check,
+    CheckResult,
+    ChildSpec,
+    HealthPolicy,
+    Keeper,
+    Restartable,
+    restart_in_place,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +180,17 @@ class LocalCluster:
         return self.base.data_dir / CLUSTER_FOLDER
 
     # -- engines ---------------------------------------------------------------------------------
-    def keep(self, name: str, process: Process, restart: object, stop: object, check: object) -> None:
+    def keep(self, name: str, server: Restartable, check: Check) -> None:
+        """A keeper for an engine this cluster started: restarted in place when it dies or fails."""
+        assert server.process is not None
         spec = ChildSpec(
             name,
             name,
-            start=restart,  # type: ignore[arg-type]
-            stop=lambda _process: stop(),  # type: ignore[operator]
-            health=HealthPolicy(check, start_grace=15.0),  # type: ignore[arg-type]
+            start=restart_in_place(server),
+            stop=lambda _process: server.stop(),
+            health=HealthPolicy(check, start_grace=15.0),
         )
-        self.keepers.append(Keeper(spec, process, self.stopping, lambda restart: None))
+        self.keepers.append(Keeper(spec, server.process, self.stopping, lambda restart: None))
 
     def start_postgres(self) -> ManagedPostgres:
         # PostgreSQL runs as the postgres user, which may not enter the data folder (0750).
@@ -241,22 +251,11 @@ class LocalCluster:
         )
 
     def _keep_redis(self, name: str, server: ManagedRedis) -> None:
-        from composition.supervision import CheckResult
+        def pings() -> CheckResult:
+            answered = server.ping()
+            return CheckResult(answered, "" if answered else "no PONG")
 
-        def restart() -> Process:
-            server.stop()
-            server.start()
-            assert server.process is not None
-            return server.process
-
-        assert server.process is not None
-        self.keep(
-            name,
-            server.process,
-            restart,
-            server.stop,
-            lambda: CheckResult(server.ping(), "" if server.ping() else "no PONG"),
-        )
+        self.keep(name, server, pings)
 
     def start_kamailio(self, settings: Settings, context: Context) -> None:
         from kamailio_conf.plan import plan_from_database
@@ -276,20 +275,9 @@ class LocalCluster:
             raise ClusterError(f"Kamailio did not start: {exc}") from None
         self.stops.append(("Kamailio", process.stop))
 
-        def restart() -> Process:
-            process.stop()
-            process.start()
-            assert process.process is not None
-            return process.process
-
-        from composition.supervision import CheckResult
-
-        assert process.process is not None
         self.keep(
             "kamailio",
-            process.process,
-            restart,
-            process.stop,
+            process,
             lambda: CheckResult(process.process is not None and process.process.poll() is None, "exited"),
         )
         self.notes.append(

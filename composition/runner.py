@@ -54,6 +54,7 @@ from composition.supervision import (
     http_probe,
     loopback_if_any,
     redis_ping,
+    restart_in_place,
 )
 from routing import Caller, CallerKind
 
@@ -209,19 +210,12 @@ class Supervisor:
         port = urlparse(url).port or self.settings.redis.managed_port
         server = ManagedRedis(port, self.settings.data_dir / "redis", password=redis_url_password(url))
         server.start()
-
-        def restart() -> Process:
-            server.stop()
-            server.start()
-            assert server.process is not None
-            return server.process
-
         assert server.process is not None
         self.supervise(
             ChildSpec(
                 "redis-server",
                 "redis",
-                start=restart,
+                start=restart_in_place(server),
                 stop=lambda _process: server.stop(),
                 health=HealthPolicy(lambda: redis_ping(self.redis_client), start_grace=10.0),
             ),

@@ -82,6 +82,30 @@ class Process(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
+class Restartable(Protocol):
+    """A server object that starts and stops its own process (ManagedRedis, KamailioProcess,
+    an Asterisk instance)."""
+
+    @property
+    def process(self) -> Process | None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def restart_in_place(server: Restartable) -> Callable[[], Process]:
+    """A keeper's ``start``: the same server object (folders, configuration) with a new process."""
+
+    def restart() -> Process:
+        server.stop()
+        server.start()
+        assert server.process is not None
+        return server.process
+
+    return restart
+
+
 @dataclass(frozen=True)
 class CheckResult:
     ok: bool | None
