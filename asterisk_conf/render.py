@@ -197,6 +197,25 @@ def peer_nodes(a: AsteriskSettings) -> tuple[PeerNode, ...]:
     return tuple(peers)
 
 
+def _agi_backup(a: AsteriskSettings) -> str:
+    """The second FastAGI server's URL, or "" (none); host:port checked like the phone proxy."""
+    if not a.agi_backup:
+        return ""
+    host, _, port = a.agi_backup.rpartition(":")
+    if _PROXY.fullmatch(a.agi_backup) is None or not 1 <= int(port) <= 65535:
+        raise _refuse("asterisk.agi_backup", a.agi_backup, "is not host:port")
+    if (host, int(port)) == (a.agi_host, a.agi_port):
+        raise _refuse("asterisk.agi_backup", a.agi_backup, "is this node's own FastAGI server")
+    return f"agi://{a.agi_backup}"
+
+
+def system_name(node_name: str) -> str:
+    """Asterisk's systemname, the prefix of every channel's unique id. Nodes must differ: two
+    nodes that both answered their 5th call in the same second would otherwise give it the same
+    unique id, which the call log and the tip files are keyed by."""
+    return f"burgernet-{node_name}" if node_name else "burgernet"
+
+
 def entity_id(node_name: str) -> str:
     """A node's Asterisk entity id (EID), made from its name.
 
@@ -247,6 +266,7 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         raise RenderError(f"not rendering Asterisk's configuration: {exc}") from None
     globals_ = [
         (cv.GLOBAL_AGI_URL, f"agi://{a.agi_host}:{a.agi_port}"),
+        (cv.GLOBAL_AGI_URL_BACKUP, _agi_backup(a)),
         (cv.GLOBAL_FALLBACK_POOL, "&".join(f"PJSIP/{endpoint}" for endpoint in sorted(pool))),
         (cv.GLOBAL_FALLBACK_TIMEOUT, str(a.pool_ring_seconds)),
         (cv.GLOBAL_TIP_DIR, str(paths.tips_dir)),
@@ -278,6 +298,7 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         "peers": peer_nodes(a),
         "peer_device_filter": PEER_DEVICE_FILTER,
         "entity_id": entity_id(a.node_name) if a.node_name else None,
+        "system_name": system_name(a.node_name),
     }
     environment = _environment()
     written: list[Path] = []

@@ -47,7 +47,12 @@ Per period, the columns:
   presence after an outage shows as fewer rings and more tips);
 * **lost / doubled**: of the period's broadcast, recipients (per channel, from
   ``select_recipients`` on the action's area) who got nothing at the test SMS/SMTP server, and
-  messages beyond the first to the same recipient (both must be 0).
+  messages beyond the first to the same recipient (both must be 0);
+* **resent**: e-mails received a second time with the *same* Message-ID. A worker killed
+  between the SMTP server's "250" and reading it leaves no trace of the acceptance, and an
+  SMTP server cannot be asked afterwards, so that e-mail is sent again, as the same message
+  (mail systems that keep one copy per Message-ID show it once). Reported, not counted as
+  doubled: no sender can tell a lost e-mail from an accepted one in that window.
 
 How it is measured (see :mod:`testbed.faults` for details): the SIPp side logs every call (caller
 ID, INVITE, answer, who hung up); Asterisk's ``console.log`` (verbose 3) has every dialplan step
@@ -118,6 +123,8 @@ def main() -> None:
     for r in results:
         if r.dead_end_examples:
             print(f"  dead-ended in {r.name}: {'; '.join(r.dead_end_examples)}", file=sys.stderr)
+        if r.doubled_examples:
+            print(f"  doubled in {r.name}: {'; '.join(r.doubled_examples)}", file=sys.stderr)
     baseline = next((r for r in results if r.name == "baseline"), None)
     faulted = [r for r in results if r.name != "baseline"]
     serve_stop = next((r for r in results if r.name == "serve_stop"), None)
@@ -144,7 +151,8 @@ def main() -> None:
                 "supervisor_starts": info.get("supervisor_starts"),
                 "baseline": baseline.as_dict() if baseline else None,
                 "faults": {r.name: r.as_dict() for r in faulted},
-                "target": "every fault: 0 dead-ended calls, 0 lost or doubled deliveries; "
+                "target": "every fault: 0 dead-ended calls, 0 lost or doubled deliveries "
+                "(an e-mail sent again with the same Message-ID is reported as resent); "
                 f"frozen serve: longest silence <= {SILENCE_BOUND_S:g} s",
                 "target_met": target_met,
             }

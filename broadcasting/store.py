@@ -100,8 +100,9 @@ def priority_for(action_type: str, kind: str, urgency: str | None = None) -> int
 
 class Claim(enum.Enum):
     CLAIMED = "claimed"  # this worker sends it now
-    IN_DOUBT = "in_doubt"  # another worker took it and went silent: reconcile, don't resend
-    SKIP = "skip"  # already done, cancelled or taken: nothing to do
+    IN_DOUBT = "in_doubt"  # another worker took it and went silent; this one now reconciles it
+    BUSY = "busy"  # another worker is sending it right now, or already reconciling it
+    SKIP = "skip"  # already done or cancelled: nothing to do
 
 
 @dataclass(frozen=True)
@@ -356,8 +357,18 @@ def cancel_for_participant(session: Session, participant_id: int, channel: Chann
 
 
 # --- working on one delivery ----------------------------------------------------------------------------
-def claim(session: Session, delivery_id: int) -> tuple[Claim, DeliveryJob | None]:
-    """Take a queued delivery for sending (atomically), or say why not."""
+def claim(
+    session: Session, delivery_id: int, in_doubt_before: datetime | None = None
+) -> tuple[Claim, DeliveryJob | None]:
+    """Take a queued delivery for sending (atomically), or say why not.
+
+    A delivery another worker left ``sending`` before ``in_doubt_before`` is in doubt. Taking
+    it over is a claim of its own: ``sending_at`` moves to now only where it still holds the
+    stale time, so when two workers find the same delivery in doubt (the start-up rebuild
+    queues it again while the stream's own takeover hands over the old entry), exactly one
+    reconciles it and the other sees it ``BUSY``. The job keeps the old ``sending_at``: the
+    reconciliation asks the provider about that attempt.
+    """
     now = _now()
     taken = _rowcount(
         session.execute(
@@ -371,7 +382,22 @@ def claim(session: Session, delivery_id: int) -> tuple[Claim, DeliveryJob | None
         return Claim.SKIP, None
     if taken:
         return Claim.CLAIMED, job
-    return (Claim.IN_DOUBT, job) if job.status == "sending" else (Claim.SKIP, job)
+    if job.status != "sending":
+        return Claim.SKIP, job
+    if in_doubt_before is None or job.sending_at is None or job.sending_at >= in_doubt_before:
+        return Claim.BUSY, job
+    taken_over = _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status == "sending",
+                Delivery.sending_at < in_doubt_before,
+            )
+            .values(sending_at=now, updated_at=now)
+        )
+    )
+    return (Claim.IN_DOUBT, job) if taken_over else (Claim.BUSY, job)
 
 
 def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
@@ -626,8 +652,11 @@ def claim_push(
     now = _now()
     wanted = [int(i) for i in delivery_ids]
     claimed: dict[int, bool] = {}
+    # Core statements on the session's connection (its transaction): no ORM objects are
+    # involved, and the ORM's execution path costs more than the statements for 250 rows.
+    connection = session.connection()
     in_doubt = list(
-        session.scalars(
+        connection.scalars(
             select(Delivery.id).where(
                 Delivery.id.in_(wanted),
                 Delivery.status == "sending",
@@ -637,7 +666,7 @@ def claim_push(
     )
     for rows, resent in (
         (
-            session.execute(
+            connection.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(wanted), Delivery.channel == Channel.PUSH.value)
                 .where(Delivery.status == "queued")
@@ -647,9 +676,14 @@ def claim_push(
             False,
         ),
         (
-            session.execute(
+            connection.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(in_doubt), Delivery.status == "sending")
+                # Stale still: another worker that took these over meanwhile moved sending_at.
+                .where(
+                    Delivery.id.in_(in_doubt),
+                    Delivery.status == "sending",
+                    Delivery.sending_at < in_doubt_before,
+                )
                 .values(attempts=Delivery.attempts + 1, sending_at=now, updated_at=now)
                 .returning(Delivery.id)
             )
@@ -662,7 +696,7 @@ def claim_push(
             claimed.update((row[0], resent) for row in rows)
     targets: list[PushTarget] = []
     if claimed:
-        for row in session.execute(
+        for row in connection.execute(
             select(
                 Delivery.id,
                 Delivery.broadcast_id,
@@ -708,6 +742,7 @@ def record_push(
     side (last success, failures; 404/410 deletes the subscription — its deliveries keep their
     outcome). Returns the final outcomes counted per broadcast, and the records to retry."""
     now = _now()
+    connection = session.connection()  # Core statements, as in claim_push
     finals: dict[tuple[str, str | None], list[int]] = {}
     retries: list[PushRecord] = []
     per_broadcast: dict[int, int] = {}
@@ -723,7 +758,7 @@ def record_push(
         if error is not None:
             values["last_error"] = error
         for chunk in _chunks(ids, 500):
-            changed = session.execute(
+            changed = connection.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(chunk), Delivery.status == "sending")
                 .values(**values)
@@ -732,7 +767,7 @@ def record_push(
             for (broadcast_id,) in changed:
                 per_broadcast[broadcast_id] = per_broadcast.get(broadcast_id, 0) + 1
     for chunk in _chunks([r.target.delivery_id for r in retries], 500):
-        session.execute(
+        connection.execute(
             update(Delivery)
             .where(Delivery.id.in_(chunk), Delivery.status == "sending")
             .values(status="queued", updated_at=now, sending_at=None, last_error="push service busy")

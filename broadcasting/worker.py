@@ -447,10 +447,12 @@ class BroadcastWorker:
         to_send = [t for t in targets if t.delivery_id not in accepted]
         records = [store.PushRecord(t, "sent") for t in targets if t.delivery_id in accepted]
         if to_send:
-            records += await sender.send_batch(to_send, payloads, urgency)
-        for record in records:  # no await since the answers: written down before anything else
-            if record.status == "sent":
-                self.journal.note(record.target.delivery_id, Outcome("sent"))
+            # Each accepted push is written down as its answer arrives, not when the batch ends:
+            # a worker killed half-way through a batch leaves the pushes it did in the journal.
+            sent = Outcome("sent")
+            records += await sender.send_batch(
+                to_send, payloads, urgency, lambda delivery_id: self.journal.note(delivery_id, sent)
+            )
         max_attempts = self.settings.broadcast.max_attempts
         finished, retries = await self._db_call(self._record_push, records, max_attempts)
         due = [
@@ -537,19 +539,14 @@ class BroadcastWorker:
         except BaseException:
             await sender.release(permit)
             raise
-        if claim is store.Claim.SKIP or job is None:
+        if claim in (store.Claim.SKIP, store.Claim.BUSY) or job is None:
+            # BUSY: a second entry for a delivery another worker is sending or reconciling
+            # right now (a resumed fan-out or the start-up rebuild queued it again): that
+            # worker finishes it.
             await sender.release(permit)
             await self.queue.ack(entry)
             return
         outcome: Outcome | None
-        if claim is store.Claim.IN_DOUBT:
-            age = time.time() - job.sending_at.timestamp() if job.sending_at else float("inf")
-            if age < self.settings.broadcast.claim_idle_seconds / 2:
-                # A second entry for a delivery another worker is sending right now (a resumed
-                # fan-out queues it again): that worker will finish it.
-                await sender.release(permit)
-                await self.queue.ack(entry)
-                return
         if message is None:
             # Nothing to say any more (an inquiry's link went out meanwhile, or the inquiry
             # closed): the delivery ends as cancelled, and counts as handled.
@@ -585,8 +582,11 @@ class BroadcastWorker:
 
     def _claim(self, delivery_id: int) -> tuple[store.Claim, store.DeliveryJob | None, Message | None]:
         with session_scope(self.context.sessions) as session:
-            claim, job = store.claim(session, delivery_id)
-            if job is None or claim is store.Claim.SKIP:
+            in_doubt_before = datetime.now(UTC) - timedelta(
+                seconds=self.settings.broadcast.claim_idle_seconds / 2
+            )
+            claim, job = store.claim(session, delivery_id, in_doubt_before)
+            if job is None or claim in (store.Claim.SKIP, store.Claim.BUSY):
                 return claim, job, None
             if job.for_inquiry is not None:
                 # Per delivery: an invitation carries the resident's own link.

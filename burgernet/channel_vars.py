@@ -99,6 +99,8 @@ VAR_CALL_KIND: Final = "BN_CALL_KIND"  # inbound | transfer | alert
 # The number the trunk delivered (Request-URI or To user, FILTER()ed); the dialplan then
 # carries on at the canonical free number (BN_FREE_NUMBER), which FastAGI and the CDR see.
 VAR_CALLED_NUMBER: Final = "BN_CALLED_NUMBER"
+# The FastAGI server the free-number flow is trying now: BN_AGI_URL, then BN_AGI_URL_BACKUP.
+VAR_AGI_NOW: Final = "BN_AGI_NOW"
 
 CALL_KIND_INBOUND: Final = "inbound"
 CALL_KIND_TRANSFER: Final = "transfer"
@@ -119,6 +121,8 @@ AMI_CHANNEL_VARS: Final = (
 
 # --- Dialplan globals rendered from settings and the database -----------------------------
 GLOBAL_AGI_URL: Final = "BN_AGI_URL"  # agi://127.0.0.1:4573
+# A second FastAGI server (asterisk.agi_backup), tried before the failure path; empty: none.
+GLOBAL_AGI_URL_BACKUP: Final = "BN_AGI_URL_BACKUP"
 GLOBAL_FALLBACK_POOL: Final = "BN_FALLBACK_POOL"  # dial string of the fallback region's pool
 GLOBAL_FALLBACK_TIMEOUT: Final = "BN_FALLBACK_TIMEOUT"
 GLOBAL_TIP_DIR: Final = "BN_TIP_DIR"  # where Record() writes tips when FastAGI is down
@@ -147,6 +151,7 @@ GLOBAL_ALERT_CALLER_ID: Final = "BN_ALERT_CALLER_ID"
 GLOBAL_ALERT_CALLER_NAME: Final = "BN_ALERT_CALLER_NAME"
 GLOBALS: Final = (
     GLOBAL_AGI_URL,
+    GLOBAL_AGI_URL_BACKUP,
     GLOBAL_FALLBACK_POOL,
     GLOBAL_FALLBACK_TIMEOUT,
     GLOBAL_TIP_DIR,

@@ -30,6 +30,9 @@ WORKER: Final = "worker"
 PANEL: Final = "panel"
 SUPERVISOR: Final = "supervisor"
 COMPONENTS: Final = (SERVE, WORKER, PANEL, SUPERVISOR)
+# The second FastAGI server beside serve (`burgernet serve --standby`): probed, restarted and
+# listed among the restarts like the others, but it has no heartbeat of its own.
+SERVE_STANDBY: Final = "serve_standby"
 
 BEAT_INTERVAL_SECONDS: Final = 2.0
 BEAT_TTL_SECONDS: Final = 15

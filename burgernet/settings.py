@@ -152,6 +152,18 @@ def redis_url_with_password(url: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{parts.netloc}"))
 
 
+class AlertNodeSettings(_Section):
+    """One Asterisk node that places alert calls: its AMI and its share of the trunk.
+
+    The AMI login (``asterisk.ami_username`` / ``ami_secret``) is the same on every node."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")
+    ami_host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")
+    ami_port: int = Field(default=5038, ge=1, le=65535)
+    # This node's trunk channels (inbound and alert calls together); unset: asterisk.trunk_channels.
+    trunk_channels: int | None = Field(default=None, ge=1)
+
+
 class AsteriskSettings(_Section):
     # The debootstrap chroot with Asterisk from Debian sid; cached between runs.
     sandbox_root: Path = Path("/var/cache/burgernet/asterisk-sid")
@@ -169,6 +181,10 @@ class AsteriskSettings(_Section):
     ami_secret: str = ""
     agi_host: str = "127.0.0.1"
     agi_port: int = Field(default=4573, ge=1, le=65535)
+    # "host:port" of a second FastAGI server (in a cluster: the next node's serve). The dialplan
+    # tries it when this node's own FastAGI cannot be reached or misses its deadline, before the
+    # failure path. Empty: only the one server.
+    agi_backup: str = Field(default="", pattern=r"^([A-Za-z0-9.-]{1,253}:[0-9]{1,5})?$")
     # The free number as dialled (0800-0011). Its +31 / 31 / 0031 forms reach the same flow.
     free_number: str = "08000011"
     # More numbers (DIDs) the trunk may deliver for the same flow, e.g. a regional line.
@@ -219,6 +235,10 @@ class AsteriskSettings(_Section):
     phone_proxy: str = ""
     peer_nodes: list[str] = Field(default_factory=list)
     node_secret: str = ""
+    # Where the broadcast worker places alert calls: every node's AMI, each call on the node with
+    # the most free trunk channels (a node whose AMI is down gets none). Empty: only this node
+    # (ami_host:ami_port, trunk_channels), the single-machine set-up.
+    alert_nodes: list[AlertNodeSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _rtp_range(self) -> AsteriskSettings:
@@ -236,6 +256,26 @@ class AsteriskSettings(_Section):
         if self.node_name in names or len(set(names)) != len(names):
             raise ValueError("asterisk.peer_nodes: every node needs its own name, this one's included")
         return self
+
+    @model_validator(mode="after")
+    def _alert_nodes_distinct(self) -> AsteriskSettings:
+        names = [node.name for node in self.alert_nodes]
+        if len(set(names)) != len(names):
+            raise ValueError("asterisk.alert_nodes: every node needs its own name")
+        addresses = [(node.ami_host, node.ami_port) for node in self.alert_nodes]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("asterisk.alert_nodes: two nodes have the same AMI host and port")
+        return self
+
+    def alert_call_nodes(self) -> list[AlertNodeSettings]:
+        """The nodes alert calls go through, each with its trunk channels filled in."""
+        nodes = self.alert_nodes or [
+            AlertNodeSettings(name=self.node_name or "local", ami_host=self.ami_host, ami_port=self.ami_port)
+        ]
+        return [
+            node.model_copy(update={"trunk_channels": node.trunk_channels or self.trunk_channels})
+            for node in nodes
+        ]
 
 
 class ClusterSettings(_Section):
@@ -498,6 +538,12 @@ class Settings(BaseSettings):
                 "broadcast.inbound_reserved_channels must be below asterisk.trunk_channels "
                 "(alert calls need at least one trunk channel)"
             )
+        for node in self.asterisk.alert_call_nodes():
+            if self.broadcast.inbound_reserved_channels >= (node.trunk_channels or 0):
+                raise ValueError(
+                    f"asterisk.alert_nodes: node {node.name} has {node.trunk_channels} trunk channels, "
+                    "not more than broadcast.inbound_reserved_channels (alert calls need at least one)"
+                )
         return self
 
     @model_validator(mode="after")
@@ -525,8 +571,13 @@ class Settings(BaseSettings):
         return self.retention.tips_days or self.audio.recording_retention_days
 
     def voice_channels(self) -> int:
-        """Trunk channels alert calls may use together, across all workers."""
-        return self.asterisk.trunk_channels - self.broadcast.inbound_reserved_channels
+        """Trunk channels alert calls may use together, across all workers (and all nodes)."""
+        return sum(self.voice_channels_of(node) for node in self.asterisk.alert_call_nodes())
+
+    def voice_channels_of(self, node: AlertNodeSettings) -> int:
+        """Trunk channels alert calls may use on ``node``: the rest stays free for the free number."""
+        channels = node.trunk_channels or self.asterisk.trunk_channels
+        return channels - self.broadcast.inbound_reserved_channels
 
     @field_validator("log_level")
     @classmethod

@@ -498,14 +498,25 @@ def centralist_list(context: Context) -> None:
 
 # --- running ------------------------------------------------------------------------------------
 @main.command("serve")
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="Only a second FastAGI server (on asterisk.agi_backup's port): what the dialplan falls back on.",
+)
 @pass_context
-def serve_cmd(context: Context) -> None:
+def serve_cmd(context: Context, standby: bool) -> None:
     """FastAGI + AMI in one asyncio process (what Asterisk talks to)."""
     import asyncio
 
     from ivr.app import serve
 
-    asyncio.run(serve(context))
+    port = None
+    if standby:
+        backup = context.settings.asterisk.agi_backup
+        if not backup:
+            raise click.UsageError("--standby needs asterisk.agi_backup (host:port) to listen on")
+        port = int(backup.rpartition(":")[2])
+    asyncio.run(serve(context, standby=standby, port=port))
 
 
 @main.group("cluster")
@@ -561,10 +572,18 @@ def run_cmd(context: Context, participants: int | None) -> None:
     """The whole system in the foreground: Redis, database, prompts, Asterisk, FastAGI/AMI, worker,
     panel; a child that dies or fails its health check is restarted (see the log and the panel's
     System page)."""
-    from composition.runner import Supervisor
+    from composition.runner import Supervisor, with_standby_fastagi
 
+    run_context, environment = context, None
+    standby = with_standby_fastagi(context.settings)
+    if standby is not None:
+        settings, environment = standby
+        run_context = Context(settings)
     supervisor = Supervisor(
-        context, context.settings.demo.participants if participants is None else participants
+        run_context,
+        context.settings.demo.participants if participants is None else participants,
+        child_environment=environment,
+        standby_fastagi=standby is not None,
     )
     try:
         code = supervisor.start_everything()
@@ -572,6 +591,8 @@ def run_cmd(context: Context, participants: int | None) -> None:
             code = supervisor.wait()
     finally:
         supervisor.stop_all()
+        if run_context is not context:
+            run_context.close()
     sys.exit(code)
 
 

@@ -12,7 +12,8 @@ tried, tested and failed over without them:
   (``asterisk.peer_nodes``) and reaching the phones through the edge (``asterisk.phone_proxy``);
 * **N FastAGI/AMI servers** (``burgernet serve``), one per node;
 * **Kamailio** in front: the carrier's calls are spread over the nodes, the phones register here;
-* **a broadcast worker and the panel**, next to node 1.
+* **a broadcast worker and the panel**, next to node 1; the worker places alert calls through
+  every node's AMI (``asterisk.alert_nodes``), each on the node with the most free trunk channels.
 
 Each node is a :class:`composition.runner.Supervisor` of its own (the one ``burgernet run``
 uses), with that node's settings handed to its children as ``BURGERNET_*`` variables; the
@@ -128,6 +129,9 @@ def node_settings(
         "sip_port": ports.sip(node),
         "ami_port": ports.ami(node),
         "agi_port": ports.agi(node),
+        # Each node falls back on the next node's FastAGI server (the last on the first's): a
+        # serve that died or froze costs its callers one retry, not the failure path.
+        "agi_backup": f"127.0.0.1:{ports.agi(node % nodes + 1)}" if nodes > 1 else "",
         "rtp_start": rtp_start,
         "rtp_end": rtp_end,
         "peer_nodes": [
@@ -136,6 +140,12 @@ def node_settings(
             if other != node
         ],
         "phone_proxy": f"127.0.0.1:{ports.kamailio}",
+        # The broadcast worker places alert calls on every node, each on the one with the most
+        # free trunk channels (asterisk.trunk_channels on each node).
+        "alert_nodes": [
+            {"name": node_name(other), "ami_host": "127.0.0.1", "ami_port": ports.ami(other)}
+            for other in range(1, nodes + 1)
+        ],
         # The trunk, for a node, is the edge: carrier calls arrive from Kamailio's address.
         "trunk_host": "127.0.0.1",
     }

@@ -37,7 +37,7 @@ from burgernet.errors import DomainError
 from burgernet.models import Participant
 from burgernet.redis_clients import redis_client
 from burgernet.secrets import redact_url
-from burgernet.settings import redis_url_password
+from burgernet.settings import ENV_PREFIX, Settings, redis_url_password
 from composition import demo, demo_history
 from composition.context import Context
 from composition.redis_server import ManagedRedis
@@ -100,6 +100,22 @@ def app_link_lines(public_base_url: str) -> list[str]:
     return lines
 
 
+def with_standby_fastagi(settings: Settings) -> tuple[Settings, dict[str, str]] | None:
+    """The settings for `burgernet run` with a standby FastAGI server on this machine, and the
+    environment that gives the children the same; None when asterisk.agi_backup names another
+    machine (its serve is the backup, nothing to start here).
+
+    Not set, asterisk.agi_backup becomes the port after asterisk.agi_port on the same host. The
+    children must know it too: serve renders Asterisk's configuration again when centralists
+    change, and the standby listens on it."""
+    a = settings.asterisk
+    backup = a.agi_backup or f"{a.agi_host}:{a.agi_port + 1}"
+    if backup.rpartition(":")[0] not in {a.agi_host, "127.0.0.1", "localhost"}:
+        return None
+    standby = settings.model_copy(update={"asterisk": a.model_copy(update={"agi_backup": backup})})
+    return standby, {f"{ENV_PREFIX}ASTERISK__AGI_BACKUP": backup}
+
+
 def spawn(
     command: list[str], log_file: Path, environment: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -137,6 +153,9 @@ class Supervisor:
     # Settings of this node for the children, as BURGERNET_* variables (`burgernet cluster up`
     # runs one supervisor per node in one process); None: the children inherit ours.
     child_environment: dict[str, str] | None = None
+    # Start a standby FastAGI server (`serve --standby`) on asterisk.agi_backup's port beside
+    # serve (see :func:`with_standby_fastagi`); a cluster's nodes back each other up instead.
+    standby_fastagi: bool = False
 
     @property
     def settings(self) -> Any:
@@ -284,6 +303,30 @@ class Supervisor:
         self.notes.append(
             f"FastAGI: agi://{self.settings.asterisk.agi_host}:{self.settings.asterisk.agi_port}/ "
             f"(log: {self.logs_dir / 'serve.log'})"
+        )
+        if self.standby_fastagi:
+            self.start_standby_serve()
+
+    def start_standby_serve(self) -> None:
+        """The second FastAGI server the dialplan falls back on within a call: a serve that is
+        killed, or frozen until its deadline, costs its callers a retry here, not the failure path."""
+        backup = self.settings.asterisk.agi_backup
+        host, _, port_text = backup.rpartition(":")
+        port = int(port_text)
+        self.start_child(
+            "burgernet serve --standby",
+            health.SERVE_STANDBY,
+            [sys.executable, "-m", "composition.cli", "serve", "--standby"],
+            self.logs_dir / "serve-standby.log",
+            HealthPolicy(
+                lambda: fastagi_probe(loopback_if_any(host), port, SERVE_PROBE_TIMEOUT),
+                interval=SERVE_CHECK_INTERVAL,
+                start_grace=SERVE_START_GRACE,
+            ),
+        )
+        self.notes.append(
+            f"FastAGI standby: agi://{backup}/ (tried when serve fails; log: "
+            f"{self.logs_dir / 'serve-standby.log'})"
         )
 
     def start_worker(self) -> None:

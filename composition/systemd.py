@@ -6,7 +6,9 @@ the README says what to copy where). Under systemd each part is its own service 
 machine, and sandboxes each one (its own /tmp, a read-only system but for the data folder, no
 privilege gain).
 
-* ``burgernet-serve``, ``burgernet-worker``, ``burgernet-web``: as the dedicated system user.
+* ``burgernet-serve``, ``burgernet-serve-standby`` (the second FastAGI server, on
+  asterisk.agi_backup's port), ``burgernet-worker``, ``burgernet-web``: as the dedicated
+  system user.
 * ``burgernet-asterisk``: the project's sandboxed Asterisk (``burgernet asterisk start``). It
   runs as root because the sandbox is a chroot with a bind mount; Asterisk itself drops to its
   own unprivileged user (``runuser`` in asterisk.conf). Leave it out (``--no-asterisk``) when
@@ -24,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVICES = ("burgernet-serve", "burgernet-worker", "burgernet-web")
+SERVICES = ("burgernet-serve", "burgernet-serve-standby", "burgernet-worker", "burgernet-web")
 ASTERISK_SERVICE = "burgernet-asterisk"
 TARGET = "burgernet.target"
 ENV_EXAMPLE = "burgernet.env.example"
@@ -37,6 +39,9 @@ _UNSAFE_IN_PATH = re.compile(r"[\s%\"'\\;$`]|[\x00-\x1f\x7f]")
 
 WHAT = {
     "burgernet-serve": ("Burgernet FastAGI and AMI (the free number's call flows)", "serve"),
+    # Listens on asterisk.agi_backup's port (set in the environment file): the dialplan tries it
+    # when burgernet-serve is down or frozen, within the same call.
+    "burgernet-serve-standby": ("Burgernet standby FastAGI server (asterisk.agi_backup)", "serve --standby"),
     "burgernet-worker": ("Burgernet broadcast worker (voice, SMS, e-mail)", "worker"),
     "burgernet-web": ("Burgernet control panel and API", "web serve"),
     ASTERISK_SERVICE: ("Burgernet's Asterisk (sandboxed)", "asterisk start"),
@@ -44,6 +49,7 @@ WHAT = {
 # How long a graceful stop may take before systemd kills: serve gives running calls 10 s.
 STOP_TIMEOUT_SECONDS = {
     "burgernet-serve": 20,
+    "burgernet-serve-standby": 20,
     "burgernet-worker": 30,
     "burgernet-web": 15,
     ASTERISK_SERVICE: 30,
@@ -212,6 +218,9 @@ def _env_example(options: UnitOptions) -> str:
             "#BURGERNET_REDIS__URL=redis://:PASSWORD@127.0.0.1:6379/0",
             "# PostgreSQL (default: SQLite in the data folder).",
             "#BURGERNET_DATABASE__URL=postgresql+psycopg2://burgernet:PASSWORD@127.0.0.1/burgernet",
+            "# The second FastAGI server (burgernet-serve-standby listens here; Asterisk tries it",
+            "# when burgernet-serve fails). Another node's serve in a cluster.",
+            "BURGERNET_ASTERISK__AGI_BACKUP=127.0.0.1:4574",
             "",
         ]
     )

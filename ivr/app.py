@@ -87,17 +87,32 @@ def build_services(context: Services, prompts: Prompts) -> IvrServices:
 
 
 class TelephonyService:
-    """The FastAGI server and the AMI call tracker, started and stopped together (or apart)."""
+    """The FastAGI server and the AMI call tracker, started and stopped together (or apart).
 
-    def __init__(self, context: Services, prompts: Prompts | None = None) -> None:
+    A *standby* service (``burgernet serve --standby``) is the second FastAGI server the dialplan
+    falls back on (asterisk.agi_backup): it answers the same AGI scripts on ``port`` and does
+    nothing else. The AMI tracking, the tip sweep, the heartbeat and the configuration reloads
+    stay with the node's own serve, so that no AMI event is handled twice.
+    """
+
+    def __init__(
+        self,
+        context: Services,
+        prompts: Prompts | None = None,
+        *,
+        standby: bool = False,
+        port: int | None = None,
+    ) -> None:
         # Takes ownership of ``context``: :meth:`stop` closes it.
         settings = context.settings
         self.settings = settings
         self.context = context
+        self.standby = standby
         self.services = build_services(self.context, prompts or CataloguePrompts(settings))
         a = settings.asterisk
+        self.agi_port = a.agi_port if port is None else port
         self.agi = FastAgiServer(
-            build_routes(self.services), host=a.agi_host, port=a.agi_port, failure_context=cv.CTX_FAILURE
+            build_routes(self.services), host=a.agi_host, port=self.agi_port, failure_context=cv.CTX_FAILURE
         )
         self.tracker = CallTracker(self.services.calls, self.services.live, self.services.call_log_writer)
         self.ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
@@ -136,6 +151,10 @@ class TelephonyService:
 
     async def start(self) -> None:
         await self.agi.start()
+        if self.standby:
+            host = self.settings.asterisk.agi_host
+            log.info("standby FastAGI server on %s:%s (no AMI)", host, self.agi_port)
+            return
         await self.tip_sweep.start()  # sweeps at once, then every audio.tip_sweep_seconds
         await self.ami.connect()
         await self.config_reloader.start()
@@ -198,21 +217,26 @@ class TelephonyService:
             self._redis_down = True
 
     async def stop(self) -> None:
-        await self.tip_sweep.stop()  # before drain() shuts the call-log writer it uses
+        if not self.standby:
+            await self.tip_sweep.stop()  # before drain() shuts the call-log writer it uses
         if self._pulse is not None:
             self._pulse.cancel()
             await asyncio.gather(self._pulse, return_exceptions=True)
-        await self.config_reloader.stop()
+        if not self.standby:
+            await self.config_reloader.stop()
         await self.agi.close()
-        await self.ami.close()
+        if not self.standby:
+            await self.ami.close()
         await self.services.drain()
         await self.services.live.close()
         self.context.close()
 
 
-async def serve(context: Services, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (``burgernet serve``)."""
-    service = TelephonyService(context)
+async def serve(
+    context: Services, stop: asyncio.Event | None = None, *, standby: bool = False, port: int | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (``burgernet serve``; ``--standby``: the backup FastAGI server)."""
+    service = TelephonyService(context, standby=standby, port=port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

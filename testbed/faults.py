@@ -787,6 +787,9 @@ class DeliveryCheck:
     lost: int
     doubled: int
     by_channel: dict[str, dict[str, int]]
+    # "sms 0612345678 x2": who got a message more than once, on which channel.
+    doubled_examples: list[str] = field(default_factory=list)
+    resent: int = 0  # e-mails received again with the same Message-ID (see check_deliveries)
 
 
 class FaultRig:
@@ -1164,7 +1167,11 @@ class FaultRig:
                     argv[:1] == ["chroot"] and "asterisk" in argv
                 ):
                     return pid
-            elif "composition.cli" in argv[:-1] and argv[argv.index("composition.cli") + 1] == marker:
+            elif (
+                "composition.cli" in argv[:-1]
+                and argv[argv.index("composition.cli") + 1] == marker
+                and "--standby" not in argv  # the fault is in the node's own serve, not its standby
+            ):
                 return pid
         return None
 
@@ -1382,9 +1389,19 @@ class FaultRig:
                     raise
                 time.sleep(1)
         sms_seen = Counter(self.twilio.recipients())
-        mail_seen = Counter(r.lower() for m in self.smtp.messages for r in m.rcpt_tos)
+        # An e-mail counts once per Message-ID: a copy with the same Message-ID is the same
+        # message sent again (a worker killed between the SMTP server's "250" and reading it
+        # leaves no trace of the acceptance on our side; SMTP cannot be asked afterwards). Such
+        # copies are counted apart, as "resent"; a second message with its own id is "doubled".
+        mail_ids = Counter((r.lower(), m.message_id) for m in self.smtp.messages for r in m.rcpt_tos)
+        mail_seen = Counter(address for address, _message_id in mail_ids)
+        mail_resent: Counter[str] = Counter()
+        for (address, _message_id), copies in mail_ids.items():
+            mail_resent[address] += copies - 1
+        resent = 0
         lost = doubled = received = 0
         by_channel: dict[str, dict[str, int]] = {}
+        doubled_examples: list[str] = []
         row_keys = Counter((p, c) for p, c, _s in rows)
         for channel, ids in expected.items():
             figures = {"expected": len(ids), "rows": 0, "received": 0, "lost": 0, "doubled": 0}
@@ -1394,10 +1411,14 @@ class FaultRig:
                 seen = sms_seen.get(address, 0) if channel is Channel.SMS else mail_seen.get(address, 0)
                 figures["rows"] += min(1, row_keys.get((pid, channel.value), 0))
                 figures["received"] += min(1, seen)
+                if channel is Channel.EMAIL:
+                    figures["resent"] = figures.get("resent", 0) + mail_resent.get(address, 0)
                 if seen == 0:
                     figures["lost"] += 1
                 elif seen > 1:
                     figures["doubled"] += seen - 1
+                    doubled_examples.append(f"{channel.value} {address} x{seen}")
+            resent += figures.get("resent", 0)
             by_channel[channel.value] = figures
             lost += figures["lost"]
             doubled += figures["doubled"]
@@ -1411,6 +1432,8 @@ class FaultRig:
             lost=lost,
             doubled=doubled,
             by_channel=by_channel,
+            doubled_examples=doubled_examples[:5],
+            resent=resent,  # of this action's recipients only
         )
 
     # -- tear-down ----------------------------------------------------------------------------------
@@ -1507,6 +1530,9 @@ class PhaseResult:
     system: str
     error: str | None
     dead_end_examples: list[str]
+    deliveries_by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
+    doubled_examples: list[str] = field(default_factory=list)
+    deliveries_resent: int = 0  # the same e-mail (same Message-ID) received twice
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -1625,6 +1651,9 @@ def summarise(
         system=phase.system,
         error=phase.error,
         dead_end_examples=examples,
+        deliveries_by_channel=deliveries.by_channel if deliveries else {},
+        doubled_examples=deliveries.doubled_examples if deliveries else [],
+        deliveries_resent=deliveries.resent if deliveries else 0,
     )
 
 
@@ -1700,7 +1729,7 @@ def format_table(results: list[PhaseResult]) -> str:
     header = (
         f"{'period':<30} {'offered':>7} {'centr.':>6} {'tip':>5} {'no-act':>6} {'dead':>5} {'cut':>4} "
         f"{'silence s':>9} {'heard s':>7} {'back s':>7} {'dial %':>6} {'bcast':>6} {'lost':>5} "
-        f"{'doubled':>7}  system"
+        f"{'doubled':>7} {'resent':>6}  system"
     )
     lines = [header, "-" * len(header)]
     for r in results:
@@ -1712,7 +1741,8 @@ def format_table(results: list[PhaseResult]) -> str:
             f"{r.title:<30} {r.offered:>7} {r.centralist:>6} {r.tip:>5} {r.no_action:>6} "
             f"{r.dead_ended:>5} {r.cut_by_crash:>4} "
             f"{silence:>9} {heard:>7} {back:>7} {dial:>6} {r.deliveries_expected:>6} {r.deliveries_lost:>5} "
-            f"{r.deliveries_doubled:>7}  {r.system}{' (' + r.error + ')' if r.error else ''}"
+            f"{r.deliveries_doubled:>7} {r.deliveries_resent:>6}  "
+            f"{r.system}{' (' + r.error + ')' if r.error else ''}"
         )
     return "\n".join(lines)
 

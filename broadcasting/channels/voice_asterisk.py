@@ -4,6 +4,13 @@ The call's unique id is chosen by us (``ChannelId``) so that any worker can reco
 outcome arrives as an ``OriginateResponse`` event, the end as a ``Hangup``. A trunk channel
 (a :class:`SharedSlots` lease) is held from dialling until the hang-up.
 
+More than one Asterisk node (``asterisk.alert_nodes``): the sender keeps one AMI connection per
+node and each node's trunk channels are leases of their own in Redis, so every worker sees the
+same free channels. A call goes to the node with the most free channels; a node whose AMI is
+disconnected, or whose last Originate failed for connection reasons, gets none. An Originate
+that fails because its node went away is sent to another node with the same unique id. Each
+call's Hangup and lease check come from the node it was placed on.
+
 A Hangup sent while the AMI connection was down never arrives, and the lease would be renewed
 for ever. So after every AMI (re)connection, and every :data:`LEASE_RECONCILE_SECONDS` while
 calls are held, the channels that really exist are asked for (AMI ``Status``, write privilege
@@ -15,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -26,8 +34,8 @@ from broadcasting.store import DeliveryJob
 from burgernet import channel_vars as cv
 from burgernet.domain import Channel
 from burgernet.phone import NotDialable, dialable_national
-from burgernet.settings import Settings
-from ivr.ami import AmiClient
+from burgernet.settings import AlertNodeSettings, Settings
+from ivr.ami import AmiClient, AmiConnectionLost, AmiNotConnected
 from recordings.catalogue import alert_message_sound
 from recordings.messages import resolve_alert_sound
 
@@ -36,6 +44,19 @@ log = logging.getLogger(__name__)
 TRUNK_SLOTS = "slots:voice:trunk"
 # How often held trunk channels are checked against the channels Asterisk really has.
 LEASE_RECONCILE_SECONDS = 30.0
+# A node whose Originate failed for connection reasons gets no call for this long, unless its
+# AMI logs in again first (a half-open connection is dropped by the AMI client's ping by then).
+NODE_RETRY_SECONDS = 15.0
+# How often a worker looks again when every usable node's trunk channels are taken.
+SLOT_POLL_SECONDS = 0.2
+# The node did not take the action: not sent (not connected), fate unknown (connection lost,
+# no answer). Another node may place the call; the unique id stays ours.
+NODE_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    AmiNotConnected,
+    AmiConnectionLost,
+    TimeoutError,
+    ConnectionError,
+)
 
 # AMI OriginateResponse "Reason" codes (Asterisk's enum ast_control_frame_type). PJSIP often
 # reports a failed call with reason 0; then the Hangup cause (Q.850) of our channel decides.
@@ -79,7 +100,48 @@ async def channel_status(ami: AmiConnection) -> dict[str, AmiEvent]:
     return channels
 
 
+@dataclass(eq=False)
+class TrunkNode:
+    """One Asterisk node alert calls go through: its AMI connection and its trunk channel leases."""
+
+    name: str
+    ami: AmiConnection
+    slots: SharedSlots
+    # Loop time of the last Originate that failed for connection reasons; None since the last login.
+    connection_failed_at: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        # A stand-in without a connection state counts as connected.
+        return bool(getattr(self.ami, "connected", True))
+
+    def usable(self, now: float) -> bool:
+        failed = self.connection_failed_at
+        return self.connected and (failed is None or now - failed >= NODE_RETRY_SECONDS)
+
+    async def free_channels(self) -> int:
+        return self.slots.limit - await self.slots.in_use()
+
+
+@dataclass(frozen=True)
+class TrunkLease:
+    """A permit: one trunk channel held on one node."""
+
+    node: TrunkNode
+    holder: str
+
+
+def choose_order(nodes: Sequence[TrunkNode], free: Sequence[int], turn: int) -> list[TrunkNode]:
+    """The nodes with a free channel, most free first; ties in turn from ``turn`` (so that one
+    worker does not fill the first node's channels before the others', and workers spread)."""
+    count = len(nodes)
+    ranked = sorted(range(count), key=lambda i: (-free[i], (i - turn) % count))
+    return [nodes[i] for i in ranked if free[i] > 0]
+
+
 class AsteriskVoiceSender:
+    """Alert calls over one node (``ami``, ``slots``) or more (``more_nodes``)."""
+
     channel = Channel.VOICE
 
     def __init__(
@@ -89,62 +151,149 @@ class AsteriskVoiceSender:
         slots: SharedSlots,
         rate: SharedRate,
         sound_for: SoundFor,
+        *,
+        node_name: str = "local",
+        more_nodes: Sequence[TrunkNode] = (),
     ) -> None:
         self.settings = settings
-        self.ami = ami
-        self.slots = slots
+        self.nodes = [TrunkNode(node_name, ami, slots), *more_nodes]
         self.rate = rate
         self.sound_for = sound_for
         self._originated: dict[str, asyncio.Future[AmiEvent]] = {}
         self._hung_up: dict[str, asyncio.Future[int | None]] = {}
+        # The node each followed call was placed on: its events count, the other nodes' do not.
+        self._placed_on: dict[str, TrunkNode] = {}
         self._releases: set[asyncio.Task[None]] = set()
         # Calls whose lease waits for their Hangup: unique id → when the wait began (loop time).
         self._held_since: dict[str, float] = {}
         self._reconciler: asyncio.Task[None] | None = None
+        self._turn = 0
         self.leases_reconciled = 0  # leases released because their channel was gone
-        ami.on("OriginateResponse", self._on_originate_response)
-        ami.on("Hangup", self._on_hangup)
+        for node in self.nodes:
+            self._follow(node)
+
+    @property
+    def ami(self) -> AmiConnection:
+        """The first node's AMI (with one node, the only one)."""
+        return self.nodes[0].ami
+
+    @property
+    def slots(self) -> SharedSlots:
+        """The first node's trunk channel leases (with one node, the only ones)."""
+        return self.nodes[0].slots
+
+    def _follow(self, node: TrunkNode) -> None:
+        async def on_originate_response(event: AmiEvent) -> None:
+            await self._on_originate_response(node, event)
+
+        async def on_hangup(event: AmiEvent) -> None:
+            await self._on_hangup(node, event)
+
+        async def after_connect() -> None:
+            node.connection_failed_at = None  # logged in again: it may take calls
+            await self.reconcile_leases(node)
+
+        node.ami.on("OriginateResponse", on_originate_response)
+        node.ami.on("Hangup", on_hangup)
         # Optional: a stand-in without reconnections has nothing to catch up on.
-        on_connect = getattr(ami, "on_connect", None)
+        on_connect = getattr(node.ami, "on_connect", None)
         if on_connect is not None:
-            on_connect(self._reconcile_after_connect)
+            on_connect(after_connect)
 
     @staticmethod
     def channel_id(job: DeliveryJob) -> str:
         return f"bn-d{job.delivery_id}-a{job.attempt}"
 
-    async def _on_originate_response(self, event: AmiEvent) -> None:
-        future = self._originated.get(str(event.get("ActionID", "")))
-        if future is not None and not future.done():
+    def _from_its_node(self, node: TrunkNode, unique_id: str) -> bool:
+        return self._placed_on.get(unique_id) is node
+
+    async def _on_originate_response(self, node: TrunkNode, event: AmiEvent) -> None:
+        unique_id = str(event.get("ActionID", ""))
+        future = self._originated.get(unique_id)
+        if future is not None and not future.done() and self._from_its_node(node, unique_id):
             future.set_result(dict(event))
 
-    async def _on_hangup(self, event: AmiEvent) -> None:
-        future = self._hung_up.get(str(event.get("Uniqueid", "")))
-        if future is not None and not future.done():
+    async def _on_hangup(self, node: TrunkNode, event: AmiEvent) -> None:
+        unique_id = str(event.get("Uniqueid", ""))
+        future = self._hung_up.get(unique_id)
+        if future is not None and not future.done() and self._from_its_node(node, unique_id):
             cause = str(event.get("Cause", ""))
             future.set_result(int(cause) if cause.isdigit() else None)
 
+    def usable_nodes(self, exclude: Collection[TrunkNode] = ()) -> list[TrunkNode]:
+        """The nodes a call may go to now. With one node there is nowhere else to go: it is
+        always tried, and an Originate it cannot take fails as a retryable attempt."""
+        if len(self.nodes) == 1:
+            return [node for node in self.nodes if node not in exclude]
+        now = asyncio.get_running_loop().time()
+        return [node for node in self.nodes if node not in exclude and node.usable(now)]
+
+    async def try_lease(self, exclude: Collection[TrunkNode] = ()) -> TrunkLease | None:
+        """A trunk channel on the usable node with the most free channels, or None."""
+        candidates = self.usable_nodes(exclude)
+        if not candidates:
+            return None
+        free = await asyncio.gather(*(node.free_channels() for node in candidates))
+        turn, self._turn = self._turn, self._turn + 1
+        for node in choose_order(candidates, free, turn):
+            holder = await node.slots.try_acquire()  # another worker may have been quicker
+            if holder is not None:
+                return TrunkLease(node, holder)
+        return None
+
     async def acquire(self) -> object:
-        holder = await self.slots.acquire()
+        while (lease := await self.try_lease()) is None:
+            await asyncio.sleep(SLOT_POLL_SECONDS)
         await self.rate.wait_turn()
-        return holder
+        return lease
+
+    def _lease(self, permit: object) -> TrunkLease:
+        # A bare holder (a caller that leased itself) is one of the first node's channels.
+        return permit if isinstance(permit, TrunkLease) else TrunkLease(self.nodes[0], str(permit))
 
     async def release(self, permit: object) -> None:
-        await self.slots.release(str(permit))
+        lease = self._lease(permit)
+        await lease.node.slots.release(lease.holder)
+
+    def _originate_action(
+        self, job: DeliveryJob, national: str, sound: str, unique_id: str
+    ) -> dict[str, object]:
+        a = self.settings.asterisk
+        return {
+            "Action": "Originate",
+            # The trunk expects national numbers (06...), as the free number sees them.
+            "Channel": f"PJSIP/{national}@trunk",
+            "Context": cv.CTX_ALERT,
+            "Exten": "s",
+            "Priority": "1",
+            "CallerID": f'"{a.alert_caller_name}" <{a.alert_caller_id}>',
+            "Timeout": str(self.settings.broadcast.voice_ring_seconds * 1000),
+            "Async": "true",
+            "ChannelId": unique_id,
+            "ActionID": unique_id,
+            "Variable": [
+                # The menu after the message is spoken in the participant's language.
+                f"CHANNEL(language)={job.language}",
+                f"{cv.VAR_ALERT_SOUND}={sound}",
+                f"{cv.VAR_ACTION_ID}={job.action_id}",
+                f"{cv.VAR_PARTICIPANT_ID}={job.participant_id}",
+                f"{cv.VAR_DELIVERY_ID}={job.delivery_id}",
+                f"{cv.VAR_CALL_KIND}={cv.CALL_KIND_ALERT}",
+            ],
+        }
 
     async def send(self, job: DeliveryJob, message: Message, permit: object) -> Outcome:
-        a = self.settings.asterisk
-        holder = str(permit)
+        lease = self._lease(permit)
         try:  # only Dutch fixed and mobile numbers: never a premium, foreign or short number
             national = dialable_national(job.phone_e164)
         except NotDialable as exc:
-            await self.slots.release(holder)
+            await self.release(lease)
             return Outcome("failed", error=str(exc), retry=False)
         try:
             sound = await asyncio.to_thread(self.sound_for, job, message)
         except Exception as exc:  # TTS or file trouble: worth another try later
             log.exception("delivery %s: no sound to play", job.delivery_id)
-            await self.slots.release(holder)
+            await self.release(lease)
             return Outcome("failed", error=f"message audio: {exc}", retry=True)
         unique_id = self.channel_id(job)
         loop = asyncio.get_running_loop()
@@ -153,40 +302,45 @@ class AsteriskVoiceSender:
         self._originated[unique_id] = originated
         self._hung_up[unique_id] = hung_up
         keep_slot = False
+        tried: list[TrunkNode] = []
         try:
-            try:
-                response = _fields(
-                    await self.ami.send_action(
-                        {
-                            "Action": "Originate",
-                            # The trunk expects national numbers (06...), as the free number sees them.
-                            "Channel": f"PJSIP/{national}@trunk",
-                            "Context": cv.CTX_ALERT,
-                            "Exten": "s",
-                            "Priority": "1",
-                            "CallerID": f'"{a.alert_caller_name}" <{a.alert_caller_id}>',
-                            "Timeout": str(self.settings.broadcast.voice_ring_seconds * 1000),
-                            "Async": "true",
-                            "ChannelId": unique_id,
-                            "ActionID": unique_id,
-                            "Variable": [
-                                # The menu after the message is spoken in the participant's language.
-                                f"CHANNEL(language)={job.language}",
-                                f"{cv.VAR_ALERT_SOUND}={sound}",
-                                f"{cv.VAR_ACTION_ID}={job.action_id}",
-                                f"{cv.VAR_PARTICIPANT_ID}={job.participant_id}",
-                                f"{cv.VAR_DELIVERY_ID}={job.delivery_id}",
-                                f"{cv.VAR_CALL_KIND}={cv.CALL_KIND_ALERT}",
-                            ],
-                        },
-                        timeout=10.0,
-                        as_list=False,
+            while True:
+                node = lease.node
+                tried.append(node)
+                self._placed_on[unique_id] = node
+                try:
+                    response = _fields(
+                        await node.ami.send_action(
+                            self._originate_action(job, national, sound, unique_id),
+                            timeout=10.0,
+                            as_list=False,
+                        )
                     )
-                )
-            except Exception as exc:  # AMI down or refused: the call was not placed
-                return Outcome("failed", error=f"originate not accepted: {exc}", retry=True)
+                except NODE_CONNECTION_ERRORS as exc:  # the node went away: another may place it
+                    node.connection_failed_at = loop.time()
+                    try:
+                        other = await self.try_lease(exclude=tried)
+                    except Exception:  # Redis unreachable too: this attempt fails, retried later
+                        log.exception("delivery %s: no other node's trunk channel", job.delivery_id)
+                        other = None
+                    if other is None:
+                        return Outcome("failed", error=f"originate not accepted: {exc}", retry=True)
+                    log.warning(
+                        "delivery %s: node %s did not take the call (%s); placing it on node %s",
+                        job.delivery_id,
+                        node.name,
+                        exc or type(exc).__name__,
+                        other.node.name,
+                    )
+                    await self.release(lease)
+                    lease = other
+                    continue
+                except Exception as exc:  # refused before Asterisk saw it: the call was not placed
+                    return Outcome("failed", error=f"originate not accepted: {exc}", retry=True)
+                break
             if str(response.get("Response", "")).lower() != "success":
                 return Outcome("failed", error=f"originate refused: {response.get('Message')}", retry=True)
+            log.info("delivery %s: alert call %s through node %s", job.delivery_id, unique_id, node.name)
             try:
                 event = await asyncio.wait_for(originated, self.settings.broadcast.voice_ring_seconds + 20)
             except TimeoutError:
@@ -219,17 +373,19 @@ class AsteriskVoiceSender:
         finally:
             self._originated.pop(unique_id, None)
             if keep_slot:
-                task = asyncio.create_task(self._release_after_hangup(unique_id, holder, hung_up))
+                task = asyncio.create_task(self._release_after_hangup(unique_id, lease, hung_up))
                 self._releases.add(task)
                 task.add_done_callback(self._releases.discard)
             else:
                 self._hung_up.pop(unique_id, None)
-                await self.slots.release(holder)
+                self._placed_on.pop(unique_id, None)
+                await self.release(lease)
 
     async def _release_after_hangup(
-        self, unique_id: str, holder: str, hung_up: asyncio.Future[int | None]
+        self, unique_id: str, lease: TrunkLease, hung_up: asyncio.Future[int | None]
     ) -> None:
-        renew_every = max(5.0, self.slots.lease_ms / 3000)
+        slots = lease.node.slots
+        renew_every = max(5.0, slots.lease_ms / 3000)
         self._held_since[unique_id] = asyncio.get_running_loop().time()
         if self._reconciler is None or self._reconciler.done():
             self._reconciler = asyncio.create_task(self._reconcile_loop(), name="voice-lease-reconcile")
@@ -239,69 +395,86 @@ class AsteriskVoiceSender:
                     await asyncio.wait_for(asyncio.shield(hung_up), renew_every)
                     return
                 except TimeoutError:
-                    if not await self.slots.renew(holder):
+                    if not await slots.renew(lease.holder):
                         # Redis lost the lease (restarted empty): the call is still up, so
                         # the channel is still taken; a missed hang-up is the reconcile's job.
-                        await self.slots.reinstate(holder)
+                        await slots.reinstate(lease.holder)
         finally:
             self._held_since.pop(unique_id, None)
             self._hung_up.pop(unique_id, None)
-            await self.slots.release(holder)
+            self._placed_on.pop(unique_id, None)
+            await slots.release(lease.holder)
 
-    async def reconcile_leases(self) -> list[str]:
-        """Release the leases of calls whose channel Asterisk no longer has; their unique ids.
+    async def reconcile_leases(self, node: TrunkNode | None = None) -> list[str]:
+        """Release the leases of calls whose channel their node no longer has; their unique ids.
 
+        ``node``: only the calls on that node (after its reconnection); None: every node.
         Only calls held since before the question are judged: a channel that came up after
         it could not be in the answer. The lease itself is released by the waiting task,
         exactly as on a Hangup event (cause unknown).
         """
+        gone: list[str] = []
+        for each in [node] if node is not None else self.nodes:
+            gone += await self._reconcile_node(each)
+        return gone
+
+    async def _reconcile_node(self, node: TrunkNode) -> list[str]:
         asked_at = asyncio.get_running_loop().time()
-        if not self._held_since:
+        held = {uid: since for uid, since in self._held_since.items() if self._placed_on.get(uid) is node}
+        if not held:
             return []
-        alive = await channel_status(self.ami)
+        alive = await channel_status(node.ami)
         gone = []
-        for unique_id, since in list(self._held_since.items()):
+        for unique_id, since in held.items():
             hung_up = self._hung_up.get(unique_id)
             if since < asked_at and unique_id not in alive and hung_up is not None and not hung_up.done():
                 hung_up.set_result(None)
                 gone.append(unique_id)
         if gone:
             self.leases_reconciled += len(gone)
-            log.warning("trunk channels released, their hang-up was missed: %s", ", ".join(gone))
+            log.warning(
+                "trunk channels on node %s released, their hang-up was missed: %s", node.name, ", ".join(gone)
+            )
         return gone
-
-    async def _reconcile_after_connect(self) -> None:
-        await self.reconcile_leases()
 
     async def _reconcile_loop(self) -> None:
         while self._held_since:
             await asyncio.sleep(LEASE_RECONCILE_SECONDS)
-            try:
-                await self.reconcile_leases()
-            except Exception as exc:  # AMI down: the next connection reconciles
-                log.info("trunk lease check skipped: %s", exc)
+            for node in self.nodes:
+                try:
+                    await self._reconcile_node(node)
+                except Exception as exc:  # AMI down: that node's next connection reconciles
+                    log.info("trunk lease check on node %s skipped: %s", node.name, exc)
 
     async def reconcile(self, job: DeliveryJob, message: Message) -> Outcome | None:
-        """A dead worker's call: never dial again; say what Asterisk still knows of it."""
+        """A dead worker's call: never dial again; say what the nodes still know of it."""
         unique_id = self.channel_id(job)
-        try:
-            channels = await channel_status(self.ami)
-        except Exception as exc:
-            return Outcome("sent", provider_ref=unique_id, error=f"outcome unknown (AMI: {exc})")
-        if unique_id in channels:
-            state = str(channels[unique_id].get("ChannelStateDesc", ""))
-            return Outcome("answered" if state == "Up" else "sent", provider_ref=unique_id)
+        unreachable: list[str] = []
+        for node in self.nodes:
+            try:
+                channels = await channel_status(node.ami)
+            except Exception as exc:
+                unreachable.append(f"{node.name}: {exc}" if len(self.nodes) > 1 else str(exc))
+                continue
+            if unique_id in channels:
+                state = str(channels[unique_id].get("ChannelStateDesc", ""))
+                return Outcome("answered" if state == "Up" else "sent", provider_ref=unique_id)
+        if unreachable:
+            return Outcome(
+                "sent", provider_ref=unique_id, error=f"outcome unknown (AMI: {'; '.join(unreachable)})"
+            )
         return Outcome(
             "sent", provider_ref=unique_id, error="outcome unknown: the worker stopped during the call"
         )
 
     async def close(self) -> None:
-        """Stop following calls and log off AMI (the sender owns its AMI connection)."""
+        """Stop following calls and log off AMI (the sender owns its AMI connections)."""
         tasks = [*self._releases, *([self._reconciler] if self._reconciler else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.ami.close()
+        for node in self.nodes:
+            await node.ami.close()
 
 
 def alert_sound(settings: Settings) -> SoundFor:
@@ -316,17 +489,38 @@ def alert_sound(settings: Settings) -> SoundFor:
     return sound_for
 
 
+def trunk_slots_key(settings: Settings, node: AlertNodeSettings) -> str:
+    """One node alone keeps the key it always had; with ``alert_nodes`` each node has its own."""
+    if not settings.asterisk.alert_nodes:
+        return f"{settings.redis.key_prefix}{TRUNK_SLOTS}"
+    return f"{settings.redis.key_prefix}{TRUNK_SLOTS}:{node.name}"
+
+
 async def create(settings: Settings, client: aioredis.Redis) -> AsteriskVoiceSender:
-    b = settings.broadcast
-    slots = SharedSlots(
-        client,
-        f"{settings.redis.key_prefix}{TRUNK_SLOTS}",
-        settings.voice_channels(),
-        lease_seconds=b.voice_ring_seconds + 120,
-    )
+    b, a = settings.broadcast, settings.asterisk
+    clients: list[AmiClient] = []
+    nodes: list[TrunkNode] = []
+    for node in a.alert_call_nodes():
+        slots = SharedSlots(
+            client,
+            trunk_slots_key(settings, node),
+            settings.voice_channels_of(node),
+            lease_seconds=b.voice_ring_seconds + 120,
+        )
+        ami = AmiClient(host=node.ami_host, port=node.ami_port, username=a.ami_username, secret=a.ami_secret)
+        clients.append(ami)
+        nodes.append(TrunkNode(node.name, ami, slots))
     calls = shared_rate(client, settings, VOICE_CALL_RATE, b.voice_calls_per_second)
-    a = settings.asterisk
-    ami = AmiClient(host=a.ami_host, port=a.ami_port, username=a.ami_username, secret=a.ami_secret)
-    sender = AsteriskVoiceSender(settings, ami, slots, calls, alert_sound(settings))
-    await ami.connect()  # keeps retrying in the background when Asterisk is not up yet
+    first, *others = nodes
+    sender = AsteriskVoiceSender(
+        settings,
+        first.ami,
+        first.slots,
+        calls,
+        alert_sound(settings),
+        node_name=first.name,
+        more_nodes=others,
+    )
+    for ami in clients:
+        await ami.connect()  # keeps retrying in the background when that Asterisk is not up yet
     return sender

@@ -59,8 +59,19 @@ def test_every_jump_lands_in_a_known_context() -> None:
 
 
 def test_agi_scripts_match_both_ways() -> None:
-    called = set(re.findall(r"AGI\(\$\{" + cv.GLOBAL_AGI_URL + r"\}/([a-z_]+)", CODE))
+    servers = "|".join((cv.GLOBAL_AGI_URL, cv.GLOBAL_AGI_URL_BACKUP, cv.VAR_AGI_NOW))
+    called = set(re.findall(r"AGI\(\$\{(?:" + servers + r")\}/([a-z_]+)", CODE))
     assert called == set(cv.AGI_SCRIPTS)
+
+
+def test_every_agi_has_the_second_server_to_fall_back_on() -> None:
+    """Each script a live caller waits for (the free number, an alert call's transfer) and the
+    tip's filing is tried on the backup server too, so a dead FastAGI on one node is no reason
+    for the failure path while another node's is up."""
+    on_backup = set(re.findall(r"AGI\(\$\{" + cv.GLOBAL_AGI_URL_BACKUP + r"\}/([a-z_]+)", CODE))
+    assert {cv.AGI_TIP, cv.AGI_ALERT} <= on_backup
+    assert f"Set({cv.VAR_AGI_NOW}=${{{cv.GLOBAL_AGI_URL_BACKUP}}})" in CODE  # the free number's retry
+    assert f"AGI(${{{cv.VAR_AGI_NOW}}}/{cv.AGI_FREEPHONE})" in CODE
 
 
 @pytest.mark.parametrize(
@@ -133,18 +144,24 @@ def _lines(body: str) -> list[str]:
 
 @pytest.mark.parametrize("context", [cv.CTX_FREEPHONE, cv.CTX_ALERT])
 def test_every_agi_a_caller_waits_for_runs_under_the_deadline(context: str) -> None:
-    """TIMEOUT(absolute) armed right before AGI(), disarmed right after, AGI() returns when it fires."""
+    """TIMEOUT(absolute) armed right before AGI(), disarmed right after, AGI() returns when it fires.
+    A try on the backup server right after the first AGI() runs under the same deadline."""
     lines = _lines(_context_body(context))
-    agi_lines = [number for number, line in enumerate(lines) if "AGI(${" + cv.GLOBAL_AGI_URL + "}" in line]
+    agi_lines = [number for number, line in enumerate(lines) if "AGI(${" in line]
     assert agi_lines, f"[{context}] runs no AGI"
     exit_on_hangup = f"Set({cv.AGI_EXIT_ON_HANGUP}=yes)"
     first_exit = next(n for n, line in enumerate(lines) if exit_on_hangup in line)
     for number in agi_lines:
         assert first_exit < number, f"[{context}]: {exit_on_hangup} must come before {lines[number]}"
-        assert lines[number - 1].endswith(f"Set({cv.AGI_DEADLINE_FUNCTION}=${{{cv.GLOBAL_AGI_DEADLINE}}})"), (
-            lines[number - 1]
+        before, after = number - 1, number + 1
+        while before in agi_lines:
+            before -= 1
+        while after in agi_lines:
+            after += 1
+        assert lines[before].endswith(f"Set({cv.AGI_DEADLINE_FUNCTION}=${{{cv.GLOBAL_AGI_DEADLINE}}})"), (
+            lines[before]
         )
-        assert lines[number + 1].endswith(f"Set({cv.AGI_DEADLINE_FUNCTION}=0)"), lines[number + 1]
+        assert lines[after].endswith(f"Set({cv.AGI_DEADLINE_FUNCTION}=0)"), lines[after]
 
 
 @pytest.mark.parametrize("context", [cv.CTX_FREEPHONE, cv.CTX_ALERT])
@@ -154,7 +171,7 @@ def test_a_fired_deadline_goes_to_the_failure_path_with_its_reason(context: str)
     assert len(timeout_extension) == 2, f"[{context}] has no T extension: a fired deadline would hang up"
     steps = _lines(timeout_extension[1].split("\nexten =>", 1)[0])
     assert steps[0] == f"Set({cv.AGI_DEADLINE_FUNCTION}=0)"  # else Asterisk fires it again at once
-    assert f"same => n,Set({cv.VAR_REASON}={cv.REASON_AGI_TIMEOUT})" in steps
+    assert any(step.endswith(f",Set({cv.VAR_REASON}={cv.REASON_AGI_TIMEOUT})") for step in steps), steps
     assert steps[-1] == f"same => n,Goto({cv.CTX_FAILURE},s,1)"
 
 
@@ -165,7 +182,11 @@ def test_the_only_agi_outside_the_deadline_runs_after_the_hang_up() -> None:
         body = _context_body(context)
         for line in _lines(body):
             if "AGI(" in line:
-                assert context == cv.CTX_TIP and line.startswith("same => n(report),AGI("), line
+                # The report, and its second try on the backup server when the first failed.
+                assert context == cv.CTX_TIP and (
+                    line.startswith("same => n(report),AGI(")
+                    or line.startswith('same => n,ExecIf($["${AGISTATUS}" = "FAILURE"')
+                ), line
                 assert body.index("exten => h,1,") < body.index(line)
 
 

@@ -31,7 +31,7 @@ def test_an_instance_boots_with_our_configuration(start_asterisk: StartAsterisk)
     assert inspect(instance, PLAN) == []
     assert "Asterisk 22" in instance.rx("core show version")
     dialplan = instance.rx(f"dialplan show {cv.CTX_FREEPHONE}")
-    assert "AGI(${BN_AGI_URL}/freephone)" in dialplan
+    assert "AGI(${BN_AGI_NOW}/freephone)" in dialplan
     globals_ = instance.rx("dialplan show globals")
     assert "BN_FALLBACK_POOL=PJSIP/c-mn-1&PJSIP/c-mn-2" in globals_
     contact = instance.rx("pjsip show aor c-mn-1")

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from asterisk_conf.render import ADMIN_FILES, MODULES, AsteriskPlan, RenderPaths, dialplan_files, render
+from asterisk_conf.render import (
+    ADMIN_FILES,
+    MODULES,
+    AsteriskPlan,
+    RenderError,
+    RenderPaths,
+    dialplan_files,
+    render,
+)
 from asterisk_conf.sandbox import InstanceLayout
 from burgernet import channel_vars as cv
 from burgernet.settings import Settings, load_settings
@@ -166,3 +174,35 @@ def test_asterisk_conf_points_at_the_instance_folders(tmp_path: Path, settings: 
         ("astmoddir", PATHS.modules_dir),
     ):
         assert f"{key} => {folder}\n" in text
+
+
+def test_the_backup_fastagi_server_and_the_node_s_system_name_are_rendered(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path,
+        asterisk={"ami_secret": "a-long-ami-secret", "agi_backup": "10.0.1.12:4573", "node_name": "n1"},
+    )
+    render(tmp_path, settings, PLAN, PATHS)
+    globals_ = dict(re.findall(r"^(BN_[A-Z_]+) = (.*)$", (tmp_path / "extensions.conf").read_text(), re.M))
+    assert globals_[cv.GLOBAL_AGI_URL_BACKUP] == "agi://10.0.1.12:4573"
+    # Unique ids start with the system name: two nodes must never hand out the same one.
+    assert "\nsystemname = burgernet-n1\n" in (tmp_path / "asterisk.conf").read_text()
+
+
+def test_without_a_backup_the_global_is_empty_and_the_system_name_plain(
+    tmp_path: Path, settings: Settings
+) -> None:
+    render(tmp_path, settings, PLAN, PATHS)
+    globals_ = dict(re.findall(r"^(BN_[A-Z_]+) = (.*)$", (tmp_path / "extensions.conf").read_text(), re.M))
+    assert globals_[cv.GLOBAL_AGI_URL_BACKUP].strip() == ""
+    assert "\nsystemname = burgernet\n" in (tmp_path / "asterisk.conf").read_text()
+
+
+def test_a_backup_that_is_this_node_s_own_fastagi_server_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path,
+        asterisk={"ami_secret": "a-long-ami-secret", "agi_port": 4600, "agi_backup": "127.0.0.1:4600"},
+    )
+    with pytest.raises(
+        RenderError, match=re.escape("asterisk.agi_backup '127.0.0.1:4600' is this node's own")
+    ):
+        render(tmp_path, settings, PLAN, PATHS)

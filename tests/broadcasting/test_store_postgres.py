@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from broadcasting import store
 from burgernet.actions import AreaSpec
@@ -79,7 +79,38 @@ def test_only_one_of_many_concurrent_claims_wins(pg: Context) -> None:
     for thread in threads:
         thread.join()
     assert results.count(store.Claim.CLAIMED) == 1
-    assert results.count(store.Claim.IN_DOUBT) == 7  # the others see it being sent
+    assert results.count(store.Claim.BUSY) == 7  # the others see it being sent right now
+
+
+def test_a_delivery_left_in_doubt_is_taken_over_by_exactly_one_worker(pg: Context) -> None:
+    """The start-up rebuild and the stream's takeover can both hand the same stale delivery
+    to workers at once: only one may reconcile (and maybe resend) it."""
+    _, delivery_ids = _broadcast_with_deliveries(pg, 1)
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    with session_scope(pg.sessions) as session:
+        assert store.claim(session, delivery_ids[0])[0] is store.Claim.CLAIMED
+        session.execute(update(Delivery).where(Delivery.id == delivery_ids[0]).values(sending_at=stale))
+    results: list[store.Claim] = []
+    barrier = threading.Barrier(8)
+
+    def take_over() -> None:
+        barrier.wait()
+        with session_scope(pg.sessions) as session:
+            outcome, job = store.claim(session, delivery_ids[0], datetime.now(UTC) - timedelta(seconds=30))
+            assert job is not None and job.sending_at == stale  # the attempt being reconciled
+        results.append(outcome)
+
+    threads = [threading.Thread(target=take_over) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(result.value for result in results) == ["busy"] * 7 + ["in_doubt"]
+    with session_scope(pg.sessions) as session:
+        # A claim within the grace period after the takeover sees it busy, not in doubt again.
+        assert store.claim(session, delivery_ids[0], datetime.now(UTC) - timedelta(seconds=30))[0] is (
+            store.Claim.BUSY
+        )
 
 
 def test_outcomes_move_forward_only_and_cancel_spares_what_is_sending(pg: Context) -> None:

@@ -8,6 +8,7 @@ come last, and each leaves the cluster serving calls for the next.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -23,8 +24,11 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy
+import sqlalchemy.pool
 
 from asterisk_conf.sipp import caller_scenario
+from composition.postgres_server import ManagedPostgres
 from composition.supervision import fastagi_probe
 from testbed.ports import free_port
 from testbed.sipp_edge import EdgeSipp, register_scenario
@@ -239,6 +243,34 @@ def test_a_centralist_in_a_call_on_one_node_is_not_rung_by_the_other(
     assert new[1] and new[2], f"both calls on one node: {new}"
 
 
+def test_a_frozen_serve_costs_its_node_s_callers_one_retry_on_the_other_node_s_serve(
+    cluster: Cluster,
+) -> None:
+    """Node 1's FastAGI server freezes (SIGSTOP: its socket still accepts). The calls the edge
+    gives node 1 meanwhile wait out the AGI deadline and are routed by node 2's serve
+    (asterisk.agi_backup): none takes the failure path."""
+    serve = _serve_pid(cluster, 1)
+    console = _asterisk_console(cluster, 1)
+    already = len(console.read_text())
+    before = {node: len(cluster.handoffs(node)) for node in (1, 2)}
+    os.kill(serve, signal.SIGSTOP)
+    try:
+        successful, failed = cluster.calls(6, rate=2, hold_ms=8000)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # its supervisor may have replaced it already
+            os.kill(serve, signal.SIGCONT)
+    assert (successful, failed) == (6, 0)
+    log = console.read_text()[already:]
+    backup = f"agi://127.0.0.1:{cluster.base_port + 22}"  # node 2's FastAGI
+    assert f"trying {backup}" in log, log[-3000:]
+    assert "failure path" not in log, log[-3000:]
+    wait_for(
+        lambda: sum(len(cluster.handoffs(node)) - before[node] for node in (1, 2)) >= 6,
+        30,
+        "the six calls routed by FastAGI",
+    )
+
+
 def test_a_killed_node_loses_no_new_call(cluster: Cluster) -> None:
     instance = cluster.environment["BURGERNET_ASTERISK__INSTANCE_NAME"]
     node2 = cluster.pid_of(f"{instance}-n2/etc/asterisk.conf")
@@ -268,6 +300,65 @@ def test_calls_are_routed_while_the_redis_primary_is_killed(cluster: Cluster) ->
     )
     primary = redis.Redis(host="127.0.0.1", port=_primary_port(sentinel), password=password, socket_timeout=2)
     wait_for(lambda: primary.ping(), 30, "the primary the sentinels name answers")
+
+
+def test_calls_are_routed_while_postgresql_restarts_and_writes_resume(cluster: Cluster) -> None:
+    """PostgreSQL goes away for the length of four calls: FastAGI routes them from its cached
+    action snapshot (a stalled database costs a caller at most 3 s), and once PostgreSQL is back
+    the call log is written again."""
+    found = re.search(r"PostgreSQL: 127\.0\.0\.1:(\d+) \(data in (\S+)\)", cluster.summary)
+    assert found, cluster.summary
+    postgres = ManagedPostgres(Path(found[2]).parent, int(found[1]))
+    logged = partial(_calls_logged, postgres.url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    before = {node: len(cluster.handoffs(node)) for node in (1, 2)}
+    postgres.stop()
+    try:
+        assert not postgres.ping()
+        successful, failed = cluster.calls(4, rate=2)
+    finally:
+        postgres.start()
+        postgres.wait_ready()
+    assert (successful, failed) == (4, 0)
+    wait_for(
+        lambda: sum(len(cluster.handoffs(node)) - before[node] for node in (1, 2)) >= 4,
+        30,
+        "the calls during the outage are routed by FastAGI, not the failure path",
+    )
+    logged_before = logged()
+    assert cluster.calls(2, rate=2) == (2, 0)
+    wait_for(lambda: logged() >= logged_before + 2, 60, "the calls after the restart are in the call log")
+
+
+def _calls_logged(url: str) -> int:
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sqlalchemy.text("SELECT count(*) FROM calls")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _serve_pid(cluster: Cluster, node: int) -> int:
+    """The serve process of ``node``: the one whose environment names its FastAGI port."""
+    port = f"BURGERNET_ASTERISK__AGI_PORT={cluster.base_port + 10 * node + 2}".encode()
+    for pid in subprocess.run(
+        ["pgrep", "-f", "composition.cli serve"], capture_output=True, text=True
+    ).stdout.split():
+        try:
+            if port in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                return int(pid)
+        except OSError:
+            continue
+    raise AssertionError(f"no serve process for node {node}")
+
+
+def _asterisk_console(cluster: Cluster, node: int) -> Path:
+    """Node ``node``'s Asterisk console log, seen through the process's own root (its chroot)."""
+    instance = cluster.environment["BURGERNET_ASTERISK__INSTANCE_NAME"]
+    pid = cluster.pid_of(f"{instance}-n{node}/etc/asterisk.conf")
+    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    config = Path(arguments[arguments.index(b"-C") + 1].decode())
+    return Path(f"/proc/{pid}/root") / config.parent.parent.relative_to("/") / "log" / "console.log"
 
 
 def _fastagi_answers(port: int) -> bool:

@@ -179,3 +179,17 @@ def test_centralist_commands(runner: CliRunner, bn_context: Context) -> None:
         args = ["centralist", "add", *bad[:1], "--name", "X", "--region", bad[2] if len(bad) > 2 else "MN"]
         result = runner.invoke(main, args)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_standby_serve_needs_the_backup_address_to_listen_on(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["serve", "--standby"])
+    assert result.exit_code == 2
+    assert "--standby needs asterisk.agi_backup" in result.output and "Traceback" not in result.output
+
+
+def test_a_backup_fastagi_address_that_is_not_host_and_port_is_refused(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BURGERNET_ASTERISK__AGI_BACKUP", "127.0.0.1:4574;evil")
+    result = runner.invoke(main, ["action", "list"])
+    assert result.exit_code == 2 and "asterisk.agi_backup" in result.output

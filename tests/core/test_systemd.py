@@ -16,7 +16,13 @@ from composition.cli import main
 from composition.systemd import SystemdUnitError, UnitOptions, render_units
 
 BURGERNET = Path(sys.executable).parent / "burgernet"  # the venv's, as the default takes it
-SERVICES = ("burgernet-serve", "burgernet-worker", "burgernet-web", "burgernet-asterisk")
+SERVICES = (
+    "burgernet-serve",
+    "burgernet-serve-standby",
+    "burgernet-worker",
+    "burgernet-web",
+    "burgernet-asterisk",
+)
 
 
 def parse(text: str) -> configparser.ConfigParser:
@@ -70,6 +76,13 @@ def test_systemd_accepts_the_units(rendered: Path) -> None:
             assert service["CapabilityBoundingSet"] == ""
     assert parse((rendered / "burgernet-serve.service").read_text())["Service"]["ExecStart"].endswith(
         " serve"
+    )
+    standby = parse((rendered / "burgernet-serve-standby.service").read_text())
+    assert standby["Service"]["ExecStart"].endswith(" serve --standby")
+    # The port it listens on comes from the environment file, which names it.
+    assert (
+        "\nBURGERNET_ASTERISK__AGI_BACKUP=127.0.0.1:4574\n"
+        in (rendered / "burgernet.env.example").read_text()
     )
     target = parse((rendered / "burgernet.target").read_text())
     assert set(target["Unit"]["Wants"].split()) == {f"{name}.service" for name in SERVICES}

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,32 +114,52 @@ class Bench:
             time.sleep(0.1)
         return Executed(console)
 
+    backup: subprocess.Popen[bytes] | None = None  # the second FastAGI server, when there is one
+
     def start_serve(self) -> None:
-        if self.serve is not None:
-            return
-        log = (self.settings.data_dir / "serve.log").open("ab")
-        self.serve = subprocess.Popen(
-            [sys.executable, "-m", "composition.cli", "serve"],
-            env={**os.environ, **as_environment(self.settings)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while probe(self.settings.asterisk.agi_port) != b"NOOP burgernet-healthy\n":
-            assert self.serve.poll() is None, (self.settings.data_dir / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "burgernet serve did not answer its health probe"
-            time.sleep(0.2)
+        if self.serve is None:
+            self.serve = start_serve(self.settings, self.settings.asterisk.agi_port, "serve.log")
+
+    def start_backup_serve(self) -> None:
+        """A second ``burgernet serve`` on asterisk.agi_backup's port (another node's, in a cluster)."""
+        if self.backup is None:
+            port = int(self.settings.asterisk.agi_backup.rpartition(":")[2])
+            self.backup = start_serve(self.settings, port, "backup-serve.log")
 
     def stop_serve(self) -> None:
-        if self.serve is not None and self.serve.poll() is None:
-            self.serve.send_signal(signal.SIGCONT)
-            self.serve.terminate()
-            try:
-                self.serve.wait(15)
-            except subprocess.TimeoutExpired:
-                self.serve.kill()
-                self.serve.wait()
+        stop_serve(self.serve)
         self.serve = None
+
+    def stop_backup_serve(self) -> None:
+        stop_serve(self.backup)
+        self.backup = None
+
+
+def start_serve(settings: Settings, port: int, log_name: str) -> subprocess.Popen[bytes]:
+    log = (settings.data_dir / log_name).open("ab")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "composition.cli", "serve"],
+        env={**os.environ, **as_environment(settings), "BURGERNET_ASTERISK__AGI_PORT": str(port)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while probe(port) != b"NOOP burgernet-healthy\n":
+        assert serve.poll() is None, (settings.data_dir / log_name).read_text()[-3000:]
+        assert time.monotonic() < deadline, "burgernet serve did not answer its health probe"
+        time.sleep(0.2)
+    return serve
+
+
+def stop_serve(serve: subprocess.Popen[bytes] | None) -> None:
+    if serve is not None and serve.poll() is None:
+        serve.send_signal(signal.SIGCONT)
+        serve.terminate()
+        try:
+            serve.wait(15)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
 
 
 @dataclass
@@ -230,19 +251,49 @@ def bench(
     seeded_database: Path,
     asterisk_install: AsteriskInstall,
 ) -> Iterator[Bench]:
+    """One Asterisk with one FastAGI server: a frozen one leaves only the failure path."""
+    with running_bench(tmp_path_factory, redis_server, seeded_database, asterisk_install, "") as bench:
+        yield bench
+
+
+@pytest.fixture(scope="module")
+def bench_with_backup(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: ManagedRedis,
+    seeded_database: Path,
+    asterisk_install: AsteriskInstall,
+) -> Iterator[Bench]:
+    """One Asterisk with a second FastAGI server to fall back on (asterisk.agi_backup)."""
+    backup = f"127.0.0.1:{port_block()}"
+    with running_bench(tmp_path_factory, redis_server, seeded_database, asterisk_install, backup) as bench:
+        yield bench
+
+
+@contextmanager
+def running_bench(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: ManagedRedis,
+    seeded_database: Path,
+    asterisk_install: AsteriskInstall,
+    agi_backup: str,
+) -> Iterator[Bench]:
     data_dir = tmp_path_factory.mktemp("frozen-serve")
     database = data_dir / "burgernet.db"
     shutil.copyfile(seeded_database, database)
     settings = load_settings(
         data_dir=data_dir,
         database={"url": f"sqlite:///{database}"},
-        redis={"url": redis_server.url, "key_prefix": f"frozen-{os.getpid()}:"},
+        redis={
+            "url": redis_server.url,
+            "key_prefix": f"frozen-{os.getpid()}{'-backup' if agi_backup else ''}:",
+        },
         asterisk={
             "sandbox_root": str(asterisk_install.root or "/var/cache/burgernet/asterisk-sid"),
-            "instance_name": f"frozen-{os.getpid()}",
+            "instance_name": f"frozen-{os.getpid()}{'-backup' if agi_backup else ''}",
             "sip_port": port_block(),
             "ami_port": port_block(),
             "agi_port": port_block(),
+            "agi_backup": agi_backup,
             "trunk_port": port_block(),
             "owner_ring_seconds": 3,
             "pool_ring_seconds": 4,
@@ -282,6 +333,7 @@ def bench(
         yield bench
     finally:
         bench.stop_serve()
+        bench.stop_backup_serve()
         sipp.cleanup()
         asterisk.instance.remove()
         context.close()
@@ -349,3 +401,50 @@ def test_a_live_flow_is_never_cut_off_by_the_deadline(bench: Bench) -> None:
     # Decided by FastAGI (where postcode 3511 lies in the demo data decides which way).
     assert call.contexts()[1] in (cv.CTX_ROUTE, cv.CTX_NO_ACTION), call.contexts()
     assert "AGI Script agi://" in call.console and "completed, returning 0" in call.console
+
+
+def test_a_dead_fastagi_server_costs_the_caller_one_retry_on_the_backup_not_the_failure_path(
+    bench_with_backup: Bench,
+) -> None:
+    """Nothing listens on this node's FastAGI port (its serve died): Asterisk's connect fails at
+    once, the dialplan tries asterisk.agi_backup, and that server routes the call to the owner."""
+    bench = bench_with_backup
+    assert bench.serve is None
+    bench.start_backup_serve()
+    caller = bench.participant_at_the_action()
+    call = bench.call(caller, hold_ms=5000)
+    assert call.contexts()[:2] == [cv.CTX_FREEPHONE, cv.CTX_ROUTE], call.console[-4000:]
+    assert call.answered_by() == OWNER
+    agi_runs = [args for _at, ctx, app, args in call.steps() if app == "AGI"]
+    backup_url = f"agi://{bench.settings.asterisk.agi_backup}"
+    assert agi_runs[:2] == [
+        f"agi://127.0.0.1:{bench.settings.asterisk.agi_port}/{cv.AGI_FREEPHONE}",
+        f"{backup_url}/{cv.AGI_FREEPHONE}",
+    ], agi_runs
+
+
+def test_a_frozen_fastagi_server_hands_the_caller_to_the_backup_within_its_deadline(
+    bench_with_backup: Bench,
+) -> None:
+    """This node's serve is SIGSTOPped: its socket accepts and says nothing. At the deadline the
+    T extension retries on the backup server, which routes the call; the silence before the
+    backup's welcome stays under the 5 s bound."""
+    bench = bench_with_backup
+    bench.start_backup_serve()
+    bench.start_serve()
+    assert bench.serve is not None
+    caller = bench.participant_at_the_action()
+    bench.serve.send_signal(signal.SIGSTOP)
+    try:
+        call = bench.call(caller, hold_ms=12_000)
+    finally:
+        bench.serve.send_signal(signal.SIGCONT)
+    assert call.contexts()[:2] == [cv.CTX_FREEPHONE, cv.CTX_ROUTE], call.console[-4000:]
+    assert call.answered_by() == OWNER
+    assert cv.CTX_FAILURE not in call.contexts()
+    steps = call.steps()
+    answered = next(at for at, _ctx, app, _args in steps if app == "Answer")
+    backup_url = f"agi://{bench.settings.asterisk.agi_backup}/{cv.AGI_FREEPHONE}"
+    retried = next(at for at, _ctx, app, args in steps if app == "AGI" and args == backup_url)
+    assert retried - answered <= SILENCE_LIMIT_S, f"{retried - answered:.3f} s before the backup took over"
+    print(f"frozen serve, backup took over after {retried - answered:.3f} s")

@@ -40,7 +40,7 @@ from composition.supervision import (
     fastagi_probe,
     is_busy,
 )
-from testbed.ports import free_port
+from testbed.ports import free_port, port_block
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240.0  # a first run builds the prompts and boots Asterisk
@@ -58,9 +58,11 @@ class RunningSystem:
         return self.stderr.read_text(errors="replace")
 
     def child(self, marker: str) -> int | None:
-        """The pid of the supervisor's child whose command line contains ``marker``."""
+        """The pid of the supervisor's child whose command line contains ``marker`` (serve's
+        marker is in the standby's command line too: it is told apart by ``--standby``)."""
         for pid in _children(self.process.pid):
-            if marker in _cmdline(pid):
+            cmdline = _cmdline(pid)
+            if marker in cmdline and ("--standby" in cmdline) == ("--standby" in marker):
                 return pid
         return None
 
@@ -88,6 +90,7 @@ class RunningSystem:
 
 
 SERVE = "composition.cli serve"
+STANDBY = "composition.cli serve --standby"
 ASTERISK = "asterisk -C"
 
 
@@ -143,7 +146,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
         "BURGERNET_ASTERISK__INSTANCE_NAME": f"run{os.getpid()}",
         "BURGERNET_ASTERISK__SIP_PORT": str(free_udp_and_tcp_port()),
         "BURGERNET_ASTERISK__AMI_PORT": str(free_udp_and_tcp_port()),
-        "BURGERNET_ASTERISK__AGI_PORT": str(free_port()),
+        # The standby FastAGI server takes the port above it (block of four free ports).
+        "BURGERNET_ASTERISK__AGI_PORT": str(port_block()),
         "BURGERNET_ASTERISK__TRUNK_PORT": str(free_udp_and_tcp_port()),
         "BURGERNET_WEB__PORT": str(free_port()),
     }
@@ -333,6 +337,23 @@ def test_a_frozen_serve_is_killed_and_replaced(system: RunningSystem) -> None:
     assert "burgernet serve failed its health check (3 of 3)" in system.log()
 
 
+def test_the_standby_fastagi_server_answers_beside_serve_and_is_kept_too(system: RunningSystem) -> None:
+    """`burgernet run` starts a second FastAGI server on the port after serve's (what Asterisk's
+    dialplan tries when serve fails: asterisk.agi_backup); it is restarted like the others."""
+    port = system.settings.asterisk.agi_port + 1
+    standby = system.child(STANDBY)
+    assert standby is not None and standby != system.child(SERVE)
+    wait_for(lambda: fastagi_probe("127.0.0.1", port, 1.0).ok, HEAL_TIMEOUT, "the standby answers")
+    os.kill(standby, signal.SIGKILL)
+    wait_for(
+        lambda: system.child(STANDBY) not in (None, standby) and fastagi_probe("127.0.0.1", port, 1.0).ok,
+        HEAL_TIMEOUT,
+        "a new standby answers the FastAGI probe",
+    )
+    wait_for(lambda: system.restarts(health.SERVE_STANDBY), 5, "the restart is recorded in Redis")
+    assert "burgernet serve --standby exited with -9" in system.log()
+
+
 def test_a_killed_asterisk_is_restarted_and_answers(system: RunningSystem) -> None:
     asterisk, serve = system.child(ASTERISK), system.child(SERVE)
     assert asterisk is not None
@@ -363,6 +384,7 @@ def test_the_supervisor_beats_with_its_childrens_states(system: RunningSystem) -
         "child:redis",
         "child:asterisk",
         "child:serve",
+        "child:serve_standby",
         "child:worker",
         "child:panel",
     }
@@ -370,7 +392,8 @@ def test_the_supervisor_beats_with_its_childrens_states(system: RunningSystem) -
 
 def test_sigterm_stops_everything_and_leaves_no_process(system: RunningSystem) -> None:
     children = _children(system.process.pid)
-    assert len(children) == 5, [_cmdline(pid) for pid in children]  # redis, asterisk, serve, worker, panel
+    # redis, asterisk, serve, its standby, worker, panel
+    assert len(children) == 6, [_cmdline(pid) for pid in children]
 
     system.process.send_signal(signal.SIGTERM)
 

@@ -135,8 +135,15 @@ def test_an_answered_alert_call_plays_the_message_and_records_answered(alert_cal
     delivery = alert_calls.delivery(action_id, lambda d: d.status != "queued" and d.status != "sending")
     assert (delivery.status, delivery.attempts, delivery.participant_id) == ("answered", 1, participant_id)
     assert delivery.provider_ref == f"bn-d{delivery.id}-a1"  # the channel's unique id, chosen by us
-    # Calling the free number back now reaches this action first.
-    alerted = phones.context.live.client.zrange(phones.context.live.keys.alerted(number), 0, -1)
+    # Calling the free number back now reaches this action first. The worker writes the outcome
+    # first and marks the number alerted in Redis just after, so give it a moment.
+    alerted_key = phones.context.live.keys.alerted(number)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alerted = phones.context.live.client.zrange(alerted_key, 0, -1)
+        if str(action_id).encode() in alerted:
+            break
+        time.sleep(0.1)
     assert str(action_id).encode() in alerted
     assert alert_calls.trunk_channels_in_use() == 1  # held while the call is up
 
