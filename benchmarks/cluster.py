@@ -404,31 +404,19 @@ class ClusterBench:
         time.sleep(3)  # the nodes' qualify learns the phone's state
 
     # -- what runs where ----------------------------------------------------------------------------
-    def _stopped(self, name: str) -> object:
-        """The engine object behind a stop the cluster noted (its Kamailio, its PostgreSQL)."""
-        assert self.cluster is not None
-        stop = next(stop for what, stop in self.cluster.stops if what == name)
-        return stop.__self__  # type: ignore[attr-defined]
-
     @property
     def kamailio(self) -> KamailioProcess:
-        found = self._stopped("Kamailio")
-        assert isinstance(found, KamailioProcess)
-        return found
+        assert self.cluster is not None and self.cluster.kamailio is not None
+        return self.cluster.kamailio
 
     @property
     def postgres(self) -> ManagedPostgres:
-        found = self._stopped("PostgreSQL")
-        assert isinstance(found, ManagedPostgres)
-        return found
+        assert self.cluster is not None and self.cluster.postgres is not None
+        return self.cluster.postgres
 
     def redis_servers(self) -> dict[str, ManagedRedis]:
         assert self.cluster is not None
-        return {
-            what: server
-            for what, stop in self.cluster.stops
-            if isinstance(server := getattr(stop, "__self__", None), ManagedRedis)
-        }
+        return self.cluster.redis_servers
 
     def postmaster_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -135,6 +136,7 @@ def main() -> None:
         through_edge.cleanup()
         direct.cleanup()
         kamailio.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # one folder per run otherwise piles up in /tmp
 
     print(f"direct (SIPp to SIPp): {baseline}")
     print(f"through the edge:      {measured}")

@@ -31,6 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -50,6 +51,9 @@ from composition.supervision import (
     Restartable,
     restart_in_place,
 )
+
+if TYPE_CHECKING:  # imported where Kamailio is started: only a cluster needs it
+    from kamailio_conf.process import KamailioProcess
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +188,10 @@ class LocalCluster:
     supervisors: list[Supervisor] = field(default_factory=list)
     stops: list[tuple[str, object]] = field(default_factory=list)  # (what, stop()) in start order
     notes: list[str] = field(default_factory=list)
+    # The engines it started, for whoever breaks them on purpose (benchmarks/cluster.py).
+    postgres: ManagedPostgres | None = None
+    redis_servers: dict[str, ManagedRedis] = field(default_factory=dict)
+    kamailio: KamailioProcess | None = None
 
     @property
     def folder(self) -> Path:
@@ -215,6 +223,7 @@ class LocalCluster:
             server.wait_ready()
         except PostgresServerError as exc:
             raise ClusterError(f"PostgreSQL did not start: {exc}") from None
+        self.postgres = server
         self.stops.append(("PostgreSQL", server.stop))
         self.notes.append(f"PostgreSQL: 127.0.0.1:{self.ports.postgres} (data in {server.data_dir})")
         return server
@@ -240,6 +249,7 @@ class LocalCluster:
         ]
         servers: list[tuple[str, ManagedRedis]] = [("redis primary", primary), ("redis replica", replica)]
         servers += [(f"sentinel {index + 1}", sentinel) for index, sentinel in enumerate(sentinels)]
+        self.redis_servers = dict(servers)
         for name, server in servers:
             server.data_dir.mkdir(parents=True, exist_ok=True)
             try:
@@ -284,6 +294,7 @@ class LocalCluster:
         except KamailioError as exc:
             raise ClusterError(f"Kamailio did not start: {exc}") from None
         self.stops.append(("Kamailio", process.stop))
+        self.kamailio = process
 
         self.keep(
             "kamailio",
