@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import numpy as np
+import redis
 from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
@@ -47,6 +48,15 @@ class BurgernetGroup(click.Group):
                 raise
         except (SettingsError, DomainError, ImportFileError) as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except redis.ConnectionError as exc:
+            # What was written to the database stays written; Redis's caches are rebuilt from
+            # it by the next serve or worker that finds them missing.
+            services = ctx.find_object(Services)
+            where = redact_url(services.settings.redis.url) if services is not None else "redis.url"
+            click.echo(
+                f"error: Redis at {where} cannot be reached ({exc}); start it, or set redis.url", err=True
+            )
             sys.exit(2)
 
 

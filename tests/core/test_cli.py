@@ -193,3 +193,15 @@ def test_a_backup_fastagi_address_that_is_not_host_and_port_is_refused(
     monkeypatch.setenv("BURGERNET_ASTERISK__AGI_BACKUP", "127.0.0.1:4574;evil")
     result = runner.invoke(main, ["action", "list"])
     assert result.exit_code == 2 and "asterisk.agi_backup" in result.output
+
+
+def test_a_redis_that_cannot_be_reached_is_one_clear_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from testbed.ports import free_port
+
+    monkeypatch.setenv("BURGERNET_REDIS__URL", f"redis://:secret-pw@127.0.0.1:{free_port()}/0")
+    result = runner.invoke(main, ["demo", "seed", "--participants", "20"])
+    assert result.exit_code == 2, result.output
+    assert "Redis at redis://" in result.output and "cannot be reached" in result.output
+    assert "secret-pw" not in result.output and "Traceback" not in result.output
