@@ -51,7 +51,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -93,7 +92,7 @@ from testbed.faults import (
     write_voice,
 )
 from testbed.faults import caller_scenario as fault_caller_scenario
-from testbed.ports import free_port, port_block
+from testbed.ports import free_base, free_port, port_block
 from testbed.sipp import SIPP
 from testbed.sipp_edge import EdgeSipp, register_scenario
 
@@ -256,22 +255,9 @@ def sipp_totals(output: str) -> tuple[int, int]:
 # --- the cluster -----------------------------------------------------------------------------------
 
 
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def free_base_port() -> int:
     """A base port with the 30 above it free (a cluster's ports count up from it)."""
-    for base in range(6100, 9900, 100):
-        if all(_port_free(port) for port in range(base, base + 30)):
-            return base
-    raise RuntimeError("no free block of 30 ports between 6100 and 9900")
+    return free_base(6100, 9900)
 
 
 @dataclass

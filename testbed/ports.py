@@ -45,3 +45,12 @@ def port_block() -> int:
 def free_port() -> int:
     """A loopback port for a test server: :func:`port_block`'s first port (see the module docstring)."""
     return port_block()
+
+
+def free_base(first: int, last: int, span: int = 30) -> int:
+    """The first base port in ``first``..``last`` (steps of 100) with the ``span`` ports above it
+    free for UDP and TCP: a cluster's ports count up from one base (composition/cluster.py)."""
+    for base in range(first, last, 100):
+        if all(_free(port) for port in range(base, base + span)):
+            return base
+    raise RuntimeError(f"no free block of {span} ports between {first} and {last}")

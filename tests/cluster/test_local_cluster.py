@@ -12,7 +12,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import sqlalchemy.pool
 from asterisk_conf.sipp import caller_scenario
 from composition.postgres_server import ManagedPostgres
 from composition.supervision import fastagi_probe
-from testbed.ports import free_port
+from testbed.ports import free_base, free_port
 from testbed.sipp_edge import EdgeSipp, register_scenario
 
 pytestmark = pytest.mark.asterisk
@@ -52,20 +51,7 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
 
 def _free_base() -> int:
     """A base port with the 30 above it free (the cluster's ports count up from it)."""
-    for base in range(4100, 9000, 100):
-        if all(_port_free(port) for port in range(base, base + 30)):
-            return base
-    raise RuntimeError("no free block of 30 ports between 4100 and 9000")
-
-
-def _port_free(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
+    return free_base(4100, 9000)
 
 
 @dataclass
