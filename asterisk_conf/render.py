@@ -38,7 +38,7 @@ from burgernet.centralists import (
     check_md5_cred,
     check_name,
 )
-from burgernet.settings import AsteriskSettings, Settings
+from burgernet.settings import AmdSettings, AsteriskSettings, Settings
 
 TEMPLATES = Path(__file__).with_name("templates")
 DIALPLANS = Path(__file__).resolve().parent.parent / "dialplans"
@@ -94,6 +94,11 @@ MODULES = (
     "app_exec",
     # Gosub: Dial's b() and U() subroutines on the centralist's leg (dialplans/desk.conf).
     "app_stack",
+    # Answering-machine detection on alert calls: AMD(), WaitForSilence() for the beep, and
+    # UserEvent() that tells the voice sender AMD's verdict (dialplans/alert.conf).
+    "app_amd",
+    "app_waitforsilence",
+    "app_userevent",
     "func_callerid",
     "func_strings",
     "func_channel",
@@ -118,7 +123,16 @@ MODULES = (
 
 # The AMI events the project listens to (manager.conf eventfilter): the call tracker's, the
 # broadcaster's Originate outcomes, and FullyBooted (panoramisk sends queued actions on it).
-AMI_EVENTS = ("DialBegin", "DialEnd", "Hangup", "DeviceStateChange", "OriginateResponse", "FullyBooted")
+# UserEvent: AMD's verdict on an alert call (channel_vars.AMD_EVENT).
+AMI_EVENTS = (
+    "DialBegin",
+    "DialEnd",
+    "Hangup",
+    "DeviceStateChange",
+    "OriginateResponse",
+    "FullyBooted",
+    "UserEvent",
+)
 
 
 class RenderError(ValueError):
@@ -279,6 +293,10 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         (cv.GLOBAL_ALERT_CALLER_NAME, a.alert_caller_name),
         (cv.GLOBAL_DESK_WHISPER, _yes_no("asterisk.desk_whisper", a.desk_whisper)),
         (cv.GLOBAL_PROMPT_FIRST, _prompt_first(a.connecting_prompt)),
+        (cv.GLOBAL_AMD, _yes_no("amd.enabled", settings.amd.enabled)),
+        (cv.GLOBAL_AMD_ARGS, ",".join(str(value) for value in amd_arguments(settings.amd))),
+        (cv.GLOBAL_AMD_BEEP_SILENCE, str(_amd_number("amd.beep_silence_ms", settings.amd.beep_silence_ms))),
+        (cv.GLOBAL_AMD_BEEP_WAIT, str(_amd_number("amd.beep_wait_seconds", settings.amd.beep_wait_seconds))),
     ]
     context = {
         "s": a,
@@ -299,6 +317,7 @@ def render(out_dir: Path, settings: Settings, plan: AsteriskPlan, paths: RenderP
         "peer_device_filter": PEER_DEVICE_FILTER,
         "entity_id": entity_id(a.node_name) if a.node_name else None,
         "system_name": system_name(a.node_name),
+        "amd": dict(zip(AMD_CONF_KEYS, amd_arguments(settings.amd), strict=True)),
     }
     environment = _environment()
     written: list[Path] = []
@@ -369,6 +388,49 @@ def _moh_classes(paths: RenderPaths) -> tuple[MohClass, ...]:
                 raise _refuse("music-on-hold file", entry, "is not a plain path")
         classes.append(MohClass(f"{cv.MOH_CONNECTING_PREFIX}{language}", (prompt, ringback)))
     return tuple(classes)
+
+
+# --- answering-machine detection (settings [amd]) ---------------------------------------------
+# AMD()'s arguments in its own order, and the amd.conf key of each (the same values are rendered
+# into amd.conf, so an admin's own AMD() in extensions_custom.conf behaves like ours).
+AMD_CONF_KEYS = (
+    "initial_silence",
+    "greeting",
+    "after_greeting_silence",
+    "total_analysis_time",
+    "min_word_length",
+    "between_words_silence",
+    "maximum_number_of_words",
+    "silence_threshold",
+    "maximum_word_length",
+)
+
+
+def _amd_number(field: str, value: object) -> int:
+    """A whole, positive number (bool is not one): anything else would change AMD()'s argument
+    list (a comma) or end the line early."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 60_000:
+        raise _refuse(field, value, "is not a whole number from 1 to 60000")
+    return value
+
+
+def amd_arguments(amd: AmdSettings) -> tuple[int, ...]:
+    """AMD()'s nine arguments from settings, each checked, in the order of :data:`AMD_CONF_KEYS`."""
+    values = (
+        ("amd.initial_silence_ms", amd.initial_silence_ms),
+        ("amd.greeting_ms", amd.greeting_ms),
+        ("amd.after_greeting_silence_ms", amd.after_greeting_silence_ms),
+        ("amd.total_analysis_ms", amd.total_analysis_ms),
+        ("amd.min_word_length_ms", amd.min_word_length_ms),
+        ("amd.between_words_silence_ms", amd.between_words_silence_ms),
+        ("amd.max_words", amd.max_words),
+        ("amd.silence_threshold", amd.silence_threshold),
+        ("amd.max_word_length_ms", amd.max_word_length_ms),
+    )
+    checked = tuple(_amd_number(field, value) for field, value in values)
+    if checked[3] <= checked[2]:  # total analysis time
+        raise _refuse("amd.total_analysis_ms", checked[3], "is not longer than amd.after_greeting_silence_ms")
+    return checked
 
 
 def _yes_no(field: str, value: object) -> str:

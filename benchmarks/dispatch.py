@@ -52,6 +52,7 @@ from burgernet.settings import Settings, as_environment, load_settings
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
+from testbed.approvals import start_approved
 from testbed.ports import port_block
 
 BASELINE_SAMPLE = 5_000
@@ -77,8 +78,9 @@ def new_action(context: Context, national: bool) -> int:
         area=AreaSpec(AreaKind.NATIONAL) if national else AreaSpec(AreaKind.CIRCLE, (5.12, 52.09), 100),
         actor="bench",
     )
-    # Started without the automatic alert: the benchmark times the fan-out itself.
-    context.actions.start(view.id, actor="bench", broadcast=False)
+    # Started without the automatic alert: the benchmark times the fan-out itself. An AMBER
+    # Alert starts only through a second person's approval (burgernet.approvals).
+    start_approved(context, view.id, requester="bench", source="bench", broadcast=False)
     return view.id
 
 

@@ -61,6 +61,7 @@ from burgernet.settings import Settings, as_environment, load_settings
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
+from testbed.approvals import start_approved
 from testbed.ports import port_block
 
 NATIONAL_SUBSCRIPTIONS = 1_300_000
@@ -256,7 +257,8 @@ def national_alert(context: Context) -> int:
         channels=["push"],
         actor="bench",
     )
-    context.actions.start(view.id, actor="bench")
+    # An AMBER Alert starts only through a second person's approval (burgernet.approvals).
+    start_approved(context, view.id, requester="bench", source="bench")
     with session_scope(context.sessions) as session:
         return int(
             session.scalar(

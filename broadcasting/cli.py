@@ -9,6 +9,7 @@ import signal
 import time
 
 import click
+import uvloop
 
 from broadcasting.channels.registry import build_senders
 from broadcasting.service import BroadcastService, BroadcastStatus
@@ -61,7 +62,9 @@ async def run_worker(context: Services, channels: set[Channel], fan_out: bool) -
 @click.pass_obj
 def worker_cmd(context: Services, channels: str, no_fan_out: bool) -> None:
     """Work the broadcast queue until stopped (SIGTERM/Ctrl-C finish what is in progress)."""
-    asyncio.run(run_worker(context, parse_channels(channels), not no_fan_out))
+    # uvloop's event loop: a push worker does thousands of connection reads and writes a
+    # second, and uvloop does each for less CPU than asyncio's own loop.
+    uvloop.run(run_worker(context, parse_channels(channels), not no_fan_out))
 
 
 @click.group("broadcast")

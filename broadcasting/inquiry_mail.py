@@ -94,7 +94,7 @@ def recipients(session: Session, broadcast: Broadcast) -> dict[Channel, list[int
 def record_retry(session: Session, job: DeliveryJob, error: str) -> None:
     """An attempt failed and will be tried again: the link shows why it still waits."""
     if job.kind == INVITATION and job.for_inquiry is not None:
-        note_link_retry(session, inquiry_id=job.for_inquiry, participant_id=job.participant_id, error=error)
+        note_link_retry(session, inquiry_id=job.for_inquiry, participant_id=job.participant, error=error)
 
 
 def record_outcome(
@@ -109,7 +109,7 @@ def record_outcome(
         record_link_outcome(
             session,
             inquiry_id=job.for_inquiry,
-            participant_id=job.participant_id,
+            participant_id=job.participant,
             status=status,
             error=error,
             refused=refused,

@@ -56,7 +56,7 @@ def compose_inquiry_mail(session: Session, job: DeliveryJob, settings: Settings)
         issued = issue_link(
             session,
             inquiry_id=job.for_inquiry,
-            participant_id=job.participant_id,
+            participant_id=job.participant,
             delivery_id=job.delivery_id,
             secret_key=settings.web.secret_key,
         )

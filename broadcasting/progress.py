@@ -6,6 +6,11 @@ and tells the panel through the live-feed channel. One hash per broadcast,
 ``bn:bp:<id>``: ``total``, ``started`` (epoch ms, Redis clock), ``handled``, ``t50``/``t90``/
 ``t100`` (ms after the start). A Lua script bumps the count and stamps milestones atomically,
 so concurrent workers never stamp one twice or miss one.
+
+The total is the broadcast's deliveries (``broadcasts.total``): set by the fan-out, and raised
+by one for each fallback delivery (a voice alert that did not reach its participant goes out
+by SMS, :func:`broadcasting.store.add_fallback`) in the same script call that counts the voice
+delivery handled, so handled never reaches the total while a fallback is still to be sent.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ return now
 """
 
 _HANDLED = """
+local added = tonumber(ARGV[2] or '0')
+if added > 0 then
+  redis.call('HINCRBY', KEYS[1], 'total', added)
+end
 local handled = redis.call('HINCRBY', KEYS[1], 'handled', tonumber(ARGV[1] or '1'))
 local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 local started = tonumber(redis.call('HGET', KEYS[1], 'started') or '0')
@@ -93,7 +102,14 @@ class AsyncProgress:
         self.prefix = prefix
         self._handled = client.register_script(_HANDLED)
 
-    async def handled(self, broadcast_id: int, count: int = 1) -> tuple[int, int]:
-        """Count one more delivery handled (or ``count``: a batch of pushes); returns (handled, total)."""
-        handled, total = await self._handled(keys=[progress_key(self.prefix, broadcast_id)], args=[count])
+    async def handled(self, broadcast_id: int, count: int = 1, *, added: int = 0) -> tuple[int, int]:
+        """Count one more delivery handled (or ``count``: a batch of pushes); returns (handled, total).
+
+        ``added``: deliveries made meanwhile for this broadcast (a voice alert's SMS fallback),
+        counted into the total in the same step, *before* the handled count is compared with
+        it: the 100 % (and the broadcast's end) is never announced while the fallback waits.
+        """
+        handled, total = await self._handled(
+            keys=[progress_key(self.prefix, broadcast_id)], args=[count, added]
+        )
         return int(handled), int(total)

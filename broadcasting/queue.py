@@ -124,6 +124,18 @@ class DeliveryQueue:
     def request_fan_out(self, broadcast_id: int) -> None:
         self.client.xadd(self.keys.control, {"d": str(broadcast_id)})
 
+    def enqueue_at(
+        self, channel: Channel, priority: int, delivery_ids: Iterable[int], due_epoch: float
+    ) -> int:
+        """Put delivery ids in the delayed set (as a retry waits) to go onto their stream at
+        ``due_epoch``: a delivery the night rules hold. Adding one again only sets its time."""
+        stream = self.keys.stream(channel, priority)
+        members = [f"{stream}|{delivery_id}" for delivery_id in delivery_ids]
+        for start in range(0, len(members), _ENQUEUE_CHUNK):
+            chunk = members[start : start + _ENQUEUE_CHUNK]
+            self.client.zadd(self.keys.retry, dict.fromkeys(chunk, due_epoch))
+        return len(members)
+
 
 class AsyncDeliveryQueue:
     """The consumer side (``burgernet worker``): redis.asyncio, one consumer name per process."""

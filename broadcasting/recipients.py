@@ -22,6 +22,10 @@ The :class:`Audience` says who of the people inside is asked: an action's alert 
 everyone on each channel they chose; a neighbourhood inquiry only e-mails those who opted in
 to inquiries and have an e-mail address. Both take the same two stages, so the panel's live
 counts and the workers' fan-out can never disagree.
+
+An action's result message also goes to who phoned about it and left a number (the closing
+word, :func:`closing_word_recipients`): once each, on one channel, deduplicated by number
+against the participants it reaches anyway.
 """
 
 from __future__ import annotations
@@ -29,15 +33,18 @@ from __future__ import annotations
 import enum
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import shapely
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from burgernet.closing_word import caller_numbers, channel_for_caller, is_mobile
 from burgernet.domain import Channel
+from burgernet.models import Participant
 from routing import Area, CircleArea, NationalArea, PolygonArea, PostcodeArea
 from routing.areas import EARTH_RADIUS_M
 
@@ -343,4 +350,92 @@ def count_inside(session: Session, area: Area, audience: Audience = Audience.ALE
     return len(ids)
 
 
-__all__ = ["Audience", "Recipients", "count_inside", "select_recipients"]
+# --- the closing word: the result message to who phoned about the action -------------------------
+@dataclass(frozen=True)
+class ClosingWord:
+    """Who phoned about a closed action and is not told otherwise, each on one channel."""
+
+    participants: dict[Channel, list[int]]  # participants the result would not reach otherwise
+    callers: dict[Channel, list[str]]  # numbers (E.164) of callers who are no participant
+
+    def people(self) -> int:
+        return sum(len(ids) for ids in self.participants.values()) + sum(
+            len(numbers) for numbers in self.callers.values()
+        )
+
+
+def _participant_channel(e164: str, voice: bool, sms: bool, email: bool, address: str | None) -> Channel:
+    """A participant who phoned but was not reached: the first channel they chose of SMS (a
+    mobile number), voice and e-mail; one who chose none of these is told as any caller is."""
+    if sms and is_mobile(e164):
+        return Channel.SMS
+    if voice:
+        return Channel.VOICE
+    if email and address:
+        return Channel.EMAIL
+    return channel_for_caller(e164)
+
+
+def closing_word_recipients(
+    session: Session, action_id: int, told: Mapping[Channel, Sequence[int] | np.ndarray]
+) -> ClosingWord:
+    """Who phoned about ``action_id`` and left a number (:mod:`burgernet.closing_word`), beyond
+    ``told`` (the participants the result goes to already, per channel; push ids are
+    subscriptions and do not count). One channel per person:
+
+    * a participant in ``told`` gets the result there, the way the alert reached them: nothing more;
+    * a participant who opted out gets nothing;
+    * another participant on the first channel they chose (SMS to a mobile, voice, e-mail);
+    * a caller who is no participant by SMS to a mobile, else by a voice call.
+    """
+    numbers = caller_numbers(session, action_id)
+    if not numbers:
+        return ClosingWord({}, {})
+    already = {int(i) for channel, ids in told.items() if channel is not Channel.PUSH for i in ids}
+    registered = {
+        row.phone_e164: row
+        for row in session.execute(
+            select(
+                Participant.id,
+                Participant.phone_e164,
+                Participant.opted_out,
+                Participant.channel_voice,
+                Participant.channel_sms,
+                Participant.channel_email,
+                Participant.email,
+            ).where(Participant.phone_e164.in_(numbers))
+        )
+    }
+    participants: dict[Channel, list[int]] = {}
+    callers: dict[Channel, list[str]] = {}
+    for number in numbers:
+        found = registered.get(number)
+        if found is None:
+            callers.setdefault(channel_for_caller(number), []).append(number)
+        elif found.id not in already and not found.opted_out:
+            channel = _participant_channel(
+                number, found.channel_voice, found.channel_sms, found.channel_email, found.email
+            )
+            participants.setdefault(channel, []).append(found.id)
+    return ClosingWord(participants, callers)
+
+
+def with_closing_word(
+    told: Mapping[Channel, Sequence[int] | np.ndarray], word: ClosingWord
+) -> dict[Channel, Sequence[int] | np.ndarray]:
+    """``told`` plus the participants the closing word adds (ids ascending, each once)."""
+    merged: dict[Channel, Sequence[int] | np.ndarray] = dict(told)
+    for channel, ids in word.participants.items():
+        merged[channel] = sorted({int(i) for i in merged.get(channel, ())} | set(ids))
+    return merged
+
+
+__all__ = [
+    "Audience",
+    "ClosingWord",
+    "Recipients",
+    "closing_word_recipients",
+    "count_inside",
+    "select_recipients",
+    "with_closing_word",
+]

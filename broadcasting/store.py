@@ -10,8 +10,10 @@ halfway — can never send one delivery twice:
   provider, never blindly sent again.
 
 Statuses: ``queued`` (waiting, also between retries) → ``sending`` → ``sent`` (accepted by the
-provider; SMS may later become ``delivered`` / ``undelivered``), ``answered``, ``busy``,
-``no_answer``, ``failed``; ``cancelled`` when the action closed first.
+provider; SMS may later become ``delivered`` / ``undelivered``), ``answered``, ``machine`` (a
+message left on an answering machine), ``busy``, ``no_answer``, ``failed``; ``cancelled`` when
+the action closed first. A voice delivery that did not reach its participant may be followed by
+an SMS delivery (``fallback_of``), made in the transaction that records its outcome.
 
 A broadcast belongs to an action (its alert, updates and result) or to a neighbourhood
 inquiry (the e-mail with each resident's personal link, and follow-ups); both take the same
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -37,6 +39,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Table,
+    and_,
     func,
     literal,
     or_,
@@ -48,10 +51,13 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from burgernet import push_subscriptions
+from burgernet import night_rules, push_subscriptions
+from burgernet.alert_policies import OutcomePolicy, sms_capable
+from burgernet.closing_word import CALLER_LANGUAGE
 from burgernet.domain import ActionType, Channel, outcome_words
 from burgernet.models import (
     Action,
+    AlertOutcomePolicy,
     Broadcast,
     Delivery,
     Participant,
@@ -62,10 +68,10 @@ from burgernet.models import (
 
 # Where a delivery may end up; "sent" is final for e-mail and provisional for SMS.
 FINAL_STATUSES = frozenset(
-    {"sent", "delivered", "answered", "busy", "no_answer", "failed", "undelivered", "cancelled"}
+    {"sent", "delivered", "answered", "machine", "busy", "no_answer", "failed", "undelivered", "cancelled"}
 )
 # The participant got the message on this channel: they are told the result the same way.
-REACHED_STATUSES = ("sent", "delivered", "answered")
+REACHED_STATUSES = ("sent", "delivered", "answered", "machine")
 
 PRIORITY_AMBER, PRIORITY_URGENT, PRIORITY_INFORMATION = 0, 1, 2
 
@@ -117,7 +123,7 @@ class DeliveryJob:
     kind: str  # alert | update | result | inquiry | inquiry_update
     channel: Channel
     attempt: int
-    participant_id: int
+    participant_id: int | None  # None: a caller told the closing word (burgernet.closing_word)
     phone_e164: str
     email: str | None
     language: str
@@ -138,12 +144,21 @@ class DeliveryJob:
             raise ValueError(f"delivery {self.delivery_id} is an inquiry's e-mail, not about an action")
         return self.for_action
 
+    @property
+    def participant(self) -> int:
+        """The participant it goes to; an inquiry's e-mail and an alert always have one."""
+        if self.participant_id is None:
+            raise ValueError(f"delivery {self.delivery_id} goes to a caller, not a participant")
+        return self.participant_id
+
 
 @dataclass(frozen=True)
 class FanOut:
     broadcast_id: int
     created: int  # deliveries made now (an interrupted fan-out resumed makes fewer)
     queued: dict[Channel, list[int]]  # delivery ids still queued, per channel, to enqueue
+    # Held by the night rules: per channel, (not before, delivery ids) to put in the delayed set.
+    held: dict[Channel, list[tuple[datetime, list[int]]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -230,12 +245,18 @@ def _insert_ignoring_duplicates(session: Session) -> Any:
 
 
 def add_deliveries(
-    session: Session, broadcast: Broadcast, recipients: Mapping[Channel, np.ndarray | Sequence[int]]
+    session: Session,
+    broadcast: Broadcast,
+    recipients: Mapping[Channel, np.ndarray | Sequence[int]],
+    hold: night_rules.Hold | None = None,
 ) -> FanOut:
     """Create one delivery per person per channel — skipping those that already exist.
 
     Resuming a fan-out a dead worker left half done creates only the missing rows (the unique
-    key (broadcast, participant, channel) decides), then returns every delivery still queued.
+    key (broadcast, participant, channel) decides), then returns every delivery still queued:
+    those due now in ``queued``, those the night rules hold (``deliveries.not_before`` in the
+    future) in ``held``. ``hold``: the night rules' hold on this broadcast; its channels'
+    deliveries wait until ``hold.until``, except for participants who opted in to night alerts.
 
     Set-based, because an alert may reach hundreds of thousands: the participant ids go into a
     temporary table with a plain executemany of integers, then one INSERT … SELECT per channel
@@ -277,6 +298,8 @@ def add_deliveries(
         )
         created += _rowcount(connection.execute(statement))
     connection.execute(_FAN_OUT_IDS.delete())
+    if hold is not None:
+        _hold_deliveries(session, broadcast.id, hold)
     broadcast.total = int(
         session.scalar(
             select(func.count()).select_from(Delivery).where(Delivery.broadcast_id == broadcast.id)
@@ -284,13 +307,73 @@ def add_deliveries(
         or 0
     )
     queued: dict[Channel, list[int]] = {}
-    for delivery_id, channel_value in connection.execute(
-        select(Delivery.id, Delivery.channel)
+    held: dict[Channel, dict[datetime, list[int]]] = {}
+    for delivery_id, channel_value, not_before in connection.execute(
+        select(Delivery.id, Delivery.channel, Delivery.not_before)
         .where(Delivery.broadcast_id == broadcast.id, Delivery.status == "queued")
         .order_by(Delivery.id)
     ):
-        queued.setdefault(Channel(channel_value), []).append(delivery_id)
-    return FanOut(broadcast.id, created, queued)
+        due = _aware(not_before)
+        if due is not None and due > now:
+            held.setdefault(Channel(channel_value), {}).setdefault(due, []).append(delivery_id)
+        else:
+            queued.setdefault(Channel(channel_value), []).append(delivery_id)
+    return FanOut(
+        broadcast.id,
+        created,
+        queued,
+        {channel: sorted(by_due.items()) for channel, by_due in held.items()},
+    )
+
+
+def _hold_deliveries(session: Session, broadcast_id: int, hold: night_rules.Hold) -> int:
+    """Night rules: this broadcast's queued deliveries on the held channels wait until
+    ``hold.until`` — not those of participants who opted in to night alerts. A caller who is no
+    participant (the closing word) never opted in: held too. Only rows without a time yet: a
+    resumed fan-out never moves a hold."""
+    opted_in = select(Participant.id).where(Participant.night_alerts.is_(True))
+    return _rowcount(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.broadcast_id == broadcast_id,
+                Delivery.channel.in_(sorted(channel.value for channel in hold.channels)),
+                Delivery.status == "queued",
+                Delivery.not_before.is_(None),
+                or_(
+                    Delivery.caller_e164.is_not(None),
+                    and_(Delivery.participant_id.is_not(None), Delivery.participant_id.not_in(opted_in)),
+                ),
+            )
+            .values(not_before=hold.until)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def add_caller_deliveries(
+    session: Session, broadcast: Broadcast, callers: Mapping[Channel, Sequence[str]]
+) -> int:
+    """The closing word's deliveries to callers who are no participant (E.164 numbers, one
+    channel each), before :func:`add_deliveries` counts and queues the broadcast's rows. A
+    resumed fan-out adds nobody twice (``uq_deliveries_caller_once``). Returns how many are new."""
+    rows = [
+        {
+            "broadcast_id": broadcast.id,
+            "caller_e164": number,
+            "channel": channel.value,
+            "status": "queued",
+            "attempts": 0,
+            "updated_at": _now(),
+        }
+        for channel, numbers in callers.items()
+        for number in numbers
+    ]
+    if not rows:
+        return 0
+    return _rowcount(
+        session.execute(_insert_ignoring_duplicates(session).values(rows).on_conflict_do_nothing())
+    )
 
 
 def reached_participants(session: Session, action_id: int) -> dict[Channel, list[int]]:
@@ -411,9 +494,10 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
             Delivery.channel,
             Delivery.attempts,
             Participant.id,
-            Participant.phone_e164,
+            # A caller who is no participant: their number, in the control room's language.
+            func.coalesce(Participant.phone_e164, Delivery.caller_e164),
             Participant.email,
-            Participant.language,
+            func.coalesce(Participant.language, CALLER_LANGUAGE),
             Broadcast.message,
             Action.action_type,
             Action.title,
@@ -429,8 +513,11 @@ def load_job(session: Session, delivery_id: int) -> DeliveryJob | None:
         # An inquiry's broadcast has no action: its e-mails are composed from the inquiry.
         .outerjoin(Action, Action.id == Broadcast.action_id)
         .outerjoin(Region, Region.id == Action.region_id)
-        .join(Participant, Participant.id == Delivery.participant_id)
-        .where(Delivery.id == delivery_id)
+        .outerjoin(Participant, Participant.id == Delivery.participant_id)
+        # A participant's or a caller's; a push delivery is claimed in batches (claim_push).
+        .where(
+            Delivery.id == delivery_id, or_(Participant.id.is_not(None), Delivery.caller_e164.is_not(None))
+        )
     ).one_or_none()
     if row is None:
         return None
@@ -506,6 +593,95 @@ def requeue(session: Session, delivery_id: int, *, error: str) -> bool:
         )
     )
     return bool(changed)
+
+
+# --- falling back to the next channel (burgernet.alert_policies) ----------------------------------------
+# A voice delivery that ended like this did not reach the participant; the worker's policy
+# decides whether it falls back (FallBack), and these are what a lost enqueue is repaired from.
+NOT_REACHED_STATUSES = ("busy", "no_answer", "failed", "machine")
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The delivery made to replace one that did not reach its participant; to enqueue."""
+
+    delivery_id: int
+    channel: Channel
+    priority: int
+
+
+def add_fallback(session: Session, delivery_id: int, channel: Channel) -> Fallback | None:
+    """Make the ``channel`` delivery that replaces ``delivery_id`` (which the caller just
+    finished, in this same transaction), and count it in its broadcast's total.
+
+    Only for a participant of a running action broadcast who allows ``channel`` (SMS: has a
+    mobile number), has not opted out, and has no ``channel`` delivery in this broadcast yet
+    (the unique key decides, also against a resumed fan-out). None when nobody is made.
+    """
+    row = session.execute(
+        select(Delivery.broadcast_id, Participant.id, Participant.phone_e164, Participant.opted_out)
+        .join(Participant, Participant.id == Delivery.participant_id)
+        .where(Delivery.id == delivery_id)
+    ).one_or_none()
+    if row is None:  # a caller's closing word, an inquiry's resident: no fallback
+        return None
+    broadcast_id, participant_id, phone_e164, opted_out = row
+    # Locked: the action's close (cancel_pending) and a resumed fan-out wait for this transaction.
+    broadcast = session.get(Broadcast, broadcast_id, with_for_update=True)
+    if broadcast is None or broadcast.status != "running" or broadcast.action_id is None:
+        return None
+    allowed = {Channel.SMS: Participant.channel_sms, Channel.EMAIL: Participant.channel_email}.get(channel)
+    if (
+        allowed is None
+        or opted_out
+        or not session.scalar(select(allowed).where(Participant.id == participant_id))
+    ):
+        return None
+    if channel is Channel.SMS and not sms_capable(phone_e164):
+        return None
+    made = session.execute(
+        _insert_ignoring_duplicates(session)
+        .values(
+            broadcast_id=broadcast_id,
+            participant_id=participant_id,
+            channel=channel.value,
+            status="queued",
+            attempts=0,
+            updated_at=_now(),
+            fallback_of=delivery_id,
+        )
+        .on_conflict_do_nothing()
+        .returning(Delivery.id)
+    ).first()
+    if made is None:  # they had (or were just given) a delivery on that channel
+        return None
+    session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(total=Broadcast.total + 1))
+    return Fallback(int(made[0]), channel, broadcast.priority)
+
+
+def unqueued_fallbacks(session: Session, delivery_id: int) -> list[Fallback]:
+    """The fallback of ``delivery_id`` still waiting for its first try: its enqueue may have
+    been lost (Redis went away between the commit and the XADD), so it is queued again. A
+    second entry for one delivery is harmless: the claim lets one of them through."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.channel, Broadcast.priority)
+        .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
+        .where(Delivery.fallback_of == delivery_id, Delivery.status == "queued", Delivery.attempts == 0)
+    )
+    return [Fallback(int(i), Channel(channel), int(priority)) for i, channel, priority in rows]
+
+
+def stored_policies(session: Session) -> dict[str, OutcomePolicy]:
+    """The outcome policies an admin set in the panel (outcome → policy); the rest default."""
+    return {
+        row.outcome: OutcomePolicy(
+            row.attempts,
+            float(row.backoff_seconds),
+            float(row.backoff_multiplier),
+            "fall_back" if row.when_exhausted == "fall_back" else "done",
+        )
+        for row in session.scalars(select(AlertOutcomePolicy))
+    }
 
 
 def apply_provider_status(

@@ -10,7 +10,9 @@ database). Each process:
   once, AMBER before urgent before information;
 * takes over entries of dead workers (idle longer than ``broadcast.claim_idle_seconds``) and
   keeps its own long-running entries (alert calls) fresh so nobody takes them from it;
-* moves due retries back onto their streams;
+* moves due retries back onto their streams; what follows each outcome (retry when, done, or
+  fall back from voice to SMS) is the outcome's policy (:mod:`burgernet.alert_policies`), the
+  panel's over the settings', read at most every ``POLICY_CACHE_SECONDS``;
 * beats (:mod:`burgernet.health`, component ``worker``) every ``BEAT_INTERVAL_SECONDS``, but
   only while every dispatching loop (fan-out, one per channel) went round within
   :data:`STUCK_SECONDS`: a stuck loop stops the beat, and the supervisor restarts the worker;
@@ -34,7 +36,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,7 +44,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import ResponseError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from broadcasting import inquiry_mail, progress, store
 from broadcasting.channels.base import Message, NotesAcceptance, Outcome, Sender
@@ -50,8 +52,9 @@ from broadcasting.channels.push_webpush import WebPushSender, urgency_for
 from broadcasting.journal import SentJournal
 from broadcasting.messages import compose, compose_inquiry_mail, compose_push
 from broadcasting.queue import AsyncDeliveryQueue, DeliveryQueue, Entry, QueueKeys
-from broadcasting.recipients import select_recipients
-from burgernet import health
+from broadcasting.recipients import closing_word_recipients, select_recipients, with_closing_word
+from burgernet import alert_policies, eta, health, night_rules
+from burgernet.alert_policies import AlertPolicies, FallBack, Retry
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.live import AsyncLiveState, LiveKeys, StateRebuild
@@ -72,6 +75,9 @@ STALE_CHECK_SECONDS = 5.0
 PENDING_SWEEP_SECONDS = 10.0
 PENDING_GRACE_SECONDS = 5.0
 RETRY_CHECK_SECONDS = 1.0
+# The outcome policies an admin sets in the panel reach every worker within this long: read
+# once per period, not once per delivery.
+POLICY_CACHE_SECONDS = 10.0
 BLOCK_MS = 1000
 # A dispatching loop that has not gone round for this long is stuck: the worker stops beating.
 # A channel loop goes round at least every second; one fan-out of a national alert (hundreds
@@ -138,6 +144,12 @@ class BroadcastWorker:
         self._redis_down = False  # a beat failed: logged once per outage
         self.beats = 0
         self.control_rebuilds = 0  # broadcast-control rebuilds this process did
+        # Broadcasts just fanned out whose ETA is still to be written down (see _keep_estimate).
+        self._estimates_due: dict[int, tuple[int, dict[str, int], night_rules.Hold | None]] = {}
+        self.policy_cache_seconds = POLICY_CACHE_SECONDS
+        self._policies: AlertPolicies | None = None
+        self._policies_read_at = 0.0  # monotonic
+        self.fallbacks = 0  # deliveries this process made to replace an alert that did not reach
         self.state_rebuild = StateRebuild(
             self.sync_queue.client,
             LiveKeys(prefix),
@@ -277,13 +289,24 @@ class BroadcastWorker:
                 priority, fan = planned
                 for channel, ids in fan.queued.items():
                     await asyncio.to_thread(self.sync_queue.enqueue, channel, priority, ids)
+                for channel, waiting in fan.held.items():
+                    # Night rules: in the delayed set until the quiet window ends (any worker
+                    # moves them onto their stream then, as it does with retries).
+                    for not_before, ids in waiting:
+                        await asyncio.to_thread(
+                            self.sync_queue.enqueue_at, channel, priority, ids, not_before.timestamp()
+                        )
                 log.info(
-                    "broadcast %s: %s deliveries (%s new) queued at priority %s",
+                    "broadcast %s: %s deliveries (%s new) queued at priority %s, %s held for the night",
                     fan.broadcast_id,
                     sum(len(ids) for ids in fan.queued.values()),
                     fan.created,
                     priority,
+                    sum(len(ids) for waiting in fan.held.values() for _due, ids in waiting),
                 )
+                due = self._estimates_due.pop(fan.broadcast_id, None)
+                if due is not None:  # after the enqueue: the estimate never delays an alert
+                    await self._db_call(self._keep_estimate, fan.broadcast_id, *due)
             await self.queue.ack(entry)
         finally:
             self._in_flight.pop(entry.entry_id, None)
@@ -295,6 +318,7 @@ class BroadcastWorker:
                 return None
             action_id = broadcast.action_id
             recipients: dict[Channel, Any]
+            held_channels: set[Channel] = set()  # besides the recipients' (the closing word's)
             if action_id is None:
                 recipients = inquiry_mail.recipients(session, broadcast)
             else:
@@ -314,11 +338,25 @@ class BroadcastWorker:
                 # Only the action's channels: someone who chose none of them is sent nothing
                 # and is not counted in the broadcast's total.
                 recipients = {channel: ids for channel, ids in recipients.items() if channel.value in chosen}
-            fan = store.add_deliveries(session, broadcast, recipients)
+                if broadcast.kind == "result":
+                    # And who phoned about it, once each, whatever the action's channels.
+                    word = closing_word_recipients(session, action.id, recipients)
+                    recipients = with_closing_word(recipients, word)
+                    store.add_caller_deliveries(session, broadcast, word.callers)
+                    # The callers' SMS and voice calls wait for the morning like the rest.
+                    held_channels.update(word.callers)
+            hold = self._night_hold(session, broadcast, [*recipients, *held_channels])
+            fan = store.add_deliveries(session, broadcast, recipients, hold)
             priority = broadcast.priority
             total = broadcast.total
             if total == 0:
                 store.finish_broadcast_if_done(session, broadcast_id)
+            wants_estimate = (
+                broadcast.kind in ("alert", "update", "result") and total > 0 and broadcast.estimate is None
+            )
+            counts = {channel.value: len(ids) for channel, ids in recipients.items() if len(ids)}
+        if wants_estimate:  # made once the deliveries are on their way (see _fan_out)
+            self._estimates_due[broadcast_id] = (priority, counts, hold)
         progress.start(self.sync_queue.client, self.keys.prefix, broadcast_id, total)
         if action_id is not None:  # the action's page and the dashboard follow its broadcasts
             self.context.live.publish(
@@ -331,6 +369,50 @@ class BroadcastWorker:
                 }
             )
         return priority, fan
+
+    def _night_hold(
+        self, session: Any, broadcast: Broadcast, channels: Sequence[Channel]
+    ) -> night_rules.Hold | None:
+        """The night rules' hold on an action's broadcast fanned out now (None: all go now)."""
+        if broadcast.action_id is None:
+            return None
+        action = session.get(Action, broadcast.action_id)
+        if action is None:
+            return None
+        return night_rules.hold_for(
+            self.settings.broadcast.quiet_window(),
+            action_type=action.action_type,
+            urgency=action.urgency,
+            kind=broadcast.kind,
+            hold_sms=self.settings.broadcast.quiet_hold_sms,
+            now=datetime.now(UTC),
+            channels=channels,
+        )
+
+    def _keep_estimate(
+        self, broadcast_id: int, priority: int, counts: dict[str, int], hold: night_rules.Hold | None
+    ) -> None:
+        """Write down the ETA as it stands at the fan-out, to show beside the real times later.
+        In a transaction of its own, once the deliveries are queued: an estimate that cannot be
+        made never holds up an alert."""
+        try:
+            held = {channel.value: hold.until for channel in hold.channels} if hold else {}
+            with session_scope(self.context.sessions) as session:
+                inputs = eta.gather_inputs(
+                    session,
+                    self.settings,
+                    recipients=counts,
+                    priority=priority,
+                    held_until={c: t for c, t in held.items() if c in counts},
+                    exclude_broadcast=broadcast_id,
+                )
+                session.execute(
+                    update(Broadcast)
+                    .where(Broadcast.id == broadcast_id, Broadcast.estimate.is_(None))
+                    .values(estimate=eta.estimate(inputs).to_json())
+                )
+        except Exception:
+            log.exception("broadcast %s: no estimate made", broadcast_id)
 
     # -- deliveries ----------------------------------------------------------------------------------------
     def _idle_ms(self) -> int:
@@ -447,11 +529,12 @@ class BroadcastWorker:
         to_send = [t for t in targets if t.delivery_id not in accepted]
         records = [store.PushRecord(t, "sent") for t in targets if t.delivery_id in accepted]
         if to_send:
-            # Each accepted push is written down as its answer arrives, not when the batch ends:
-            # a worker killed half-way through a batch leaves the pushes it did in the journal.
+            # Each accepted push is written down in the step of the event loop its answer arrived
+            # in, not when the batch ends: a worker killed half-way through a batch leaves the
+            # pushes it did in the journal.
             sent = Outcome("sent")
             records += await sender.send_batch(
-                to_send, payloads, urgency, lambda delivery_id: self.journal.note(delivery_id, sent)
+                to_send, payloads, urgency, lambda delivery_id: self.journal.note_soon(delivery_id, sent)
             )
         max_attempts = self.settings.broadcast.max_attempts
         finished, retries = await self._db_call(self._record_push, records, max_attempts)
@@ -544,6 +627,10 @@ class BroadcastWorker:
             # right now (a resumed fan-out or the start-up rebuild queued it again): that
             # worker finishes it.
             await sender.release(permit)
+            if claim is store.Claim.SKIP and job is not None and job.status in store.NOT_REACHED_STATUSES:
+                # Left unacknowledged by the worker that recorded it because the enqueue of its
+                # fallback failed: queue that now (a second entry is harmless).
+                await self._queue_fallbacks(await self._db_call(self._unqueued_fallbacks, job.delivery_id))
             await self.queue.ack(entry)
             return
         outcome: Outcome | None
@@ -599,26 +686,89 @@ class BroadcastWorker:
                 message = self._messages[key] = compose(session, job, self.settings)
             return claim, job, message
 
+    # -- outcome policies --------------------------------------------------------------------------------
+    async def policies(self) -> AlertPolicies:
+        """The effective outcome policies (the panel's over the settings'), cached briefly."""
+        now = time.monotonic()
+        if self._policies is None or now - self._policies_read_at >= self.policy_cache_seconds:
+            self._policies_read_at = now  # one reader per period, not one per delivery recorded
+            try:
+                self._policies = await self._db_call(self._read_policies)
+            except Exception:
+                log.exception("outcome policies not read; using the last known (or the settings')")
+                if self._policies is None:
+                    self._policies = alert_policies.from_settings(self.settings.broadcast)
+        return self._policies
+
+    def _read_policies(self) -> AlertPolicies:
+        with session_scope(self.context.sessions) as session:
+            stored = store.stored_policies(session)
+        return alert_policies.effective(alert_policies.from_settings(self.settings.broadcast), stored)
+
+    async def _queue_fallbacks(self, fallbacks: list[store.Fallback]) -> None:
+        for fallback in fallbacks:
+            await asyncio.to_thread(
+                self.sync_queue.enqueue, fallback.channel, fallback.priority, [fallback.delivery_id]
+            )
+
+    def _unqueued_fallbacks(self, delivery_id: int) -> list[store.Fallback]:
+        with session_scope(self.context.sessions) as session:
+            return store.unqueued_fallbacks(session, delivery_id)
+
     async def _record(self, entry: Entry, job: store.DeliveryJob, outcome: Outcome) -> None:
-        max_attempts = self.settings.broadcast.max_attempts
-        if outcome.retry and job.attempt < max_attempts:
+        decision = alert_policies.decide(
+            outcome.status,
+            job.attempt,
+            outcome.retry,
+            await self.policies(),
+            channel=job.channel,
+            retry_after=outcome.retry_after,
+        )
+        if isinstance(decision, Retry):
             requeued = await self._db_call(self._requeue, job, outcome.error or outcome.status)
             if requeued:
-                wait = backoff_seconds(
-                    self.settings.broadcast.retry_base_seconds, job.attempt, outcome.retry_after
-                )
-                await self.queue.retry_later(entry, time.time() + wait)
+                await self.queue.retry_later(entry, time.time() + decision.in_seconds)
                 log.info(
                     "delivery %s: %s, attempt %s; again in %.0f s",
                     job.delivery_id,
                     outcome.status,
                     job.attempt,
-                    wait,
+                    decision.in_seconds,
                 )
             else:
                 await self.queue.ack(entry)
             return
-        finished = await self._db_call(self._finish, job, outcome)
+        fall_back_to = decision.channel if isinstance(decision, FallBack) else None
+        fallback: store.Fallback | None = None
+        if fall_back_to is None:
+            finished = await self._db_call(self._finish, job, outcome)
+        else:
+            finished, fallback = await self._db_call(self._finish_falling_back, job, outcome, fall_back_to)
+        progress_now: tuple[int, int] | None = None
+        if fallback is not None:
+            self.fallbacks += 1
+            log.info(
+                "delivery %s: %s after %s attempt(s); falls back to %s delivery %s",
+                job.delivery_id,
+                outcome.status,
+                job.attempt,
+                fallback.channel.value,
+                fallback.delivery_id,
+            )
+            # The total first (with this delivery's handled count, in one step), so the
+            # broadcast is never seen complete while its fallback waits; then the queue. If
+            # either fails the entry stays unacknowledged: its takeover finds this delivery
+            # final and queues the fallback again (_deliver_once).
+            progress_now = await self.progress.handled(job.broadcast_id, added=1)
+            try:
+                await self._queue_fallbacks([fallback])
+            except redis.RedisError:
+                log.warning(
+                    "delivery %s: fallback %s not queued (Redis); left for takeover",
+                    job.delivery_id,
+                    fallback.delivery_id,
+                )
+                return
         try:
             await self.queue.ack(entry)
         except redis.RedisError:
@@ -631,10 +781,11 @@ class BroadcastWorker:
         if not finished:
             return
         self.sent += 1
-        if outcome.status in store.REACHED_STATUSES and job.for_action is not None:
-            # A participant who calls the free number back now reaches this action first.
+        if outcome.status in store.REACHED_STATUSES and job.for_action is not None and job.participant_id:
+            # A participant who calls the free number back now reaches this action first (a
+            # caller's number told the closing word is kept for that delivery only).
             await self.live.mark_alerted(job.phone_e164, job.for_action, time.time())
-        handled, total = await self.progress.handled(job.broadcast_id)
+        handled, total = progress_now or await self.progress.handled(job.broadcast_id)
         if handled >= total:
             await self._db_call(self._finish_broadcast, job.broadcast_id)
         if job.for_action is not None and (handled >= total or handled % max(1, total // 100) == 0):
@@ -657,18 +808,30 @@ class BroadcastWorker:
 
     def _finish(self, job: store.DeliveryJob, outcome: Outcome) -> bool:
         with session_scope(self.context.sessions) as session:
-            finished = store.finish(
-                session,
-                job.delivery_id,
-                outcome.status,
-                provider_ref=outcome.provider_ref,
-                error=outcome.error,
-            )
-            if finished and job.for_inquiry is not None:
-                # In the same transaction: the link (or the follow-up's figures) follows the e-mail.
-                refused = outcome.status == "failed" and not outcome.retry
-                inquiry_mail.record_outcome(session, job, outcome.status, outcome.error, refused=refused)
-            return finished
+            return self._write_outcome(session, job, outcome)
+
+    def _finish_falling_back(
+        self, job: store.DeliveryJob, outcome: Outcome, channel: Channel
+    ) -> tuple[bool, store.Fallback | None]:
+        """Record the outcome and make the ``channel`` delivery that replaces this one, in one
+        transaction (none when the participant cannot get it, see store.add_fallback)."""
+        with session_scope(self.context.sessions) as session:
+            finished = self._write_outcome(session, job, outcome)
+            return finished, store.add_fallback(session, job.delivery_id, channel) if finished else None
+
+    def _write_outcome(self, session: Any, job: store.DeliveryJob, outcome: Outcome) -> bool:
+        finished = store.finish(
+            session,
+            job.delivery_id,
+            outcome.status,
+            provider_ref=outcome.provider_ref,
+            error=outcome.error,
+        )
+        if finished and job.for_inquiry is not None:
+            # In the same transaction: the link (or the follow-up's figures) follows the e-mail.
+            refused = outcome.status == "failed" and not outcome.retry
+            inquiry_mail.record_outcome(session, job, outcome.status, outcome.error, refused=refused)
+        return finished
 
     def _finish_broadcast(self, broadcast_id: int) -> bool:
         with session_scope(self.context.sessions) as session:

@@ -58,6 +58,8 @@ class TypeTemplate:
     title_block: str
     description_block: str
     customised: bool = False
+    # Starting one needs a second person (burgernet.approvals); an AMBER Alert always does.
+    needs_approval: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +69,7 @@ class TypeTemplate:
             "urgency": self.urgency,
             "title_block": self.title_block,
             "description_block": self.description_block,
+            "needs_approval": self.needs_approval,
         }
 
 
@@ -97,6 +100,7 @@ DEFAULTS: dict[ActionType, TypeTemplate] = {
         "amber",
         "AMBER Alert: ...",
         "AMBER Alert. Het kind ... (... jaar) is in levensgevaar. ...",
+        needs_approval=True,
     ),
     ActionType.SUSPECT: TypeTemplate(
         "suspect",
@@ -151,7 +155,15 @@ def check_template(template: TypeTemplate) -> TypeTemplate:
         )
     if len(description) > MAX_BLOCK:
         raise ActionTypeTemplateError(f"the description block is at most {MAX_BLOCK} characters")
-    return replace(template, channels=channels, title_block=title, description_block=description)
+    # Four eyes on an AMBER Alert is not a setting: it always needs approval.
+    approval = template.needs_approval or template.action_type == ActionType.AMBER_ALERT.value
+    return replace(
+        template,
+        channels=channels,
+        title_block=title,
+        description_block=description,
+        needs_approval=approval,
+    )
 
 
 def _from_row(row: ActionTypeTemplate) -> TypeTemplate:
@@ -163,6 +175,7 @@ def _from_row(row: ActionTypeTemplate) -> TypeTemplate:
         row.title_block,
         row.description_block,
         customised=True,
+        needs_approval=bool(row.needs_approval) or row.action_type == ActionType.AMBER_ALERT.value,
     )
 
 
@@ -202,6 +215,7 @@ class ActionTypeTemplates:
             row.urgency = checked.urgency
             row.title_block = checked.title_block
             row.description_block = checked.description_block
+            row.needs_approval = checked.needs_approval
             row.updated_at = datetime.now(UTC)
             row.updated_by = actor
             record_audit(

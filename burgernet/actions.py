@@ -4,8 +4,8 @@ The rules of the life cycle live here, in one place:
 
 * **starting** an action asks for its alert to everyone in the area;
 * an **update** goes to everyone the alert reached (only while the action is active);
-* **closing** cancels every delivery still queued and, if anyone was alerted, asks for the
-  result message to everyone reached.
+* **closing** cancels every delivery still queued and, if anyone was alerted or phoned about it
+  and left a number (:mod:`burgernet.closing_word`), asks for the result message to them.
 
 Each broadcast is written through :class:`~burgernet.ports.BroadcastPort` in the *same
 transaction* as the status change and its audit event: a crash or a Redis outage after the
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from burgernet.action_codes import assign_code
 from burgernet.areas import AreaLimits, AreaSpec, InvalidArea, area_columns
+from burgernet.closing_word import caller_numbers
 from burgernet.db import session_scope
 from burgernet.domain import (
     ActionStatus,
@@ -69,6 +70,13 @@ class InvalidActionTransition(ActionStateError):
     """The life cycle has no such step (starting an active action, closing a closed one)."""
 
     code: ClassVar[str] = "action.invalid_transition"
+
+
+class ApprovalRequired(ActionStateError):
+    """The action needs a second person's approval to start (four-eyes: an AMBER Alert, a
+    national area, or a type configured so); request it (burgernet.approvals)."""
+
+    code: ClassVar[str] = "approval.required"
 
 
 @dataclass(frozen=True)
@@ -204,9 +212,29 @@ class ActionService:
             view = self._load_view(session, action.id)
         return view
 
-    def start(self, action_id: int, *, actor: str, source: str = "cli", broadcast: bool = True) -> ActionView:
-        """Activate the action: the free number routes to it; with ``broadcast`` the alert goes out."""
-        return self._move(action_id, ActionStatus.ACTIVE, actor=actor, source=source, broadcast=broadcast)
+    def start(
+        self,
+        action_id: int,
+        *,
+        actor: str,
+        source: str = "cli",
+        broadcast: bool = True,
+        approval_id: int | None = None,
+    ) -> ActionView:
+        """Activate the action: the free number routes to it; with ``broadcast`` the alert goes out.
+
+        An action that needs four-eyes approval starts only with ``approval_id``: a pending
+        request by someone else, which ``actor`` (an approver) approves in the same transaction
+        (:func:`burgernet.approvals.authorise_start`); without one, ApprovalRequired.
+        """
+        return self._move(
+            action_id,
+            ActionStatus.ACTIVE,
+            actor=actor,
+            source=source,
+            broadcast=broadcast,
+            approval_id=approval_id,
+        )
 
     def close(
         self,
@@ -339,6 +367,7 @@ class ActionService:
         outcome_kind: str | None = None,
         result_message: str | None = None,
         broadcast: bool = True,
+        approval_id: int | None = None,
     ) -> ActionView:
         with session_scope(self._sessions) as session:
             action = session.get(Action, action_id, with_for_update=True)
@@ -349,6 +378,13 @@ class ActionService:
                 check_transition(current, target)
             except InvalidTransition as exc:
                 raise InvalidActionTransition(f"action {action_id}: {exc}") from None
+            approval: dict[str, object] | None = None
+            if target is ActionStatus.ACTIVE:
+                # Imported here: burgernet.approvals builds on this module (it starts actions).
+                from burgernet.approvals import authorise_start
+
+                # The four-eyes rule, in the same transaction as the start (ApprovalRequired).
+                approval = authorise_start(session, action, approval_id, actor=actor, source=source)
             now = datetime.now(UTC)
             action.status = target.value
             if target is ActionStatus.ACTIVE:
@@ -364,6 +400,8 @@ class ActionService:
             if target is ActionStatus.ACTIVE:
                 # Before the alert is requested: the alert's texts print the code.
                 detail["action_code"] = assign_code(session, action)
+            if approval is not None:
+                detail["approval"] = approval  # the request, who asked and who approved
             record_audit(
                 session,
                 actor=actor,
@@ -400,11 +438,25 @@ class ActionService:
                 detail={"cancelled_deliveries": cancelled},
                 source=source,
             )
-        if not self._broadcasts.has_alerted(session, action.id):
+        # The closing word also goes to who phoned about it and left a number (burgernet.closing_word),
+        # even when nobody was alerted; the workers' fan-out chooses each caller's one channel.
+        callers = len(caller_numbers(session, action.id))
+        if not self._broadcasts.has_alerted(session, action.id) and not callers:
             return []
         # Only the public result message: the note (``outcome``) is internal since outcome kinds.
         text = action.result_message or ""
-        return [self._request(session, action, BroadcastKind.RESULT, text, actor, source)]
+        broadcast_id = self._request(session, action, BroadcastKind.RESULT, text, actor, source)
+        if callers:
+            record_audit(  # counts only: the numbers are in the delivery log, not the audit
+                session,
+                actor=actor,
+                verb="closing-word",
+                entity="action",
+                entity_id=action.id,
+                detail={"broadcast": broadcast_id, "callers": callers},
+                source=source,
+            )
+        return [broadcast_id]
 
     def _request(
         self, session: Session, action: Action, kind: BroadcastKind, text: str, actor: str, source: str

@@ -96,6 +96,10 @@ VAR_ANSWERED_BY: Final = "BN_ANSWERED_BY"  # the PJSIP endpoint that answered
 VAR_DELIVERY_ID: Final = "BN_DELIVERY_ID"  # on alert calls: the Delivery being made
 VAR_ALERT_SOUND: Final = "BN_ALERT_SOUND"  # on alert calls: the message to play (no extension)
 VAR_CALL_KIND: Final = "BN_CALL_KIND"  # inbound | transfer | alert
+# On alert calls: the short message left on an answering machine (title, action code, free
+# number; TTS like BN_ALERT_SOUND, no extension). Set by the Originate, played only after AMD()
+# said MACHINE and the greeting's beep is over.
+VAR_MACHINE_SOUND: Final = "BN_MACHINE_SOUND"
 # The number the trunk delivered (Request-URI or To user, FILTER()ed); the dialplan then
 # carries on at the canonical free number (BN_FREE_NUMBER), which FastAGI and the CDR see.
 VAR_CALLED_NUMBER: Final = "BN_CALLED_NUMBER"
@@ -108,6 +112,19 @@ CALL_KIND_ALERT: Final = "alert"
 CALL_KIND_CALLBACK: Final = "callback"  # set by the worklist's Originate (burgernet/callbacks.py)
 # On click-to-call legs: the worklist item being called back (for the log and AMI events).
 VAR_CALLBACK_ITEM: Final = "BN_CALLBACK_ITEM"
+
+# --- Answering-machine detection on alert calls (dialplans/alert.conf, settings [amd]) ------
+# Right after AMD() the dialplan sends UserEvent(AMD_EVENT, ...) on the alert call's channel:
+# the voice sender (broadcasting/channels/voice_asterisk.py) matches it by the channel's
+# Uniqueid (the Originate's ChannelId) and ends the delivery "machine" or "answered". Its
+# fields: AMD_FIELD_STATUS = AMDSTATUS (MACHINE | HUMAN | NOTSURE | HANGUP, or OFF when AMD is
+# switched off), AMD_FIELD_CAUSE = AMDCAUSE, AMD_FIELD_MS = how long the analysis took (ms).
+AMD_EVENT: Final = "BurgernetAmd"
+AMD_FIELD_STATUS: Final = "AmdStatus"
+AMD_FIELD_CAUSE: Final = "AmdCause"
+AMD_FIELD_MS: Final = "AmdMs"
+AMD_MACHINE: Final = "MACHINE"
+AMD_OFF: Final = "OFF"
 
 # Variables that manager.conf's `channelvars` adds to every AMI event.
 AMI_CHANNEL_VARS: Final = (
@@ -149,6 +166,15 @@ MOH_CONNECTING_PREFIX: Final = "burgernet-connecting-"
 # The caller ID of alert calls (asterisk.alert_caller_id / _name): what a called-back citizen sees.
 GLOBAL_ALERT_CALLER_ID: Final = "BN_ALERT_CALLER_ID"
 GLOBAL_ALERT_CALLER_NAME: Final = "BN_ALERT_CALLER_NAME"
+# Answering-machine detection (settings [amd]): "yes" runs AMD() on every answered alert call
+# (the voice sender's Originate sets a channel variable of the same name, which wins);
+# its arguments, comma-separated in AMD()'s order (asterisk_conf/render.py amd_arguments; only
+# ever the rendered global: AMI splits an Originate's Variable at commas); the silence (ms)
+# that ends a machine's greeting and beep, and the longest wait for it (seconds).
+GLOBAL_AMD: Final = "BN_AMD"
+GLOBAL_AMD_ARGS: Final = "BN_AMD_ARGS"
+GLOBAL_AMD_BEEP_SILENCE: Final = "BN_AMD_BEEP_SILENCE"
+GLOBAL_AMD_BEEP_WAIT: Final = "BN_AMD_BEEP_WAIT"
 GLOBALS: Final = (
     GLOBAL_AGI_URL,
     GLOBAL_AGI_URL_BACKUP,
@@ -164,6 +190,10 @@ GLOBALS: Final = (
     GLOBAL_ALERT_CALLER_NAME,
     GLOBAL_DESK_WHISPER,
     GLOBAL_PROMPT_FIRST,
+    GLOBAL_AMD,
+    GLOBAL_AMD_ARGS,
+    GLOBAL_AMD_BEEP_SILENCE,
+    GLOBAL_AMD_BEEP_WAIT,
 )
 
 # Outcomes of a call about an action (the callback log).

@@ -46,6 +46,8 @@ DELIVERY_STATUSES: tuple[str, ...] = (
     "sent",
     "delivered",
     "answered",
+    # An answering machine took the alert call; the short message was left after its beep.
+    "machine",
     "busy",
     "no_answer",
     "undelivered",

@@ -6,7 +6,10 @@ APScheduler (a background scheduler: its own threads, never the worker's event l
   03:30 by default): :meth:`burgernet.retention.Retention.run`;
 * **facts** every ``retention.facts_refresh_seconds`` (a minute by default):
   :meth:`burgernet.facts.ActionFacts.refresh_open`, the catch-up for a moment whose refresh
-  was missed (a worker that died between a broadcast's end and its refresh).
+  was missed (a worker that died between a broadcast's end and its refresh);
+* **approvals** every minute: requests to start an action past ``actions.approval_minutes``
+  are marked expired (:meth:`burgernet.approvals.ApprovalService.expire_stale`; reading them
+  does the same, this keeps the audit log's time of expiry close to the real one).
 
 Several workers may run on several machines: each job takes a Redis lock first (redis-py's
 ``Lock``, non-blocking), so one worker runs it and the others skip that turn. A lock outlives
@@ -33,6 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from burgernet.approvals import ApprovalService
 from burgernet.db import session_scope
 from burgernet.push_subscriptions import expire_idle
 from burgernet.retention import Retention
@@ -45,7 +49,8 @@ logging.getLogger("apscheduler").setLevel(logging.WARNING)
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 # How long a job's lock can outlive a worker that died holding it.
 RETENTION_LOCK_SECONDS = 3600
-RETENTION_JOB, FACTS_JOB = "retention", "facts"
+RETENTION_JOB, FACTS_JOB, APPROVALS_JOB = "retention", "facts", "approvals"
+APPROVALS_SWEEP_SECONDS = 60
 
 
 def schedule_trigger(line: str) -> CronTrigger:
@@ -80,7 +85,11 @@ class Housekeeping:
             # A turn missed (the worker was down at 03:30) runs once when it can, not many times.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600},
         )
-        self.runs: dict[str, int] = {RETENTION_JOB: 0, FACTS_JOB: 0}  # by this process, for tests
+        self.approvals = ApprovalService(
+            context.sessions, context.actions, approval_minutes=self.settings.actions.approval_minutes
+        )
+        # Runs by this process, for tests.
+        self.runs: dict[str, int] = {RETENTION_JOB: 0, FACTS_JOB: 0, APPROVALS_JOB: 0}
         self._ran = threading.Condition()
 
     def start(self) -> None:
@@ -97,6 +106,12 @@ class Housekeeping:
             args=(FACTS_JOB, max(1, r.facts_refresh_seconds), self._run_facts),
             id=FACTS_JOB,
             next_run_time=datetime.now(UTC),  # once at start, then every interval
+        )
+        self.scheduler.add_job(
+            self._guarded,
+            IntervalTrigger(seconds=APPROVALS_SWEEP_SECONDS, timezone=AMSTERDAM),
+            args=(APPROVALS_JOB, APPROVALS_SWEEP_SECONDS, self._run_approvals),
+            id=APPROVALS_JOB,
         )
         self.scheduler.start()
         log.info(
@@ -178,3 +193,6 @@ class Housekeeping:
 
     def _run_facts(self) -> dict[str, Any]:
         return {"actions": self.context.facts.refresh_open()}
+
+    def _run_approvals(self) -> dict[str, Any]:
+        return {"expired": self.approvals.expire_stale()}

@@ -36,6 +36,8 @@ PARTICIPANT_COLUMNS = (
     "inquiry_opt_in",
     "lat",
     "lon",
+    # Alerts in the quiet hours too (burgernet.night_rules); yes/no, default no.
+    "night_alerts",
 )
 REQUIRED_COLUMNS = ("phone", "postcode")
 _TRUE = {"1", "yes", "ja", "true", "y", "j"}
@@ -166,6 +168,7 @@ def import_participants(
                     "channel_sms": sms,
                     "channel_email": email_channel,
                     "inquiry_opt_in": _flag(values.get("inquiry_opt_in", ""), "inquiry_opt_in"),
+                    "night_alerts": _flag(values.get("night_alerts", ""), "night_alerts"),
                     "opted_out": False,
                     "created_at": now,
                 }

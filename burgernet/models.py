@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -142,6 +143,8 @@ class Participant(Base):
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Alerts in the quiet hours too (migration 0020, burgernet.night_rules): not held till morning.
+    night_alerts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         CheckConstraint(_in("language", [lang.value for lang in Language]), name="language"),
@@ -310,6 +313,8 @@ class Broadcast(Base):
     # Deliveries created when the broadcast was enqueued (the 100 % of the progress figures).
     total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The estimated time to 50/90/100 % made at the fan-out (migration 0020, burgernet.eta; JSON).
+    estimate: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("priority IN (0, 1, 2)", name="priority"),
@@ -324,8 +329,9 @@ class Broadcast(Base):
 
 
 class Delivery(Base):
-    """One message to one recipient on one channel: a participant (voice, SMS, e-mail) or a push
-    subscription (Web Push), never both.
+    """One message to one recipient on one channel: a participant (voice, SMS, e-mail), a push
+    subscription (Web Push) or, for an action's closing word only, a caller's number (voice,
+    SMS); never two of them.
 
     Push keeps one row per subscription, like the other channels, so the log, the progress and
     the figures count the same way; the worker claims and records push rows in batches
@@ -346,6 +352,9 @@ class Delivery(Base):
     )
     # A reply push answers this sighting (the device shows the question with it).
     sighting_id: Mapped[int | None] = mapped_column(ForeignKey("sightings.id", ondelete="SET NULL"))
+    # The closing word to someone who phoned about the action and is no participant (migration
+    # 0021, burgernet.closing_word): their number, used for this delivery only, gone with the row.
+    caller_e164: Mapped[str | None] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -357,6 +366,13 @@ class Delivery(Base):
     sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set once the delivery reached a final status (the progress figures' clock).
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An SMS sent because this participant's alert call did not reach them (migration 0018,
+    # burgernet.alert_policies): the voice delivery it replaces.
+    fallback_of: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    # Held by the night rules (migration 0020): not sent before this moment.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         # One delivery per person per channel per broadcast: the idempotency key.
@@ -365,9 +381,14 @@ class Delivery(Base):
         UniqueConstraint("broadcast_id", "push_subscription_id", name="uq_deliveries_push_once"),
         CheckConstraint(_in("channel", [c.value for c in Channel]), name="channel"),
         CheckConstraint(_in("status", list(DELIVERY_STATUSES)), name="status"),
+        # One caller hears the closing word once per broadcast, on one channel.
+        UniqueConstraint("broadcast_id", "caller_e164", name="uq_deliveries_caller_once"),
         CheckConstraint(
-            "(channel = 'push' AND participant_id IS NULL)"
-            " OR (channel != 'push' AND participant_id IS NOT NULL AND push_subscription_id IS NULL)",
+            "(channel = 'push' AND participant_id IS NULL AND caller_e164 IS NULL)"
+            " OR (channel != 'push' AND participant_id IS NOT NULL AND push_subscription_id IS NULL"
+            " AND caller_e164 IS NULL)"
+            " OR (channel IN ('voice', 'sms') AND caller_e164 IS NOT NULL AND participant_id IS NULL"
+            " AND push_subscription_id IS NULL)",
             name="one_recipient",
         ),
     )
@@ -544,6 +565,9 @@ class User(Base):
     # deactivation) makes every cookie issued before worthless, though it still carries a valid
     # signature (the cookie is client-side; the server can only refuse what it names).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # May approve another person's request to start an AMBER Alert or national action
+    # (burgernet.approvals); on top of the role, set by an admin.
+    approver: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (CheckConstraint(_in("role", [r.value for r in Role]), name="role"),)
 
@@ -671,6 +695,8 @@ class ActionTypeTemplate(Base):
     description_block: Mapped[str] = mapped_column(Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_by: Mapped[str | None] = mapped_column(String(80))
+    # Starting one needs a second person's approval (burgernet.approvals); always for AMBER.
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         CheckConstraint(_in("action_type", [t.value for t in ActionType]), name="action_type"),
@@ -931,3 +957,61 @@ class PushSubscription(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (CheckConstraint("lang IN ('nl', 'en')", name="lang"),)
+
+
+# --- Four-eyes approval (burgernet.approvals) -------------------------------------------------------
+APPROVAL_DECISIONS = ("approved", "refused", "expired")
+
+
+class ActionApproval(Base):
+    """A request to start an action that needs a second person, and what became of it.
+
+    ``recipients`` (JSON: per channel and "people") and ``eta_seconds`` are what the alert would
+    reach when the request was made: the approver decides on the same figures the requester saw.
+    """
+
+    __tablename__ = "action_approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(80))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recipients: Mapped[str] = mapped_column(Text)
+    eta_seconds: Mapped[int | None] = mapped_column(Integer)
+    # None while pending.
+    decision: Mapped[str | None] = mapped_column(String(10), index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("decision IS NULL OR " + _in("decision", list(APPROVAL_DECISIONS)), name="decision"),
+    )
+
+
+# --- Alert outcome policies (burgernet.alert_policies) ---------------------------------------------
+class AlertOutcomePolicy(Base):
+    """An admin's policy for one outcome of an alert call (busy, no answer, machine, failed).
+
+    Without a row the default in the settings (``broadcast.policies``) applies.
+    """
+
+    __tablename__ = "alert_outcome_policies"
+
+    outcome: Mapped[str] = mapped_column(String(12), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    backoff_seconds: Mapped[float] = mapped_column(Float)
+    backoff_multiplier: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+    # What follows the last call: "done", or "fall_back" (the alert goes out by SMS instead).
+    when_exhausted: Mapped[str] = mapped_column(String(10))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str | None] = mapped_column(String(80))
+
+    __table_args__ = (
+        CheckConstraint(_in("outcome", ["busy", "no_answer", "machine", "failed"]), name="outcome"),
+        CheckConstraint("attempts >= 1 AND attempts <= 10", name="attempts"),
+        CheckConstraint("backoff_seconds >= 0 AND backoff_seconds <= 21600", name="backoff_seconds"),
+        CheckConstraint("backoff_multiplier >= 1 AND backoff_multiplier <= 10", name="backoff_multiplier"),
+        CheckConstraint(_in("when_exhausted", ["done", "fall_back"]), name="when_exhausted"),
+    )

@@ -11,7 +11,8 @@ call_numbers     a call's caller number, participant link and recording path (th
 tips             tips (call-back number) with their recording files, of actions no longer
                  active; done call-back worklist notes (the counts stay in action_facts)
 deliveries       delivery rows of finished broadcasts whose action is closed or inquiry ended:
-                 who was sent what, provider reference, error text (the counts stay)
+                 who was sent what (a caller's number told the closing word too), provider
+                 reference, error text (the counts stay)
 inquiries        inquiry statements with their photos; the personal links of ended inquiries
 sightings        a sighting's description and its links to the call and the statement; an app
                  sighting's photo file and reply channel (time, place, direction and

@@ -33,6 +33,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from burgernet.night_rules import InvalidQuietHours, QuietWindow, parse_quiet_hours
+
 ENV_PREFIX = "BURGERNET_"
 CONFIG_FILE_ENV = "BURGERNET_CONFIG"
 DEFAULT_CONFIG_FILE = "burgernet.toml"
@@ -377,6 +379,37 @@ class AudioSettings(_Section):
     tip_sweep_seconds: int = Field(default=30, ge=1)
 
 
+class OutcomePolicySettings(_Section):
+    """One outcome's retry policy (burgernet.alert_policies): the most calls while it is the
+    latest outcome, the wait before the next (× multiplier per call made), and what follows the
+    last call: "done", or "fall_back" (a voice alert goes out by SMS instead)."""
+
+    attempts: int = Field(ge=1, le=10)
+    backoff_seconds: float = Field(ge=0, le=6 * 3600)
+    backoff_multiplier: float = Field(default=1.0, ge=1.0, le=10.0)
+    then: Literal["done", "fall_back"] = "done"
+
+
+class AlertPolicySettings(_Section):
+    """The defaults of the per-outcome policies; admins override them in the panel (Settings →
+    Alert retries). Provider trouble keeps broadcast.max_attempts / retry_base_seconds."""
+
+    busy: OutcomePolicySettings = OutcomePolicySettings(attempts=3, backoff_seconds=120, then="fall_back")
+    no_answer: OutcomePolicySettings = OutcomePolicySettings(
+        attempts=2, backoff_seconds=900, then="fall_back"
+    )
+    # A message was left on the machine: reached. attempts=2 calls once more to reach the person.
+    machine: OutcomePolicySettings = OutcomePolicySettings(attempts=1, backoff_seconds=1800)
+    # A call that cannot be made is never repeated (attempts must stay 1): straight to SMS.
+    failed: OutcomePolicySettings = OutcomePolicySettings(attempts=1, backoff_seconds=0, then="fall_back")
+
+    @model_validator(mode="after")
+    def _failed_is_never_repeated(self) -> AlertPolicySettings:
+        if self.failed.attempts != 1:
+            raise ValueError("policies.failed.attempts must be 1: a refused number stays refused")
+        return self
+
+
 class BroadcastSettings(_Section):
     sms_per_second: float = Field(default=10.0, gt=0)
     voice_calls_per_second: float = Field(default=1.0, gt=0)
@@ -395,6 +428,67 @@ class BroadcastSettings(_Section):
     worker_concurrency: int = Field(default=20, ge=1, le=500)
     # Trunk channels alert calls may never take: the free number must always get through.
     inbound_reserved_channels: int = Field(default=10, ge=0)
+    # What follows busy, no answer, an answering machine and a failed call (burgernet.alert_policies).
+    policies: AlertPolicySettings = AlertPolicySettings()
+    # Night rules (burgernet.night_rules): a daily quiet window in local time, "23:00-07:00";
+    # empty = off. Inside it, voice alerts of actions whose urgency is "information" wait until
+    # the window ends (and their SMS too with quiet_hold_sms); AMBER Alerts and missing
+    # children never wait, nor do e-mail, push, or participants who opted in to night alerts.
+    quiet_hours: str = ""
+    quiet_timezone: str = "Europe/Amsterdam"
+    quiet_hold_sms: bool = False
+
+    @model_validator(mode="after")
+    def _quiet_hours_readable(self) -> BroadcastSettings:
+        try:
+            parse_quiet_hours(self.quiet_hours, self.quiet_timezone)
+        except InvalidQuietHours as exc:
+            raise ValueError(f"quiet_hours: {exc}") from exc
+        return self
+
+    def quiet_window(self) -> QuietWindow | None:
+        """The parsed quiet window (None: no night rules)."""
+        return parse_quiet_hours(self.quiet_hours, self.quiet_timezone)
+
+
+class AmdSettings(_Section):
+    """Answering-machine detection on alert calls: Asterisk's AMD() right after the answer
+    (dialplans/alert.conf). A machine gets a short message after its beep and the delivery ends
+    "machine"; a person, or a call AMD is not sure of, gets the alert and its key menu.
+
+    The eight tuning values are AMD()'s own arguments, in milliseconds (silence_threshold: an
+    average sample level, 0..32767). The defaults are ours, tuned on Dutch and English test
+    greetings (benchmarks/amd_accuracy.py); Asterisk's own defaults differ where a person
+    must not be taken for a machine: more words, a longer greeting and a longer initial
+    silence before AMD calls it a machine.
+    """
+
+    enabled: bool = True
+    # Silence after the answer before anyone speaks; longer: MACHINE (cause INITIALSILENCE).
+    initial_silence_ms: int = Field(default=3500, ge=500, le=10000)
+    # Speech longer than this without a pause: MACHINE (LONGGREETING).
+    greeting_ms: int = Field(default=2000, ge=500, le=10000)
+    # Silence after a short greeting that makes it a person (HUMAN).
+    after_greeting_silence_ms: int = Field(default=800, ge=200, le=5000)
+    # AMD decides within this; undecided by then: NOTSURE (treated as a person).
+    total_analysis_ms: int = Field(default=5000, ge=1000, le=15000)
+    min_word_length_ms: int = Field(default=100, ge=10, le=2000)
+    between_words_silence_ms: int = Field(default=50, ge=10, le=2000)
+    # More words than this in the greeting: MACHINE (MAXWORDS).
+    max_words: int = Field(default=3, ge=1, le=20)
+    silence_threshold: int = Field(default=256, ge=1, le=32767)
+    # One utterance longer than this: MACHINE (MAXWORDLENGTH).
+    max_word_length_ms: int = Field(default=5000, ge=500, le=15000)
+    # After MACHINE: wait for this much silence (the greeting and its beep are over) before
+    # the short machine message, at most beep_wait_seconds (then it is played anyway).
+    beep_silence_ms: int = Field(default=1200, ge=200, le=5000)
+    beep_wait_seconds: int = Field(default=20, ge=1, le=60)
+
+    @model_validator(mode="after")
+    def _analysis_leaves_room(self) -> AmdSettings:
+        if self.total_analysis_ms <= self.after_greeting_silence_ms:
+            raise ValueError("amd.total_analysis_ms must be longer than amd.after_greeting_silence_ms")
+        return self
 
 
 class PushSettings(_Section):
@@ -461,6 +555,14 @@ class WebSettings(_Section):
     callback_call_horizon_hours: int = Field(default=72, ge=1, le=24 * 30)
 
 
+class ActionsSettings(_Section):
+    """The action life cycle's rules (burgernet/actions.py, burgernet/approvals.py)."""
+
+    # A request to start an AMBER Alert or national action waits this long for a second person;
+    # after that it expires and must be asked again (with fresh recipient counts).
+    approval_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
+
 class RetentionSettings(_Section):
     """How long each kind of personal data is kept, in days (burgernet/retention.py), and when
     the purge and the facts refresh run (composition/housekeeping.py, inside ``burgernet worker``).
@@ -524,12 +626,14 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     audio: AudioSettings = AudioSettings()
     broadcast: BroadcastSettings = BroadcastSettings()
+    amd: AmdSettings = AmdSettings()
     push: PushSettings = PushSettings()
     smtp: SmtpSettings = SmtpSettings()
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
     demo: DemoSettings = DemoSettings()
     retention: RetentionSettings = RetentionSettings()
+    actions: ActionsSettings = ActionsSettings()
 
     @model_validator(mode="after")
     def _voice_leaves_room_for_inbound(self) -> Settings:

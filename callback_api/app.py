@@ -30,6 +30,7 @@ from burgernet.settings import Settings
 from callback_api import (
     actions,
     api,
+    approvals,
     auth,
     dashboard,
     desk,
@@ -166,11 +167,14 @@ def create_app(
         reports.api_bp,
         push_api.bp,
         participant_app.bp,
+        approvals.bp,
+        approvals.api_bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, never cookie-authenticated
     csrf.exempt(sightings.api_bp)  # token-authenticated, like the rest of the API
     csrf.exempt(reports.api_bp)  # token-authenticated, like the rest of the API
+    csrf.exempt(approvals.api_bp)  # token-authenticated, like the rest of the API
     csrf.exempt(twilio_hooks.bp)  # authenticated by Twilio's request signature
     csrf.exempt(push_api.bp)  # the participant app sends no cookies: nothing to forge
     csrf.exempt(participant_app.bp)  # the app itself: no session, no cookie, nothing to forge

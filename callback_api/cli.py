@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from burgernet.approvals import ApproverInvalid, set_approver
 from burgernet.domain import Role
 from burgernet.services import Services
 from burgernet.settings import SettingsError
@@ -69,6 +70,21 @@ def token_create(ctx: click.Context, username: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(token)
+
+
+@web.command("approver")
+@click.argument("username")
+@click.option("--on/--off", "approver", default=True, help="Give (default) or take the approver flag.")
+@click.pass_context
+def approver_flag(ctx: click.Context, username: str, approver: bool) -> None:
+    """Let USERNAME approve another person's start of an AMBER Alert or national action (audited)."""
+    try:
+        changed = set_approver(_context(ctx).sessions, username, approver, actor=_actor(), source="cli")
+    except ApproverInvalid as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    state = "an approver" if approver else "not an approver"
+    click.echo(f"user {username} is {state}{'' if changed else ' (unchanged)'}")
 
 
 @web.command("serve")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from burgernet import db
 from burgernet.actions import ActionError, AreaSpec
+from burgernet.approvals import ApprovalService
 from burgernet.calls import TipRecordings
 from burgernet.db import session_scope
 from burgernet.domain import OUTCOME_KINDS, ActionStatus, ActionType, AreaKind, Channel
@@ -438,6 +439,63 @@ def action_list(context: Context, status: str | None) -> None:
         )
     if not views:
         click.echo("no actions")
+
+
+# --- four-eyes approval (burgernet.approvals) ----------------------------------------------------
+def _approvals(context: Context) -> ApprovalService:
+    # The panel's service: the same recipient count as the new-action page and the broadcast.
+    from callback_api.approvals.services import approval_service
+
+    return approval_service(context)
+
+
+@action_group.command("request-approval")
+@click.argument("action_id", type=int)
+@click.option("--actor", required=True, help="Who asks (a panel user name; an approver decides).")
+@pass_context
+def action_request_approval(context: Context, action_id: int, actor: str) -> None:
+    """Ask a second person to start an AMBER Alert or national action (four eyes)."""
+    view = _approvals(context).request_start(action_id, actor=actor, source="cli")
+    counts = ", ".join(f"{key} {count}" for key, count in view.recipients.items()) or "not counted"
+    click.echo(
+        f"approval request {view.id} for action {action_id}: {counts}; expires {view.expires_at:%H:%M} UTC"
+    )
+
+
+@action_group.command("approvals")
+@pass_context
+def action_approvals(context: Context) -> None:
+    """Requests waiting for an approver."""
+    views = _approvals(context).pending()
+    for view in views:
+        counts = ", ".join(f"{key} {count}" for key, count in view.recipients.items())
+        click.echo(
+            f"{view.id:>5}  action {view.action_id:<5} {view.requested_by:<16} "
+            f"{view.seconds_left // 60:>3} min left  {counts}  {view.action_title}"
+        )
+    if not views:
+        click.echo("no approval requests waiting")
+
+
+@action_group.command("approve")
+@click.argument("request_id", type=int)
+@click.option("--actor", required=True, help="The approver (a panel user with the approver flag).")
+@pass_context
+def action_approve(context: Context, request_id: int, actor: str) -> None:
+    """Approve a request: the action starts, with the approver as its actor."""
+    view = _approvals(context).approve(request_id, approver=actor, source="cli")
+    click.echo(f"action {view.id} active since {view.started_at:%Y-%m-%d %H:%M:%S} (approved by {actor})")
+
+
+@action_group.command("refuse")
+@click.argument("request_id", type=int)
+@click.option("--actor", required=True, help="The approver (a panel user with the approver flag).")
+@click.option("--reason", required=True, help="Why the start is refused (the requester reads it).")
+@pass_context
+def action_refuse(context: Context, request_id: int, actor: str, reason: str) -> None:
+    """Refuse a request with a reason: the action stays a draft."""
+    view = _approvals(context).refuse(request_id, approver=actor, reason=reason, source="cli")
+    click.echo(f"approval request {view.id} refused: action {view.action_id} stays a draft")
 
 
 # --- centralists ---------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from composition.redis_server import ManagedRedis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the testbed package holds the helpers
 
+from testbed.approvals import start_approved  # noqa: E402
 from testbed.browser import PanelServer, launch_chromium, offline_context, png_size  # noqa: E402
 from testbed.ports import port_block  # noqa: E402
 from testbed.telephony import call_free_number, phones_change, run_telephony  # noqa: E402
@@ -95,7 +96,8 @@ def seed(context: Context, participants: int) -> int:
         actor="demo",
         source="demo",
     )
-    context.actions.start(amber.id, actor="demo", source="demo")
+    # An AMBER Alert starts only through a second person's approval (burgernet.approvals).
+    start_approved(context, amber.id, requester="demo", approver="demo-approver", source="demo")
     with session_scope(context.sessions) as session:
         # A year of closed actions for the Reports page (after the demo's, which keep ids 1-5).
         demo_history.seed_history(session, rng)

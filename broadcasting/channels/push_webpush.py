@@ -37,7 +37,7 @@ import json
 import logging
 import ssl
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -257,6 +257,11 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def give_up(self, exc: Exception) -> None:
+        """End the request in flight with ``exc`` and close: its answer may still come."""
+        self._fail(exc)
+        self.close()
+
     def _finish(self) -> None:
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
@@ -266,6 +271,43 @@ class _Connection(asyncio.Protocol):
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
             answer.set_exception(exc)
+
+
+class _Watchdog:
+    """Ends the requests of one batch that outlive the timeout: one timer for the batch, not
+    one per push. A request it ends fails with :class:`TimeoutError` (an :class:`OSError`), and
+    its connection is closed, since its answer may still come."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._asked: dict[_Connection, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def exchange(self, connection: _Connection, request: bytes) -> tuple[int, str | None]:
+        loop = asyncio.get_running_loop()
+        self._asked[connection] = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_later(self._tick(), self._check)
+        try:
+            return await connection.exchange(request)
+        finally:
+            self._asked.pop(connection, None)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> float:
+        return min(0.25, self.timeout / 4)
+
+    def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        too_old = loop.time() - self.timeout
+        for connection, asked_at in list(self._asked.items()):
+            if asked_at <= too_old:
+                connection.give_up(TimeoutError(f"no answer within {self.timeout:g} s"))
+        self._timer = loop.call_later(self._tick(), self._check) if self._asked else None
 
 
 class PushServiceClient:
@@ -283,21 +325,30 @@ class PushServiceClient:
         self._tls: ssl.SSLContext | None = None
         self.opened = 0  # connections made, for tests and the benchmark
 
-    async def post(self, origin: Origin, request: bytes) -> tuple[int, str | None]:
-        """Send one complete request (head and body); returns the status and ``Retry-After``."""
+    async def connect_or_reuse(self, origin: Origin) -> _Connection:
+        """An idle connection to ``origin`` (the most recently used), or a new one."""
         connection = self._take_idle(origin)
         if connection is None:
             connection = await self._connect(origin)
+        return connection
+
+    def give_back(self, origin: Origin, connection: _Connection) -> None:
+        """A connection whose last answer came in full and that the service keeps open."""
+        if connection.reusable and not connection.closed:
+            connection.idle_since = time.monotonic()
+            self._idle.setdefault(origin, deque()).append(connection)
+        else:
+            connection.close()
+
+    async def post(self, origin: Origin, request: bytes) -> tuple[int, str | None]:
+        """Send one complete request (head and body); returns the status and ``Retry-After``."""
+        connection = await self.connect_or_reuse(origin)
         try:
             answer = await connection.exchange(request)
         except BaseException:  # a timeout (cancelled) too: its answer may still come, so never reuse
             connection.close()
             raise
-        if connection.reusable:
-            connection.idle_since = time.monotonic()
-            self._idle.setdefault(origin, deque()).append(connection)
-        else:
-            connection.close()
+        self.give_back(origin, connection)
         return answer
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
@@ -360,6 +411,34 @@ def _safe_in_header(text: str) -> bool:
     return text.isascii() and text.isprintable() and " " not in text
 
 
+class _Batch:
+    """One send_batch call's records, and the moment the last one is in."""
+
+    def __init__(self, size: int, on_sent: Callable[[int], None] | None) -> None:
+        self.records: dict[int, PushRecord] = {}
+        self.left = size
+        self.on_sent = on_sent
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def record(self, record: PushRecord) -> None:
+        if record.status == "sent" and self.on_sent is not None:
+            # In the step in which the answer arrived: nothing can come between (the journal).
+            self.on_sent(record.target.delivery_id)
+        self.records[record.target.delivery_id] = record
+        self.left -= 1
+        if self.left == 0 and not self.done.done():
+            self.done.set_result(None)
+
+
+@dataclass(frozen=True)
+class _Job:
+    target: PushTarget
+    request_target: str
+    payload: bytes
+    urgency: str
+    batch: _Batch
+
+
 class WebPushSender(RateLimitedSender):
     """Pushes batches of claimed deliveries over kept-alive connections, one pool per origin."""
 
@@ -371,8 +450,13 @@ class WebPushSender(RateLimitedSender):
         self.rate = rate
         self.vapid = VapidSigner(settings)
         self.http = PushServiceClient()
-        self._limit = asyncio.Semaphore(settings.concurrency)
         self._origins: dict[tuple[str, str], Origin] = {}
+        # Pushes waiting per origin, the lanes working them off (kept: see send_batch).
+        self._queues: dict[Origin, deque[_Job]] = {}
+        self._lanes: set[asyncio.Task[None]] = set()
+        self._lanes_of: Counter[Origin] = Counter()
+        self._watchdog = _Watchdog(settings.request_timeout_seconds)
+        self._closing = False
 
     async def acquire_many(self, count: int) -> None:
         await self.rate.wait_turn(count)
@@ -384,19 +468,61 @@ class WebPushSender(RateLimitedSender):
         urgency: Mapping[int, str],
         on_sent: Callable[[int], None] | None = None,
     ) -> list[PushRecord]:
-        """Push every target (``payloads`` and ``urgency`` by delivery id); one record each.
+        """Push every target (``payloads`` and ``urgency`` by delivery id); one record each, in
+        the order of ``targets``.
+
+        The pushes join their origin's queue, which *lanes* work off: a lane is one task with
+        one kept-alive connection that sends the queue's pushes one after the other, across
+        batches, until the queue is empty. At most ``push.concurrency`` lanes run per process.
+        So a push costs one write and one answer, with no task, permit or timer of its own.
 
         ``on_sent`` is called with a delivery's id in the same step of the event loop in which
         the push service accepted it (the worker's journal: see :mod:`broadcasting.journal`).
         """
-        return list(
-            await asyncio.gather(
-                *(
-                    self._push(t, payloads[t.delivery_id], urgency.get(t.delivery_id, "normal"), on_sent)
-                    for t in targets
-                )
+        batch = _Batch(len(targets), on_sent)
+        for target in targets:
+            where = self._where(target)
+            if isinstance(where, PushRecord):
+                batch.record(where)
+                continue
+            origin, request_target = where
+            job = _Job(
+                target,
+                request_target,
+                payloads[target.delivery_id],
+                urgency.get(target.delivery_id, "normal"),
+                batch,
             )
-        )
+            self._queues.setdefault(origin, deque()).append(job)
+        for origin, queue in self._queues.items():
+            self._open_lanes(origin, queue)
+        if batch.left:
+            await batch.done
+        return [batch.records[t.delivery_id] for t in targets]
+
+    def _open_lanes(self, origin: Origin, queue: deque[_Job]) -> None:
+        # Counted by _lanes_of, which a lane leaves in the step it ends in: a task's own
+        # done-callbacks run a step later, when the next batch may already be waiting.
+        while (
+            queue
+            and self._lanes_of.total() < self.settings.concurrency
+            and self._lanes_of[origin] < len(queue)
+        ):
+            lane = asyncio.create_task(self._lane(origin, queue), name=f"push lane {origin.netloc}")
+            self._lanes.add(lane)
+            self._lanes_of[origin] += 1
+            lane.add_done_callback(self._lanes.discard)
+
+    def _where(self, target: PushTarget) -> tuple[Origin, str] | PushRecord:
+        """The origin and request target of a push, or why it cannot be sent."""
+        if target.subscription_id is None:
+            return PushRecord(target, "failed", error="unsubscribed before the push")
+        scheme, netloc, path, query, _ = urlsplit(target.endpoint)
+        origin = self._origin(scheme, netloc)
+        request_target = f"{path or '/'}?{query}" if query else path or "/"
+        if origin is None or not _safe_in_header(request_target):
+            return PushRecord(target, "failed", error="endpoint unusable")
+        return origin, request_target
 
     def _origin(self, scheme: str, netloc: str) -> Origin | None:
         origin = self._origins.get((scheme, netloc))
@@ -414,47 +540,78 @@ class WebPushSender(RateLimitedSender):
             self._origins[(scheme, netloc)] = origin
         return origin
 
-    async def _push(
-        self, target: PushTarget, payload: bytes, urgency: str, on_sent: Callable[[int], None] | None
-    ) -> PushRecord:
-        if target.subscription_id is None:
-            return PushRecord(target, "failed", error="unsubscribed before the push")
-        scheme, netloc, path, query, _ = urlsplit(target.endpoint)
-        origin = self._origin(scheme, netloc)
-        request_target = f"{path or '/'}?{query}" if query else path or "/"
-        if origin is None or not _safe_in_header(request_target):
-            return PushRecord(target, "failed", error="endpoint unusable")
+    async def _lane(self, origin: Origin, queue: deque[_Job]) -> None:
+        connection: _Connection | None = None
+        job: _Job | None = None
         try:
-            body = encrypt(payload, target.p256dh, target.auth)
+            while queue:
+                job = queue.popleft()
+                request = self._request(origin, job)
+                if isinstance(request, PushRecord):
+                    job.batch.record(request)
+                    continue
+                try:
+                    if connection is None:
+                        connection = await self.http.connect_or_reuse(origin)
+                    status, retry_after_header = await self._watchdog.exchange(connection, request)
+                except OSError as exc:  # PushServiceError, ssl errors and the watchdog's timeout
+                    if connection is not None:
+                        connection.close()
+                        connection = None
+                    error = f"push service unreachable: {exc!r}"[:300]
+                    job.batch.record(PushRecord(job.target, "failed", error=error, retry=True))
+                    continue
+                if not connection.reusable:
+                    connection.close()
+                    connection = None
+                job.batch.record(self._record(job.target, status, retry_after_header))
+            job = None
+        except BaseException as exc:
+            # Stopped (the sender closes) or a bug: the batches waiting for these pushes must not
+            # wait for ever. Each push not answered is tried again: it was not surely sent.
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("push lane to %s failed; its pushes are tried again", origin.netloc)
+            unanswered = (
+                [job] if job is not None and job.target.delivery_id not in job.batch.records else []
+            ) + list(queue)
+            queue.clear()
+            for left in unanswered:
+                error = f"not sent: {exc!r}"[:300]
+                left.batch.record(PushRecord(left.target, "failed", error=error, retry=True))
+            raise
+        finally:
+            self._lanes_of[origin] -= 1
+            if connection is not None:
+                self.http.give_back(origin, connection)
+            # Pushes to other origins may be waiting for a lane to be free.
+            for other, waiting in self._queues.items():
+                if waiting and not self._closing:
+                    self._open_lanes(other, waiting)
+
+    def _request(self, origin: Origin, job: _Job) -> bytes | PushRecord:
+        target = job.target
+        try:
+            body = encrypt(job.payload, target.p256dh, target.auth)
         except (ValueError, TypeError) as exc:
             return PushRecord(target, "failed", error=f"subscription keys unusable: {exc}")
         try:
             authorization = self.vapid.for_origin(origin.url)
         except PushKeyMissing as exc:
             return PushRecord(target, "failed", error=str(exc))
-        request = (
-            request_head(
-                origin,
-                request_target,
-                authorization,
-                len(body),
-                self.settings.ttl_seconds,
-                urgency,
-                f"bn-b{target.broadcast_id}",
-            )
-            + body
+        head = request_head(
+            origin,
+            job.request_target,
+            authorization,
+            len(body),
+            self.settings.ttl_seconds,
+            job.urgency,
+            f"bn-b{target.broadcast_id}",
         )
-        async with self._limit:
-            try:
-                async with asyncio.timeout(self.settings.request_timeout_seconds):
-                    status, retry_after_header = await self.http.post(origin, request)
-            except (TimeoutError, OSError) as exc:  # PushServiceError and ssl errors are OSErrors
-                return PushRecord(
-                    target, "failed", error=f"push service unreachable: {exc!r}"[:300], retry=True
-                )
+        return head + body
+
+    @staticmethod
+    def _record(target: PushTarget, status: int, retry_after_header: str | None) -> PushRecord:
         if status in SENT_CODES:
-            if on_sent is not None:
-                on_sent(target.delivery_id)  # no await since the answer: nothing can come between
             return PushRecord(target, "sent")
         if status in GONE_CODES:
             return PushRecord(target, "failed", error=f"gone ({status}): subscription deleted", gone=True)
@@ -472,6 +629,11 @@ class WebPushSender(RateLimitedSender):
         return None
 
     async def close(self) -> None:
+        self._closing = True
+        for lane in list(self._lanes):
+            lane.cancel()
+        await asyncio.gather(*self._lanes, return_exceptions=True)
+        self._watchdog.stop()
         await self.http.close()
 
 

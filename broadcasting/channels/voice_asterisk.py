@@ -15,6 +15,12 @@ A Hangup sent while the AMI connection was down never arrives, and the lease wou
 for ever. So after every AMI (re)connection, and every :data:`LEASE_RECONCILE_SECONDS` while
 calls are held, the channels that really exist are asked for (AMI ``Status``, write privilege
 ``reporting``), and every lease whose channel is gone is released.
+
+Answering machines (settings ``[amd]``): the dialplan runs AMD() right after the answer and
+sends its verdict as a ``UserEvent`` (``channel_vars.AMD_EVENT``) on the call's channel. An
+answered call is therefore only reported once that verdict is in: ``machine`` (the short
+machine message, ``BN_MACHINE_SOUND``, was left after the beep; never retried) or
+``answered`` (a person, or AMD was not sure: they got the message and the key menu).
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from broadcasting.channels.base import VOICE_CALL_RATE, Message, Outcome, shared
 from broadcasting.ratelimit import SharedRate, SharedSlots
 from broadcasting.store import DeliveryJob
 from burgernet import channel_vars as cv
+from burgernet.action_codes import message_code
+from burgernet.db import make_engine, make_session_factory, session_scope
 from burgernet.domain import Channel
-from burgernet.phone import NotDialable, dialable_national
+from burgernet.phone import NotDialable, dialable_national, free_number_display
 from burgernet.settings import AlertNodeSettings, Settings
 from ivr.ami import AmiClient, AmiConnectionLost, AmiNotConnected
 from recordings.catalogue import alert_message_sound
@@ -67,6 +75,9 @@ _CAUSES_FINAL = {1, 3, 22, 28}
 
 AmiEvent = Mapping[str, object]
 SoundFor = Callable[[DeliveryJob, Message], str]  # the Asterisk sound to play (sync; run in a thread)
+MachineSoundFor = Callable[[DeliveryJob], str]  # the machine message's sound (sync; run in a thread)
+# Beyond AMD's own analysis time: the answer → dialplan → AMI event path, on a busy machine.
+AMD_VERDICT_MARGIN_SECONDS = 5.0
 
 
 class AmiConnection(Protocol):
@@ -154,12 +165,21 @@ class AsteriskVoiceSender:
         *,
         node_name: str = "local",
         more_nodes: Sequence[TrunkNode] = (),
+        machine_sound_for: MachineSoundFor | None = None,
+        await_amd: bool = False,
     ) -> None:
         self.settings = settings
         self.nodes = [TrunkNode(node_name, ami, slots), *more_nodes]
         self.rate = rate
         self.sound_for = sound_for
+        # None: no machine message; the dialplan then plays a machine the whole alert.
+        self.machine_sound_for = machine_sound_for
+        # Report an answered call only with AMD's verdict (:func:`create` follows amd.enabled,
+        # as the rendered dialplan does). Off: "answered" at the answer, as before AMD.
+        self.await_amd = await_amd
         self._originated: dict[str, asyncio.Future[AmiEvent]] = {}
+        # AMD's verdict (the dialplan's UserEvent) on each answered call, by unique id.
+        self._amd_verdicts: dict[str, asyncio.Future[AmiEvent]] = {}
         self._hung_up: dict[str, asyncio.Future[int | None]] = {}
         # The node each followed call was placed on: its events count, the other nodes' do not.
         self._placed_on: dict[str, TrunkNode] = {}
@@ -189,12 +209,16 @@ class AsteriskVoiceSender:
         async def on_hangup(event: AmiEvent) -> None:
             await self._on_hangup(node, event)
 
+        async def on_user_event(event: AmiEvent) -> None:
+            await self._on_amd_verdict(node, event)
+
         async def after_connect() -> None:
             node.connection_failed_at = None  # logged in again: it may take calls
             await self.reconcile_leases(node)
 
         node.ami.on("OriginateResponse", on_originate_response)
         node.ami.on("Hangup", on_hangup)
+        node.ami.on("UserEvent", on_user_event)
         # Optional: a stand-in without reconnections has nothing to catch up on.
         on_connect = getattr(node.ami, "on_connect", None)
         if on_connect is not None:
@@ -219,6 +243,14 @@ class AsteriskVoiceSender:
         if future is not None and not future.done() and self._from_its_node(node, unique_id):
             cause = str(event.get("Cause", ""))
             future.set_result(int(cause) if cause.isdigit() else None)
+
+    async def _on_amd_verdict(self, node: TrunkNode, event: AmiEvent) -> None:
+        if str(event.get("UserEvent", "")) != cv.AMD_EVENT:
+            return  # an admin's own UserEvent
+        unique_id = str(event.get("Uniqueid", ""))
+        future = self._amd_verdicts.get(unique_id)
+        if future is not None and not future.done() and self._from_its_node(node, unique_id):
+            future.set_result(dict(event))
 
     def usable_nodes(self, exclude: Collection[TrunkNode] = ()) -> list[TrunkNode]:
         """The nodes a call may go to now. With one node there is nowhere else to go: it is
@@ -256,7 +288,7 @@ class AsteriskVoiceSender:
         await lease.node.slots.release(lease.holder)
 
     def _originate_action(
-        self, job: DeliveryJob, national: str, sound: str, unique_id: str
+        self, job: DeliveryJob, national: str, sound: str, unique_id: str, machine_sound: str = ""
     ) -> dict[str, object]:
         a = self.settings.asterisk
         return {
@@ -276,9 +308,15 @@ class AsteriskVoiceSender:
                 f"CHANNEL(language)={job.language}",
                 f"{cv.VAR_ALERT_SOUND}={sound}",
                 f"{cv.VAR_ACTION_ID}={job.action_id}",
-                f"{cv.VAR_PARTICIPANT_ID}={job.participant_id}",
+                # "" for a caller told the closing word: key 9 then opts nobody out.
+                f"{cv.VAR_PARTICIPANT_ID}={'' if job.participant_id is None else job.participant_id}",
                 f"{cv.VAR_DELIVERY_ID}={job.delivery_id}",
                 f"{cv.VAR_CALL_KIND}={cv.CALL_KIND_ALERT}",
+                # Empty when there is none: the dialplan then plays a machine the whole alert.
+                f"{cv.VAR_MACHINE_SOUND}={machine_sound}",
+                # Shadows the rendered global of that name: the dialplan runs AMD() exactly when
+                # this sender waits for its verdict, whatever the node's configuration says.
+                f"{cv.GLOBAL_AMD}={'yes' if self.await_amd else 'no'}",
             ],
         }
 
@@ -295,12 +333,20 @@ class AsteriskVoiceSender:
             log.exception("delivery %s: no sound to play", job.delivery_id)
             await self.release(lease)
             return Outcome("failed", error=f"message audio: {exc}", retry=True)
+        machine_sound = ""
+        if self.machine_sound_for is not None:
+            try:
+                machine_sound = await asyncio.to_thread(self.machine_sound_for, job)
+            except Exception:  # a machine then hears the whole alert: no reason not to call
+                log.exception("delivery %s: no machine message; a machine gets the alert", job.delivery_id)
         unique_id = self.channel_id(job)
         loop = asyncio.get_running_loop()
         originated: asyncio.Future[AmiEvent] = loop.create_future()
         hung_up: asyncio.Future[int | None] = loop.create_future()
         self._originated[unique_id] = originated
         self._hung_up[unique_id] = hung_up
+        amd_verdict: asyncio.Future[AmiEvent] = loop.create_future()
+        self._amd_verdicts[unique_id] = amd_verdict
         keep_slot = False
         tried: list[TrunkNode] = []
         try:
@@ -311,7 +357,7 @@ class AsteriskVoiceSender:
                 try:
                     response = _fields(
                         await node.ami.send_action(
-                            self._originate_action(job, national, sound, unique_id),
+                            self._originate_action(job, national, sound, unique_id, machine_sound),
                             timeout=10.0,
                             as_list=False,
                         )
@@ -350,7 +396,7 @@ class AsteriskVoiceSender:
             status = _REASON_STATUS.get(reason)
             if status == "answered":
                 keep_slot = True
-                return Outcome("answered", provider_ref=unique_id)
+                return await self._after_amd(job, unique_id, amd_verdict, hung_up)
             cause: int | None = None
             with contextlib.suppress(TimeoutError):
                 # The Hangup of the failed channel usually came first; allow it a moment.
@@ -372,6 +418,7 @@ class AsteriskVoiceSender:
             )
         finally:
             self._originated.pop(unique_id, None)
+            self._amd_verdicts.pop(unique_id, None)
             if keep_slot:
                 task = asyncio.create_task(self._release_after_hangup(unique_id, lease, hung_up))
                 self._releases.add(task)
@@ -380,6 +427,44 @@ class AsteriskVoiceSender:
                 self._hung_up.pop(unique_id, None)
                 self._placed_on.pop(unique_id, None)
                 await self.release(lease)
+
+    async def _after_amd(
+        self,
+        job: DeliveryJob,
+        unique_id: str,
+        verdict: asyncio.Future[AmiEvent],
+        hung_up: asyncio.Future[int | None],
+    ) -> Outcome:
+        """An answered call's outcome once the dialplan's AMD() has spoken (see the module
+        docstring). Anything short of a sure MACHINE is a person: they were given the menu."""
+        if not self.await_amd:
+            return Outcome("answered", provider_ref=unique_id)
+        wait = self.settings.amd.total_analysis_ms / 1000 + AMD_VERDICT_MARGIN_SECONDS
+        hang_up: asyncio.Future[object] = asyncio.ensure_future(asyncio.shield(hung_up))
+        verdict_or_hang_up: set[asyncio.Future[object]] = {verdict, hang_up}  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(verdict_or_hang_up, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hang_up.cancel()
+        if not verdict.done():
+            why = "hung up during" if hung_up.done() else f"no verdict within {wait:.0f} s of"
+            log.info("delivery %s: %s answering-machine detection → answered", job.delivery_id, why)
+            return Outcome("answered", provider_ref=unique_id)
+        event = verdict.result()
+        amd_status = str(event.get(cv.AMD_FIELD_STATUS, ""))
+        cause = str(event.get(cv.AMD_FIELD_CAUSE, ""))
+        analysis_ms = str(event.get(cv.AMD_FIELD_MS, ""))
+        status = "machine" if amd_status == cv.AMD_MACHINE else "answered"
+        # One line per call with the verdict, its cause and the delay AMD added: the figures
+        # (how many machines, how long people waited) are computed from these.
+        log.info(
+            "delivery %s: AMD %s (%s) in %s ms → %s", job.delivery_id, amd_status, cause, analysis_ms, status
+        )
+        if status == "machine":
+            # The message was left after the beep: calling again would leave it twice.
+            detail = f"answering machine: AMD {cause} in {analysis_ms} ms"
+            return Outcome("machine", provider_ref=unique_id, error=detail, retry=False)
+        return Outcome("answered", provider_ref=unique_id)
 
     async def _release_after_hangup(
         self, unique_id: str, lease: TrunkLease, hung_up: asyncio.Future[int | None]
@@ -489,6 +574,41 @@ def alert_sound(settings: Settings) -> SoundFor:
     return sound_for
 
 
+# The machine message: short, so that it fits a voicemail, and whole without the menu.
+MACHINE_TEXTS = {
+    "nl": "Dit is Burgernet, namens de politie. {title}. "
+    "Heeft u iets gezien? Bel dan gratis {free_number}{code}.",
+    "en": "This is Burgernet, on behalf of the police. {title}. Have you seen anything? "
+    "Then call {free_number}, free of charge{code}.",
+}
+MACHINE_CODE_TEXTS = {"nl": ", en toets de actiecode {digits}", "en": ", and key the action code {digits}"}
+
+
+def machine_text(lang: str, title: str, action_code: str | None, free_number: str) -> str:
+    """The words left on an answering machine: the action's title, its code (digit by digit,
+    so TTS does not read "4821" as a number) and the free number."""
+    lang = lang if lang in MACHINE_TEXTS else "nl"
+    code = MACHINE_CODE_TEXTS[lang].format(digits=" ".join(action_code)) if action_code else ""
+    return MACHINE_TEXTS[lang].format(
+        title=title.strip().rstrip("."), free_number=free_number_display(free_number), code=code
+    )
+
+
+def machine_sound(settings: Settings) -> MachineSoundFor:
+    """job → the machine message's Asterisk sound: :func:`machine_text` spoken by the same TTS
+    as the alert text (kept with the action, made once). The action code is read from the
+    database once per action (``message_code`` caches it)."""
+    sessions = make_session_factory(make_engine(settings.database_url))
+
+    def sound_for(job: DeliveryJob) -> str:
+        with session_scope(sessions) as session:
+            code = message_code(session, job.for_action)
+        text = machine_text(job.language, job.action_title, code, settings.asterisk.free_number)
+        return alert_message_sound(job.action_id, job.language, text, settings=settings)
+
+    return sound_for
+
+
 def trunk_slots_key(settings: Settings, node: AlertNodeSettings) -> str:
     """One node alone keeps the key it always had; with ``alert_nodes`` each node has its own."""
     if not settings.asterisk.alert_nodes:
@@ -520,6 +640,8 @@ async def create(settings: Settings, client: aioredis.Redis) -> AsteriskVoiceSen
         alert_sound(settings),
         node_name=first.name,
         more_nodes=others,
+        machine_sound_for=machine_sound(settings) if settings.amd.enabled else None,
+        await_amd=settings.amd.enabled,
     )
     for ami in clients:
         await ami.connect()  # keeps retrying in the background when that Asterisk is not up yet

@@ -99,10 +99,11 @@ def alert_twiml(
         response.hangup()
         return str(response)
     if digits == "9":
-        set_opted_out(sessions, participant_id=job.participant_id, source=SOURCE)
-        with session_scope(sessions) as session:
-            for channel in Channel:
-                store.cancel_for_participant(session, job.participant_id, channel)
+        if job.participant_id is not None:  # a caller told the closing word is no participant
+            set_opted_out(sessions, participant_id=job.participant_id, source=SOURCE)
+            with session_scope(sessions) as session:
+                for channel in Channel:
+                    store.cancel_for_participant(session, job.participant_id, channel)
         response.say(prompt_text(language, "optout-confirmed"), language=say_language)
         response.hangup()
         return str(response)

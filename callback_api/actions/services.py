@@ -10,12 +10,12 @@ raises typed errors (:mod:`callback_api.errors`, :mod:`burgernet.actions`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from broadcasting.recipients import count_inside
@@ -26,7 +26,17 @@ from burgernet.actions import ActionNotFound, ActionView, AreaSpec
 from burgernet.calls import CallLog, CallView, TipView
 from burgernet.db import session_scope
 from burgernet.domain import Channel
-from burgernet.models import Action, ActionCentralist, AuditEvent, Centralist, Region, Tip
+from burgernet.eta import estimate_for_action, estimate_from_json
+from burgernet.models import (
+    Action,
+    ActionCentralist,
+    AuditEvent,
+    Broadcast,
+    Centralist,
+    Delivery,
+    Region,
+    Tip,
+)
 from burgernet.repositories import action_area, record_audit
 from burgernet.services import Services
 from burgernet.settings import Settings
@@ -114,6 +124,17 @@ class BroadcastPanelView:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The ETA made at the fan-out (burgernet.eta), beside the real times: 50/90/100 % → seconds.
+    expected: tuple[tuple[str, float | None], ...] = ()
+    # Deliveries the night rules hold: (channel, how many, until when).
+    held: tuple[HeldDeliveries, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeldDeliveries:
+    channel: str
+    count: int
+    until: datetime
 
 
 def percent_handled(handled: int, total: int) -> int:
@@ -404,7 +425,47 @@ class ActionPanelService:
 
     # -- broadcasts ---------------------------------------------------------------------------
     def broadcasts(self, action_id: int) -> list[BroadcastPanelView]:
-        return [panel_view(status.as_dict()) for status in self._broadcasts.of_action(action_id)]
+        """The action's broadcasts with their progress, the ETA made when each was fanned out,
+        and what the night rules hold (how many, per channel, until when)."""
+        views = [panel_view(status.as_dict()) for status in self._broadcasts.of_action(action_id)]
+        if not views:
+            return views
+        ids = [view.id for view in views]
+        now = datetime.now(UTC)
+        with session_scope(self._sessions) as session:
+            estimates: dict[int, str | None] = {
+                broadcast_id: text
+                for broadcast_id, text in session.execute(
+                    select(Broadcast.id, Broadcast.estimate).where(Broadcast.id.in_(ids))
+                )
+            }
+            held: dict[int, list[HeldDeliveries]] = {}
+            for broadcast_id, channel, until, number in session.execute(
+                select(Delivery.broadcast_id, Delivery.channel, func.max(Delivery.not_before), func.count())
+                .where(
+                    Delivery.broadcast_id.in_(ids),
+                    Delivery.status == "queued",
+                    Delivery.not_before > now,
+                )
+                .group_by(Delivery.broadcast_id, Delivery.channel)
+            ):
+                if until is None:
+                    continue
+                moment = until if until.tzinfo else until.replace(tzinfo=UTC)
+                held.setdefault(broadcast_id, []).append(HeldDeliveries(channel, int(number), moment))
+        enriched = []
+        for view in views:
+            stored = estimate_from_json(estimates.get(view.id))
+            times = stored.get("seconds_to") if stored else None
+            expected = tuple((m, times.get(m)) for m in MILESTONES) if isinstance(times, dict) else ()
+            enriched.append(replace(view, expected=expected, held=tuple(held.get(view.id, ()))))
+        return enriched
+
+    def eta_if_started(self, action_id: int) -> dict[str, Any] | None:
+        """A draft's ETA if it were started now (burgernet.eta.estimate_for_action, as a dict)."""
+        with session_scope(self._sessions) as session:
+            found = estimate_for_action(session, action_id, self._settings)
+        return found.as_dict() if found is not None else None
 
     def broadcast_documents(self, action_id: int) -> list[dict[str, object]]:
         """The action's alert, updates and result message with their delivery counts (for the API)."""

@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ from burgernet.actions import AreaSpec
 from burgernet.addresses import AddressSearch
 from burgernet.db import session_scope
 from burgernet.domain import ActionType, AreaKind, Channel, Language
+from burgernet.eta import estimate, gather_inputs, night_hold, priority_of
 from burgernet.message_templates import SMS_LIMIT, render_message
-from burgernet.models import Action, Centralist, Region
+from burgernet.models import URGENCIES, Action, Centralist, Region
 from burgernet.phone import free_number_display
 from burgernet.services import Services
 from burgernet.settings import Settings
@@ -108,6 +110,8 @@ class Preview:
     messages: tuple[MessagePreview, ...]
     recipients: dict[str, int]  # per channel, and "people" (each person once)
     overlaps: tuple[Overlap, ...]
+    # The expected time to 50/90/100 % handled if started now (burgernet.eta, Estimate.as_dict).
+    eta: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,9 +215,10 @@ class StartService:
         region_code: str,
         area: AreaSpec,
         channels: Sequence[str],
+        urgency: str = "",
     ) -> Preview:
         """The alert per channel and language as the workers will render it (AreaInputError,
-        TemplateError for an unknown type)."""
+        TemplateError for an unknown type), and how long it would take to reach everyone."""
         # Only the channels chosen: the alert goes over those alone (burgernet.actions).
         wanted = [c.value for c in Channel if c.value in channels]
         target = routing_area(area)
@@ -255,7 +260,25 @@ class StartService:
             recipients = {channel: reached.count(Channel(channel)) for channel in wanted}
             recipients["people"] = reached.people()
             overlaps = self._overlaps(session, action_type, area)
-        return Preview(tuple(messages), recipients, overlaps)
+            expected = self._eta(session, action_type, urgency, recipients)
+        return Preview(tuple(messages), recipients, overlaps, expected)
+
+    def _eta(
+        self, session: Any, action_type: str, urgency: str, recipients: dict[str, int]
+    ) -> dict[str, Any] | None:
+        """The ETA of the alert previewed, at the urgency chosen (the type's without one)."""
+        counts = {channel: n for channel, n in recipients.items() if channel != "people" and n > 0}
+        chosen = urgency if urgency in URGENCIES else None
+        try:
+            priority = priority_of(action_type, chosen)
+        except ValueError:  # an unknown type: no preview either
+            return None
+        now = datetime.now(UTC)
+        held = night_hold(self._settings, action_type, chosen, "alert", now, counts)
+        inputs = gather_inputs(
+            session, self._settings, recipients=counts, priority=priority, held_until=held, now=now
+        )
+        return estimate(inputs).as_dict()
 
     def _overlaps(self, session: Any, action_type: str, area: AreaSpec) -> tuple[Overlap, ...]:
         """Active actions of the same type whose area meets this one."""

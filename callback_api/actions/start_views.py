@@ -69,6 +69,7 @@ def _preview_fields() -> dict[str, object]:
         "region_code": form.get("region", ""),
         "area": area_from_fields(form.get("area_kind", ""), form),
         "channels": channels,
+        "urgency": form.get("urgency", ""),
     }
 
 

@@ -14,12 +14,14 @@ from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from burgernet.action_types import URGENCIES
-from burgernet.actions import UPDATE_MAX_CHARS, ActionError, ActionStateError, ActionView
+from burgernet.actions import UPDATE_MAX_CHARS, ActionError, ActionStateError, ActionView, ApprovalRequired
+from burgernet.approvals import ApprovalError
 from burgernet.domain import ActionStatus, outcome_words
 from callback_api.access import Reader, mask_number
 from callback_api.actions.forms import ActionForm, AssignTipForm, CloseForm, RecordingForm, UpdateForm
 from callback_api.actions.services import ActionPanelService, RecordingRefused, TipNotAssigned
 from callback_api.actions.start import DEFAULT_TYPE, StartService, start_from_template
+from callback_api.approvals.services import approval_service
 from callback_api.areas import AreaInputError, area_from_fields, split_list
 from callback_api.forms import ConfirmForm
 from callback_api.i18n import current_language, translate
@@ -133,6 +135,21 @@ def new() -> str | Response | tuple[str, int]:
         try:
             panel().context.actions.start(view.id, actor=user().username, source=audit_source())
             flash(translate("Action %(id)s started.", id=view.id), "success")
+        except ApprovalRequired:
+            # Four eyes (burgernet.approvals): "create and start" asks a second person instead.
+            try:
+                approval_service(panel().context).request_start(
+                    view.id, actor=user().username, source=audit_source()
+                )
+                flash(
+                    translate(
+                        "Approval requested instead of a start: action %(id)s needs a second person.",
+                        id=view.id,
+                    ),
+                    "success",
+                )
+            except ApprovalError as exc:
+                flash(str(exc), "error")
         except ActionError as exc:
             flash(str(exc), "error")
     return redirect(url_for("actions.detail", action_id=view.id))
@@ -166,10 +183,24 @@ def detail(action_id: int) -> str:
         recording_form=RecordingForm(),
         has_recording=actions.recording(action_id) is not None,
         broadcasts=actions.broadcasts(action_id),
+        eta_if_started=actions.eta_if_started(action_id) if view.status == ActionStatus.DRAFT.value else None,
         update_form=UpdateForm(),
         update_max_chars=UPDATE_MAX_CHARS,
         **_sighting_context(action_id, who, personal),
+        **_approval_context(view),
     )
+
+
+def _approval_context(view: ActionView) -> dict[str, Any]:
+    """A draft that needs four-eyes approval shows "Request approval" instead of "Start", and
+    the state of its latest request (callback_api.approvals)."""
+    if view.status != ActionStatus.DRAFT.value:
+        return {"needs_approval": False, "approval": None}
+    approvals = approval_service(panel().context)
+    return {
+        "needs_approval": approvals.action_needs_approval(view.id),
+        "approval": approvals.latest_for_action(view.id),
+    }
 
 
 def _sighting_context(action_id: int, who: Reader, personal: bool) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS
 from burgernet.domain import DELIVERY_STATUSES, OUTCOME_KINDS, ActionStatus, ActionType, AreaKind, Channel
+from callback_api.approvals.openapi import APPROVAL_PATHS, APPROVAL_SCHEMAS
 from callback_api.reports.openapi import REPORT_PATHS, REPORT_SCHEMAS
 from callback_api.sightings.openapi import SIGHTING_PATHS, SIGHTING_SCHEMAS
 
@@ -56,6 +57,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             **REPORT_PATHS,
             **SIGHTING_PATHS,
+            **APPROVAL_PATHS,
             "/actions": {
                 "get": {
                     "summary": "List actions, newest first, a page at a time",
@@ -141,12 +143,16 @@ def openapi_document() -> dict[str, Any]:
             },
             "/actions/{action_id}/start": {
                 "post": {
-                    "summary": "Start a draft action",
+                    "summary": "Start a draft action (one that needs four-eyes approval: request it, "
+                    "POST /actions/{action_id}/approval)",
                     "parameters": [ACTION_ID],
                     "responses": {
                         "200": _ok("Action"),
                         "404": _error("no such action (action.not_found)"),
-                        "409": _error("not a draft (action.invalid_transition)"),
+                        "409": _error(
+                            "not a draft (action.invalid_transition), or it needs a second person's "
+                            "approval (approval.required)"
+                        ),
                         **ERRORS,
                     },
                 },
@@ -293,6 +299,7 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {
                 **REPORT_SCHEMAS,
                 **SIGHTING_SCHEMAS,
+                **APPROVAL_SCHEMAS,
                 "Error": {
                     "type": "object",
                     "required": ["status", "error_id", "message", "request_id"],

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from burgernet.actions import UPDATE_MAX_CHARS, ActionStateError, ActionView
+from burgernet.actions import UPDATE_MAX_CHARS, ActionStateError, ActionView, ApprovalRequired
 from burgernet.domain import OUTCOME_KINDS, ActionStatus, Role
 from callback_api.access import Reader
 from callback_api.actions.services import ActionPanelService, BroadcastNotFound
@@ -136,7 +136,14 @@ def create_action() -> tuple[Response, int]:
         source=_source(),
     )
     if body.get("start"):
-        view = actions.start(view.id, actor=info.username, source=_source())
+        try:
+            view = actions.start(view.id, actor=info.username, source=_source())
+        except ApprovalRequired:
+            # The draft stays; say which one, so the client can ask for the approval.
+            raise ApprovalRequired(
+                f"action {view.id} was created as a draft: it needs a second person's approval to "
+                f"start; request it with POST /api/v1/actions/{view.id}/approval"
+            ) from None
     return jsonify(_view(view)), 201
 
 

@@ -19,6 +19,7 @@ class ParticipantForm(FlaskForm):
     channel_sms = BooleanField("SMS")
     channel_email = BooleanField("E-mail")
     inquiry_opt_in = BooleanField("Inquiry opt-in")
+    night_alerts = BooleanField("Alerts at night too")
 
 
 class ImportForm(FlaskForm):

@@ -67,6 +67,7 @@ class ParticipantRow:
     lat: float
     lon: float
     created_at: datetime
+    night_alerts: bool = False  # alerts in the quiet hours too (burgernet.night_rules)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class ParticipantEdit:
     channel_sms: bool
     channel_email: bool
     inquiry_opt_in: bool
+    night_alerts: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def _row(participant: Participant, region_code: str | None) -> ParticipantRow:
         lat=participant.lat,
         lon=participant.lon,
         created_at=participant.created_at,
+        night_alerts=participant.night_alerts,
     )
 
 
@@ -231,6 +234,7 @@ class PeopleService:
                 "channel_sms": change.channel_sms,
                 "channel_email": change.channel_email,
                 "inquiry_opt_in": change.inquiry_opt_in,
+                "night_alerts": change.night_alerts,
             }
             for name, value in values.items():
                 if getattr(participant, name) != value:
@@ -356,6 +360,7 @@ class PeopleService:
                             "yes" if p.inquiry_opt_in else "no",
                             f"{p.lat:.6f}",
                             f"{p.lon:.6f}",
+                            "yes" if p.night_alerts else "no",
                         ]
                     )
                     if number % 1000 == 0:

@@ -73,6 +73,7 @@ def detail(participant_id: int) -> str | BaseResponse | tuple[str, int]:
                         channel_sms=bool(form.channel_sms.data),
                         channel_email=bool(form.channel_email.data),
                         inquiry_opt_in=bool(form.inquiry_opt_in.data),
+                        night_alerts=bool(form.night_alerts.data),
                     ),
                     actor=user().username,
                     source=audit_source(),

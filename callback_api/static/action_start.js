@@ -323,6 +323,7 @@
     var parts = Object.keys(result.recipients).filter(function (k) { return k !== "people"; })
       .map(function (k) { return (words[k] || k) + ": " + result.recipients[k]; });
     recipients.textContent = words.recipients + " — " + parts.join(" · ") + " · " + result.recipients.people + " " + words.people;
+    showEta(result.eta);
     overlap.innerHTML = "";
     overlap.hidden = !result.overlaps.length;
     result.overlaps.forEach(function (o, i) {
@@ -332,6 +333,30 @@
     var unfinished = (form.title.value + form.description.value).indexOf("...") >= 0;
     previewStatus.textContent = unfinished ? words.unfinished : "";
   }
+  // The expected time to 50/90/100 % handled, per channel and for everyone (burgernet.eta).
+  var etaList = document.getElementById("preview-eta");
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) { return "–"; }
+    var s = Math.round(seconds);
+    if (s < 60) { return s + " s"; }
+    if (s < 3600) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; }
+    return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
+  }
+  function etaLine(label, times) {
+    return say("eta_line", { CHANNEL: label, T50: duration(times["50%"]), T90: duration(times["90%"]), T100: duration(times["100%"]) });
+  }
+  function showEta(eta) {
+    etaList.innerHTML = "";
+    etaList.hidden = !eta || !eta.recipients;
+    if (etaList.hidden) { return; }
+    etaList.setAttribute("aria-label", words.eta);
+    eta.channels.forEach(function (c) {
+      var text = etaLine(words[c.channel] || c.channel, c.seconds_to);
+      if (c.held_until) { text += " (" + say("eta_held", { TIME: new Date(c.held_until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) }) + ")"; }
+      etaList.appendChild(el("li", { "data-channel": c.channel, title: c.basis }, text));
+    });
+    if (eta.channels.length > 1) { etaList.appendChild(el("li", { "data-channel": "all" }, etaLine(words.eta_all, eta.seconds_to))); }
+  }
   function refreshPreview() {
     var mine = ++generation;
     startButton.disabled = true;
@@ -340,6 +365,7 @@
       if (result.error) {
         preview.innerHTML = "";
         recipients.textContent = "";
+        showEta(null);
         previewStatus.textContent = say("preview_error", { WHY: result.error });
         return;
       }

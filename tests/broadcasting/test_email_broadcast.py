@@ -21,6 +21,7 @@ from burgernet.models import AuditEvent, Delivery
 from burgernet.settings import Settings
 from composition.cli import main
 from composition.context import Context
+from testbed.approvals import start_approved
 from testbed.smtp import SmtpServer
 from tests.broadcasting.conftest import CENTRE, Crowd, WorkerThread
 
@@ -212,7 +213,7 @@ def test_an_amber_alert_overtakes_an_information_broadcast_in_the_queue(
         area=AreaSpec(AreaKind.CIRCLE, centre=far, radius_m=2000),
         actor="test",
     )
-    bn_context.actions.start(amber.id, actor="test")
+    start_approved(bn_context, amber.id, requester="test")
     (info_broadcast,) = crowd.broadcasts(info_id, "alert")
     (amber_broadcast,) = crowd.broadcasts(amber.id, "alert")
     crowd.wait_done(amber_broadcast)

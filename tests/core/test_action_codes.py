@@ -36,6 +36,7 @@ from burgernet.routing_service import RoutingService
 from composition.context import Context
 from composition.redis_server import ManagedRedis
 from routing import DecisionKind, RoutingPolicy
+from testbed.approvals import start_approved
 from testbed.ports import free_port
 from testbed.postgres import ManagedPostgres
 from tests.conftest import postgres_context
@@ -333,7 +334,7 @@ def test_the_amber_feeds_and_page_publish_the_code_while_active_only(bn_context:
         area=AreaSpec(AreaKind.NATIONAL),
         actor="test",
     )
-    code = bn_context.actions.start(view.id, actor="test", broadcast=False).action_code
+    code = start_approved(bn_context, view.id, requester="test", broadcast=False).action_code
     assert code is not None
     settings = bn_context.settings
     with session_scope(bn_context.sessions) as session:

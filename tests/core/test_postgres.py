@@ -18,6 +18,7 @@ from burgernet.models import Participant
 from composition import demo
 from composition.context import Context
 from composition.redis_server import ManagedRedis
+from testbed.approvals import start_approved
 from testbed.postgres import ManagedPostgres
 from tests.conftest import postgres_context
 
@@ -44,7 +45,7 @@ def test_schema_and_services_on_postgres(pg_context: Context) -> None:
         team=["c-on-1"],
         actor="t",
     )
-    pg_context.actions.start(view.id, actor="t")
+    start_approved(pg_context, view.id, requester="t")
     with pytest.raises(ActionError, match=r"from active to (draft|active)"):
         pg_context.actions.start(view.id, actor="t")
     with session_scope(pg_context.sessions) as session:

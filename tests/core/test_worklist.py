@@ -26,6 +26,7 @@ from burgernet.models import Action, AuditEvent, Base, Call, Centralist, Tip
 from burgernet.ports import CallbackDial
 from composition.context import Context
 from composition.redis_server import ManagedRedis
+from testbed.approvals import start_approved
 from testbed.postgres import ManagedPostgres
 from tests.conftest import postgres_context
 
@@ -65,7 +66,7 @@ def _action(context: Context, action_type: str, region: str, team: list[str], ti
         actor="test",
         source="test",
     )
-    context.actions.start(view.id, actor="test", source="test")
+    start_approved(context, view.id, requester="test")
     return view.id
 
 

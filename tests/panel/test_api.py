@@ -218,6 +218,11 @@ def test_openapi_document(world: World, app: Flask) -> None:
         "/actions/{action_id}/broadcasts",
         "/actions/{action_id}/updates",
         "/actions/{action_id}/sightings",
+        "/actions/{action_id}/approval",
+        "/approvals",
+        "/approvals/{request_id}",
+        "/approvals/{request_id}/approve",
+        "/approvals/{request_id}/refuse",
         "/broadcasts/{broadcast_id}",
         "/reports",
         "/reports/{table}",
@@ -226,7 +231,7 @@ def test_openapi_document(world: World, app: Flask) -> None:
     rules = {str(rule) for rule in app.url_map.iter_rules()}
     for path in document["paths"]:
         rule = path.replace("{action_id}", "<int:action_id>").replace("{broadcast_id}", "<int:broadcast_id>")
-        rule = rule.replace("{table}", "<table>")
+        rule = rule.replace("{table}", "<table>").replace("{request_id}", "<int:request_id>")
         assert "/api/v1" + rule in rules
 
 

@@ -15,6 +15,7 @@ from burgernet.actions import AreaSpec
 from burgernet.domain import AreaKind
 from callback_api.photos import check_photo, store_photo
 from composition.context import Context
+from testbed.approvals import start_approved
 from tests.panel.conftest import UTRECHT, World
 
 XSD = Path(__file__).resolve().parents[2] / "callback_api" / "static" / "cap" / "CAP-v1.2.xsd"
@@ -61,7 +62,7 @@ def _amber(context: Context, area: AreaSpec, *, photo: bool = False) -> int:
             actor="test",
             source="test",
         )
-    context.actions.start(view.id, actor="test", source="test")
+    start_approved(context, view.id, requester="test")
     return view.id
 
 

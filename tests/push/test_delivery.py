@@ -15,6 +15,7 @@ from burgernet.domain import AreaKind
 from burgernet.models import AuditEvent, Delivery, PushSubscription, Sighting
 from burgernet.push_subscriptions import application_server_key, find_by_endpoint
 from composition.context import Context
+from testbed.approvals import start_approved
 from tests.broadcasting.conftest import CENTRE, Crowd, WorkerThread
 from tests.push.conftest import Devices, push_senders
 from tests.support.webpush_service import WebPushService
@@ -41,7 +42,7 @@ def push_action(
         channels=["push"],
         actor="test",
     )
-    context.actions.start(view.id, actor="test")
+    start_approved(context, view.id, requester="test")
     return view.id
 
 

@@ -181,3 +181,26 @@ async def test_connection_close_a_dropped_connection_and_a_silent_service(bn_set
     assert silent.retry and silent.error is not None and "TimeoutError" in silent.error
     # A new connection only after "Connection: close" and after the drop; the rest kept one.
     assert sender.http.opened == 3
+
+
+async def test_pushes_to_a_second_origin_wait_for_a_free_lane_and_all_arrive(bn_settings: Settings) -> None:
+    """One lane for the process: the pushes of the origin that got none wait until the other
+    origin's queue is empty, then go; two batches at once each get all their records."""
+    created = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+    sender = await make_sender(bn_settings, concurrency=1)
+    try:
+        async with raw_service(lambda _n: created) as first, raw_service(lambda _n: created) as second:
+            one = targets_for([device_at(first, f"a{n}") for n in range(5)], first_id=1)
+            other = targets_for([device_at(second, f"b{n}") for n in range(5)], first_id=100)
+            mixed = targets_for([device_at(second, "c0"), device_at(first, "c1")], first_id=200)
+            batches = await asyncio.wait_for(
+                asyncio.gather(push_all(sender, one + other), push_all(sender, mixed)), 10
+            )
+    finally:
+        await sender.close()
+    assert [[r.target.delivery_id for r in batch] for batch in batches] == [
+        [t.delivery_id for t in one + other],
+        [t.delivery_id for t in mixed],
+    ]
+    assert {r.status for batch in batches for r in batch} == {"sent"}
+    assert sender.http.opened == 2  # one connection per origin, one after the other

@@ -21,6 +21,7 @@ from burgernet.push_subscriptions import SubscriptionInput, select_for_area, sub
 from composition.context import Context
 from composition.redis_server import ManagedRedis
 from routing import NationalArea
+from testbed.approvals import start_approved
 from testbed.postgres import ManagedPostgres
 from tests.conftest import postgres_context
 from tests.support.webpush_service import make_subscription
@@ -48,7 +49,7 @@ def test_push_batches_are_claimed_once_and_recorded_once(pg: Context) -> None:
         channels=["push"],
         actor="test",
     )
-    pg.actions.start(view.id, actor="test", broadcast=False)
+    start_approved(pg, view.id, requester="test", broadcast=False)
     with session_scope(pg.sessions) as session:
         action = session.get(Action, view.id)
         assert action is not None

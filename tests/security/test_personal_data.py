@@ -38,6 +38,7 @@ from burgernet.settings import Settings
 from callback_api.photos import photos_dir
 from composition.cli import main
 from composition.context import Context
+from testbed.approvals import start_approved
 from tests.panel.conftest import UTRECHT, World, csrf_token
 from tests.panel.conftest import app as app
 from tests.panel.conftest import client_for as client_for
@@ -104,7 +105,7 @@ def test_an_action_photo_with_gps_is_stored_and_published_without_any_exif(
     assert assert_no_metadata(Path(stored).read_bytes()) == (160, 120)
     assert client.get(f"/actions/{action_id}/photo").data == Path(stored).read_bytes()
 
-    bn_context.actions.start(action_id, actor="test", source="test")
+    start_approved(bn_context, action_id, requester="test")
     public = app.test_client()
     page = public.get(f"/amber/{action_id}").get_data(as_text=True)
     src = re.search(r'<img src="([^"]+)"', page)
@@ -135,7 +136,7 @@ def test_a_photo_stored_before_cleaning_existed_is_cleaned_before_it_is_served(
         action = session.get(Action, view.id)
         assert action is not None
         action.photo_path = str(legacy)
-    bn_context.actions.start(view.id, actor="test", source="test")
+    start_approved(bn_context, view.id, requester="test")
     served = app.test_client().get(f"/feeds/amber/{view.id}/photo")
     assert served.status_code == 200
     assert assert_no_metadata(served.data) == (160, 120)
@@ -213,7 +214,7 @@ def _closed_amber(context: Context, result_message: str) -> int:
         actor="test",
         source="test",
     )
-    context.actions.start(view.id, actor="test", source="test")
+    start_approved(context, view.id, requester="test")
     context.actions.close(
         view.id, outcome=INTERNAL[:200], result_message=result_message, actor="test", source="test"
     )

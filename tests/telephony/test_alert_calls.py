@@ -104,6 +104,13 @@ def alert_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
                     "retry_base_seconds": 0.5,
                     "max_attempts": 2,
                     "voice_calls_per_second": 5.0,
+                    # Busy and unanswered calls: two calls, half a second apart, then done.
+                    "policies": type(phones.settings.broadcast.policies).model_validate(
+                        {
+                            "busy": {"attempts": 2, "backoff_seconds": 0.5, "then": "done"},
+                            "no_answer": {"attempts": 2, "backoff_seconds": 0.5, "then": "done"},
+                        }
+                    ),
                 }
             )
         }
@@ -167,7 +174,7 @@ def test_a_busy_line_is_retried_then_recorded_busy(alert_calls: AlertCalls) -> N
 
     action_id = alert_calls.start_action()
     delivery = alert_calls.delivery(action_id, lambda d: d.status == "busy")
-    assert delivery.attempts == 2  # max_attempts
+    assert delivery.attempts == 2  # the busy policy's attempts
     result = phones.sipp.phone_result("trunk", timeout_s=30)
     assert result.successful + result.failed == 2, result.output  # two INVITEs, no more
 

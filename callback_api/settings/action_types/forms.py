@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -26,3 +34,5 @@ class ActionTypeForm(FlaskForm):
     urgency = SelectField("Urgency", choices=[SelectChoice(u, u) for u in URGENCIES])
     title_block = StringField("Title to complete", validators=[Length(max=120)])
     description_block = TextAreaField("Description to complete", validators=[Length(max=MAX_BLOCK)])
+    # Four-eyes start (burgernet.approvals); always on for an AMBER Alert, whatever is posted.
+    needs_approval = BooleanField("Starting needs a second person's approval")

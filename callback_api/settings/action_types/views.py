@@ -55,6 +55,7 @@ def action_type_edit(action_type: str) -> str | BaseResponse | tuple[str, int]:
                         urgency=form.urgency.data or "",
                         title_block=form.title_block.data or "",
                         description_block=form.description_block.data or "",
+                        needs_approval=bool(form.needs_approval.data),
                     ),
                     actor=user().username,
                     source=audit_source(),

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from burgernet.approvals import ApproverInvalid, set_approver
 from burgernet.db import session_scope
 from burgernet.domain import Role
 from burgernet.models import Centralist, User
@@ -42,6 +43,8 @@ class UserRow:
     centralist_id: int | None
     centralist_endpoint: str | None
     has_token: bool
+    # May approve another person's start of an AMBER Alert or national action.
+    approver: bool = False
 
 
 def _centralist_id(session: Session, endpoint: str | None) -> int | None:
@@ -91,13 +94,14 @@ class UserAdminService:
                     User.centralist_id,
                     Centralist.sip_endpoint,
                     User.api_token_hash.is_not(None),
+                    User.approver,
                 )
                 .outerjoin(Centralist, Centralist.id == User.centralist_id)
                 .order_by(User.username)
             )
             return [
-                UserRow(uid, name, Role(role), bool(a), cid, ep, bool(t))
-                for uid, name, role, a, cid, ep, t in rows
+                UserRow(uid, name, Role(role), bool(a), cid, ep, bool(t), bool(ap))
+                for uid, name, role, a, cid, ep, t, ap in rows
             ]
 
     def get(self, user_id: int) -> UserRow:
@@ -194,6 +198,14 @@ class UserAdminService:
                 detail={"username": user.username},
                 source=source,
             )
+
+    def set_approver(self, user_id: int, approver: bool, *, actor: str, source: str) -> None:
+        """Give or take the approver flag (burgernet.approvals; audited)."""
+        row = self.get(user_id)
+        try:
+            set_approver(self._sessions, row.username, approver, actor=actor, source=source)
+        except ApproverInvalid as exc:
+            raise UserError(str(exc)) from None
 
     def reset_password(self, user_id: int, *, actor: str, source: str) -> str:
         """A new random password (returned once, only its hash is stored)."""

@@ -135,6 +135,21 @@ def user_active(user_id: int) -> BaseResponse | tuple[str, int]:
     return redirect(url_for("settings.user_edit", user_id=user_id))
 
 
+@bp.route("/users/<int:user_id>/approver", methods=["POST"])
+@roles_required(ADMIN_ONLY)
+def user_approver(user_id: int) -> BaseResponse | tuple[str, int]:
+    """The approver flag: may approve another person's start of an AMBER Alert or national action."""
+    row = _user_action(user_id)
+    try:
+        service().set_approver(
+            user_id, request.form.get("approver") == "1", actor=user().username, source=audit_source()
+        )
+    except UserError as exc:
+        return _user_page(row, _role_form(row), [str(exc)])
+    flash(translate("Saved."), "success")
+    return redirect(url_for("settings.user_edit", user_id=user_id))
+
+
 @bp.route("/users/<int:user_id>/password", methods=["POST"])
 @roles_required(ADMIN_ONLY)
 def user_password(user_id: int) -> tuple[str, int]:
