@@ -32,7 +32,7 @@ def parse_channels(value: str) -> set[Channel]:
 
 async def run_worker(context: Services, channels: set[Channel], fan_out: bool) -> None:
     settings = context.settings
-    client = async_redis_client(settings.redis, timeout=10)
+    client = async_redis_client(settings.redis, timeout=10, parser="fast")
     senders = await build_senders(settings, channels, client)
     worker = BroadcastWorker(context, senders, fan_out=fan_out)
     loop = asyncio.get_running_loop()

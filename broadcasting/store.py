@@ -326,20 +326,26 @@ def add_deliveries(
     )
 
 
-def _hold_deliveries(session: Session, broadcast_id: int, hold: night_rules.Hold) -> int:
+def _hold_deliveries(
+    session: Session, broadcast_id: int, hold: night_rules.Hold, *, only: int | None = None
+) -> int:
     """Night rules: this broadcast's queued deliveries on the held channels wait until
     ``hold.until`` — not those of participants who opted in to night alerts. A caller who is no
-    participant (the closing word) never opted in: held too. Only rows without a time yet: a
-    resumed fan-out never moves a hold."""
+    participant (the closing word) never opted in: held too. Only rows without a later time
+    already: a resumed fan-out never moves a hold. ``only``: just this delivery (a retry, a
+    fallback made inside the window)."""
     opted_in = select(Participant.id).where(Participant.night_alerts.is_(True))
+    which = [Delivery.broadcast_id == broadcast_id]
+    if only is not None:
+        which.append(Delivery.id == only)
     return _rowcount(
         session.execute(
             update(Delivery)
             .where(
-                Delivery.broadcast_id == broadcast_id,
+                *which,
                 Delivery.channel.in_(sorted(channel.value for channel in hold.channels)),
                 Delivery.status == "queued",
-                Delivery.not_before.is_(None),
+                or_(Delivery.not_before.is_(None), Delivery.not_before < hold.until),
                 or_(
                     Delivery.caller_e164.is_not(None),
                     and_(Delivery.participant_id.is_not(None), Delivery.participant_id.not_in(opted_in)),
@@ -595,6 +601,18 @@ def requeue(session: Session, delivery_id: int, *, error: str) -> bool:
     return bool(changed)
 
 
+def hold_one(
+    session: Session, broadcast_id: int, delivery_id: int, hold: night_rules.Hold | None
+) -> datetime | None:
+    """Night rules for one queued delivery whose next try would fall inside the quiet window (a
+    retry, a fallback): when it may go instead (``hold.until``, kept in ``not_before`` so a
+    rebuilt queue still waits), or None when it need not wait (another channel, a participant
+    who opted in to night alerts, no hold)."""
+    if hold is None:
+        return None
+    return hold.until if _hold_deliveries(session, broadcast_id, hold, only=delivery_id) else None
+
+
 # --- falling back to the next channel (burgernet.alert_policies) ----------------------------------------
 # A voice delivery that ended like this did not reach the participant; the worker's policy
 # decides whether it falls back (FallBack), and these are what a lost enqueue is repaired from.
@@ -608,15 +626,21 @@ class Fallback:
     delivery_id: int
     channel: Channel
     priority: int
+    # The night rules' hold: not before this moment (UTC); None: at once.
+    not_before: datetime | None = None
 
 
-def add_fallback(session: Session, delivery_id: int, channel: Channel) -> Fallback | None:
+def add_fallback(
+    session: Session, delivery_id: int, channel: Channel, hold: night_rules.Hold | None = None
+) -> Fallback | None:
     """Make the ``channel`` delivery that replaces ``delivery_id`` (which the caller just
     finished, in this same transaction), and count it in its broadcast's total.
 
     Only for a participant of a running action broadcast who allows ``channel`` (SMS: has a
     mobile number), has not opted out, and has no ``channel`` delivery in this broadcast yet
     (the unique key decides, also against a resumed fan-out). None when nobody is made.
+    ``hold``: the night rules' hold on the broadcast now; the fallback waits for its end like
+    the broadcast's own deliveries on that channel would.
     """
     row = session.execute(
         select(Delivery.broadcast_id, Participant.id, Participant.phone_e164, Participant.opted_out)
@@ -656,7 +680,8 @@ def add_fallback(session: Session, delivery_id: int, channel: Channel) -> Fallba
     if made is None:  # they had (or were just given) a delivery on that channel
         return None
     session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(total=Broadcast.total + 1))
-    return Fallback(int(made[0]), channel, broadcast.priority)
+    made_id = int(made[0])
+    return Fallback(made_id, channel, broadcast.priority, hold_one(session, broadcast_id, made_id, hold))
 
 
 def unqueued_fallbacks(session: Session, delivery_id: int) -> list[Fallback]:
@@ -664,11 +689,14 @@ def unqueued_fallbacks(session: Session, delivery_id: int) -> list[Fallback]:
     been lost (Redis went away between the commit and the XADD), so it is queued again. A
     second entry for one delivery is harmless: the claim lets one of them through."""
     rows = session.execute(
-        select(Delivery.id, Delivery.channel, Broadcast.priority)
+        select(Delivery.id, Delivery.channel, Broadcast.priority, Delivery.not_before)
         .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
         .where(Delivery.fallback_of == delivery_id, Delivery.status == "queued", Delivery.attempts == 0)
     )
-    return [Fallback(int(i), Channel(channel), int(priority)) for i, channel, priority in rows]
+    return [
+        Fallback(int(i), Channel(channel), int(priority), _aware(not_before))
+        for i, channel, priority, not_before in rows
+    ]
 
 
 def stored_policies(session: Session) -> dict[str, OutcomePolicy]:

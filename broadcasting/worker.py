@@ -119,7 +119,7 @@ class BroadcastWorker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         prefix = self.settings.redis.key_prefix
         self.keys = QueueKeys(prefix)
-        self.redis = async_redis_client(self.settings.redis, timeout=10)
+        self.redis = async_redis_client(self.settings.redis, timeout=10, parser="fast")
         self.queue = AsyncDeliveryQueue(self.redis, self.keys, self.name)
         self.sync_queue = DeliveryQueue(redis_client(self.settings.redis, timeout=10), self.keys)
         self.progress = progress.AsyncProgress(self.redis, prefix)
@@ -371,10 +371,14 @@ class BroadcastWorker:
         return priority, fan
 
     def _night_hold(
-        self, session: Any, broadcast: Broadcast, channels: Sequence[Channel]
+        self,
+        session: Any,
+        broadcast: Broadcast | None,
+        channels: Sequence[Channel],
+        at: datetime | None = None,
     ) -> night_rules.Hold | None:
-        """The night rules' hold on an action's broadcast fanned out now (None: all go now)."""
-        if broadcast.action_id is None:
+        """The night rules' hold on an action's broadcast sent ``at`` (default: now; None: all go)."""
+        if broadcast is None or broadcast.action_id is None or self.settings.broadcast.quiet_window() is None:
             return None
         action = session.get(Action, broadcast.action_id)
         if action is None:
@@ -385,7 +389,7 @@ class BroadcastWorker:
             urgency=action.urgency,
             kind=broadcast.kind,
             hold_sms=self.settings.broadcast.quiet_hold_sms,
-            now=datetime.now(UTC),
+            now=at or datetime.now(UTC),
             channels=channels,
         )
 
@@ -707,9 +711,19 @@ class BroadcastWorker:
 
     async def _queue_fallbacks(self, fallbacks: list[store.Fallback]) -> None:
         for fallback in fallbacks:
-            await asyncio.to_thread(
-                self.sync_queue.enqueue, fallback.channel, fallback.priority, [fallback.delivery_id]
-            )
+            if fallback.not_before is not None and fallback.not_before.timestamp() > time.time():
+                # Made inside the quiet window: in the delayed set until it ends.
+                await asyncio.to_thread(
+                    self.sync_queue.enqueue_at,
+                    fallback.channel,
+                    fallback.priority,
+                    [fallback.delivery_id],
+                    fallback.not_before.timestamp(),
+                )
+            else:
+                await asyncio.to_thread(
+                    self.sync_queue.enqueue, fallback.channel, fallback.priority, [fallback.delivery_id]
+                )
 
     def _unqueued_fallbacks(self, delivery_id: int) -> list[store.Fallback]:
         with session_scope(self.context.sessions) as session:
@@ -725,15 +739,17 @@ class BroadcastWorker:
             retry_after=outcome.retry_after,
         )
         if isinstance(decision, Retry):
-            requeued = await self._db_call(self._requeue, job, outcome.error or outcome.status)
-            if requeued:
-                await self.queue.retry_later(entry, time.time() + decision.in_seconds)
+            due = await self._db_call(
+                self._requeue, job, outcome.error or outcome.status, decision.in_seconds
+            )
+            if due is not None:
+                await self.queue.retry_later(entry, due)
                 log.info(
                     "delivery %s: %s, attempt %s; again in %.0f s",
                     job.delivery_id,
                     outcome.status,
                     job.attempt,
-                    decision.in_seconds,
+                    due - time.time(),  # the policy's wait, or until the quiet window's end
                 )
             else:
                 await self.queue.ack(entry)
@@ -799,12 +815,21 @@ class BroadcastWorker:
                 }
             )
 
-    def _requeue(self, job: store.DeliveryJob, error: str) -> bool:
+    def _requeue(self, job: store.DeliveryJob, error: str, in_seconds: float) -> float | None:
+        """Back to queued for another try in ``in_seconds``; when that try may go (epoch
+        seconds), or None when the delivery was not this worker's to requeue. A retry that would
+        ring inside the night rules' quiet window waits for its end, as the broadcast would."""
+        due = time.time() + in_seconds
         with session_scope(self.context.sessions) as session:
-            requeued = store.requeue(session, job.delivery_id, error=error)
-            if requeued and job.for_inquiry is not None:
+            if not store.requeue(session, job.delivery_id, error=error):
+                return None
+            if job.for_inquiry is not None:
                 inquiry_mail.record_retry(session, job, error)
-            return requeued
+                return due
+            broadcast = session.get(Broadcast, job.broadcast_id)
+            hold = self._night_hold(session, broadcast, [job.channel], at=datetime.fromtimestamp(due, UTC))
+            held_until = store.hold_one(session, job.broadcast_id, job.delivery_id, hold)
+            return max(due, held_until.timestamp()) if held_until is not None else due
 
     def _finish(self, job: store.DeliveryJob, outcome: Outcome) -> bool:
         with session_scope(self.context.sessions) as session:
@@ -817,7 +842,10 @@ class BroadcastWorker:
         transaction (none when the participant cannot get it, see store.add_fallback)."""
         with session_scope(self.context.sessions) as session:
             finished = self._write_outcome(session, job, outcome)
-            return finished, store.add_fallback(session, job.delivery_id, channel) if finished else None
+            if not finished:
+                return False, None
+            hold = self._night_hold(session, session.get(Broadcast, job.broadcast_id), [channel])
+            return True, store.add_fallback(session, job.delivery_id, channel, hold)
 
     def _write_outcome(self, session: Any, job: store.DeliveryJob, outcome: Outcome) -> bool:
         finished = store.finish(

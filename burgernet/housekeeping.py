@@ -39,6 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from burgernet.approvals import ApprovalService
 from burgernet.db import session_scope
 from burgernet.push_subscriptions import expire_idle
+from burgernet.redis_clients import redis_client
 from burgernet.retention import Retention
 from burgernet.services import Services
 
@@ -77,7 +78,8 @@ class Housekeeping:
         self.context = context
         self.settings = context.settings
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
-        self.redis = redis.Redis.from_url(self.settings.redis.url, socket_timeout=5, socket_connect_timeout=5)
+        # Through Sentinel when it is configured, like every other client (its locks follow the primary).
+        self.redis = redis_client(self.settings.redis, timeout=5)
         self.prefix = f"{self.settings.redis.key_prefix}housekeeping:"
         self.retention = Retention(context.sessions, self.settings, context.facts)
         self.scheduler = BackgroundScheduler(

@@ -185,7 +185,7 @@ class LiveState:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "bn:", alerted_ttl_seconds: int = 6 * 3600) -> LiveState:
-        return cls(redis.Redis.from_url(url, socket_timeout=5), LiveKeys(prefix), alerted_ttl_seconds)
+        return cls(redis_client(RedisSettings(url=url), timeout=5), LiveKeys(prefix), alerted_ttl_seconds)
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> LiveState:
@@ -248,7 +248,9 @@ class AsyncLiveState:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "bn:", alerted_ttl_seconds: int = 6 * 3600) -> AsyncLiveState:
-        return cls(aioredis.Redis.from_url(url, socket_timeout=2), LiveKeys(prefix), alerted_ttl_seconds)
+        return cls(
+            async_redis_client(RedisSettings(url=url), timeout=2), LiveKeys(prefix), alerted_ttl_seconds
+        )
 
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> AsyncLiveState:

@@ -130,7 +130,10 @@ def erase_participant(
             return None
         phone = participant.phone_e164
         forms = number_forms(phone)
-        deliveries = _count(session, select(Delivery.id).where(Delivery.participant_id == participant_id))
+        # Their own deliveries, and the closing words sent to their number as a caller (those
+        # rows carry the number, not the participant: see broadcasting/store.add_caller_deliveries).
+        theirs = or_(Delivery.participant_id == participant_id, Delivery.caller_e164.in_(forms))
+        deliveries = _count(session, select(Delivery.id).where(theirs))
         link_ids = list(
             session.scalars(select(InquiryLink.id).where(InquiryLink.participant_id == participant_id))
         )
@@ -157,7 +160,7 @@ def erase_participant(
         )
         # Explicit deletes rather than relying on ON DELETE: the report must match what happened.
         session.execute(delete(Statement).where(Statement.link_id.in_(link_ids)))
-        session.execute(delete(Delivery).where(Delivery.participant_id == participant_id))
+        session.execute(delete(Delivery).where(theirs))
         session.execute(delete(InquiryLink).where(InquiryLink.participant_id == participant_id))
         session.execute(
             update(Tip)
@@ -263,6 +266,8 @@ def export_participant(
                 "inquiry_id": b.inquiry_id,
                 "message": b.message,
                 "channel": d.channel,
+                # A closing word sent to their number because they called about the action.
+                "as_caller": d.caller_e164 is not None,
                 "status": d.status,
                 "attempts": d.attempts,
                 "provider_reference": d.provider_ref,
@@ -273,7 +278,7 @@ def export_participant(
             for d, b in session.execute(
                 select(Delivery, Broadcast)
                 .join(Broadcast, Broadcast.id == Delivery.broadcast_id)
-                .where(Delivery.participant_id == participant_id)
+                .where(or_(Delivery.participant_id == participant_id, Delivery.caller_e164.in_(forms)))
                 .order_by(Delivery.id)
             )
         ]
@@ -321,6 +326,8 @@ def export_participant(
             "profile": profile,
             "channels": channels,
             "inquiry_opt_in": p.inquiry_opt_in,
+            # Non-urgent voice alerts (and SMS where held) wait out the quiet hours unless True.
+            "night_alerts": p.night_alerts,
             "opt_out": {"opted_out": p.opted_out, "since": _when(p.opted_out_at)},
             "deliveries": deliveries,
             "calls": [

@@ -12,11 +12,12 @@ heartbeat missed), so this adds no new failure mode, only a short one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis._parsers import _AsyncHiredisParser, _AsyncRESP3Parser, _HiredisParser, _RESP2Parser
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialBackoff
@@ -25,6 +26,7 @@ from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
+from redis.utils import HIREDIS_AVAILABLE
 
 from burgernet.settings import RedisSettings, redis_url_password
 
@@ -73,27 +75,61 @@ def _sentinel_options(settings: RedisSettings, timeout: float, connect_timeout: 
 ASYNC_MAX_CONNECTIONS = 512
 
 
+# Which reply parser a client uses. redis-py takes hiredis for *every* client once it is
+# installed; here each process says what it wants instead:
+# - "pure" (the default): redis-py's own Python parser. The FastAGI/AMI process, the panel and the
+#   CLI stay on it: with hiredis, stopping Redis under live calls left a free-number caller
+#   silent for 14 s (the fault suite's Redis stop, twice in a row), where the pure parser fails
+#   fast and the call takes the Redis-outage path at once.
+# - "fast": hiredis when it is installed, for the broadcast worker alone. Its stream reads and
+#   journal writes are the push fan-out's Redis cost, and a worker that stalls on Redis only
+#   delays deliveries, which its take-over and sweep repair; nobody is on the line.
+Parser = Literal["pure", "fast"]
+
+
+# The pure parsers are redis-py's own defaults without hiredis (the asyncio connection turns
+# RESP3 into RESP2 itself when the protocol is 2; the synchronous one does not, hence RESP2).
+def _parser_class(parser: Parser) -> type[Any]:
+    return _AsyncHiredisParser if parser == "fast" and HIREDIS_AVAILABLE else _AsyncRESP3Parser
+
+
+def _sync_parser_class(parser: Parser) -> type[Any]:
+    return _HiredisParser if parser == "fast" and HIREDIS_AVAILABLE else _RESP2Parser
+
+
 def _backoff() -> ExponentialBackoff:
     return ExponentialBackoff(cap=0.4, base=0.1)
 
 
 def redis_client(
-    settings: RedisSettings, *, timeout: float = 5.0, connect_timeout: float | None = None
+    settings: RedisSettings,
+    *,
+    timeout: float = 5.0,
+    connect_timeout: float | None = None,
+    parser: Parser = "pure",
 ) -> redis.Redis:
     """A synchronous client (CLI, panel, worker's queue, supervisor)."""
     connect = connect_timeout if connect_timeout is not None else timeout
+    parser_class = _sync_parser_class(parser)
     if not settings.sentinels:
-        return redis.Redis.from_url(settings.url, socket_timeout=timeout, socket_connect_timeout=connect)
+        return redis.Redis.from_url(
+            settings.url, socket_timeout=timeout, socket_connect_timeout=connect, parser_class=parser_class
+        )
     sentinel = Sentinel(settings.sentinel_addresses, **_sentinel_options(settings, timeout, connect))
     retry = Retry(_backoff(), _RETRIES, supported_errors=_RETRY_ON)
-    return sentinel.master_for(settings.sentinel_service, retry=retry)
+    return sentinel.master_for(settings.sentinel_service, retry=retry, parser_class=parser_class)
 
 
 def async_redis_client(
-    settings: RedisSettings, *, timeout: float = 2.0, connect_timeout: float | None = None
+    settings: RedisSettings,
+    *,
+    timeout: float = 2.0,
+    connect_timeout: float | None = None,
+    parser: Parser = "pure",
 ) -> aioredis.Redis:
     """An asyncio client (FastAGI/AMI process, broadcast worker)."""
     connect = connect_timeout if connect_timeout is not None else timeout
+    parser_class = _parser_class(parser)
     if not settings.sentinels:
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.url,
@@ -101,12 +137,18 @@ def async_redis_client(
             timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=connect,
+            parser_class=parser_class,
         )
         return aioredis.Redis.from_pool(pool)
     sentinel = AsyncSentinel(settings.sentinel_addresses, **_sentinel_options(settings, timeout, connect))
     retry = AsyncRetry(_backoff(), _RETRIES, supported_errors=_RETRY_ON)
     # Sentinel's pool does not block: it gets the same generous ceiling instead.
-    return sentinel.master_for(settings.sentinel_service, retry=retry, max_connections=ASYNC_MAX_CONNECTIONS)
+    return sentinel.master_for(
+        settings.sentinel_service,
+        retry=retry,
+        max_connections=ASYNC_MAX_CONNECTIONS,
+        parser_class=parser_class,
+    )
 
 
 __all__ = ["async_redis_client", "redis_client"]

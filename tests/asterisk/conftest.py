@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from asterisk_conf.instance import ConfiguredAsterisk, free_udp_and_tcp_port, prepare
+from asterisk_conf.instance import ConfiguredAsterisk, prepare
 from asterisk_conf.render import AsteriskPlan, CentralistEndpoint
 from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.centralists import sip_digest
 from burgernet.settings import Settings, load_settings
+from testbed.ports import free_port
 
 _instances = itertools.count(1)
 
@@ -41,11 +42,11 @@ def asterisk_settings(data_dir: Path, install: AsteriskInstall, **asterisk: obje
     values: dict[str, object] = {
         "sandbox_root": str(install.root or "/var/cache/burgernet/asterisk-sid"),
         "instance_name": f"t{os.getpid()}-{next(_instances)}",
-        "sip_port": free_udp_and_tcp_port(),
-        "ami_port": free_udp_and_tcp_port(),
+        "sip_port": free_port(),
+        "ami_port": free_port(),
         # Nothing listens here unless a test starts something: FastAGI is "down".
-        "agi_port": free_udp_and_tcp_port(),
-        "trunk_port": free_udp_and_tcp_port(),
+        "agi_port": free_port(),
+        "trunk_port": free_port(),
         "pool_ring_seconds": 4,
         "owner_ring_seconds": 3,
         "fallback_region": "MN",

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from asterisk_conf.instance import free_udp_and_tcp_port
 from asterisk_conf.render import AsteriskPlan
 from asterisk_conf.sandbox import AsteriskInstall
 from burgernet import channel_vars as cv
@@ -25,6 +24,7 @@ from burgernet.domain import AreaKind
 from burgernet.models import Call, Centralist
 from composition.context import Context
 from ivr.callback_dial import AmiCallbackDialer
+from testbed.ports import free_port, port_block
 from testbed.sipp import SIPP
 from testbed.sipp_phone import phone_scenario
 from tests.asterisk.conftest import StartAsterisk, asterisk_settings, centralist
@@ -53,7 +53,7 @@ def _traced_phone(workdir: Path, name: str, port: int, behaviour: str) -> subpro
     scenario.write_text(phone_scenario(behaviour, 300))
     return subprocess.Popen(
         [SIPP, "-m", "1", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port),
-         "-mp", str(free_udp_and_tcp_port()), "-nostdin", "-trace_msg",
+         "-mp", str(port_block()), "-nostdin", "-trace_msg",
          "-message_file", str(workdir / f"{name}.msg")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -99,7 +99,7 @@ def test_click_to_call_rings_the_centralist_first_then_the_citizen_with_the_aler
     world: tuple[Context, int, int],
 ) -> None:
     context, action_id, centralist_id = world
-    phone_port = free_udp_and_tcp_port()
+    phone_port = free_port()
     settings = asterisk_settings(
         tmp_path / "asterisk", asterisk_install, alert_caller_id="0881234567", alert_caller_name="Burgernet"
     )

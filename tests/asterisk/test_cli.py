@@ -9,13 +9,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from asterisk_conf.instance import free_udp_and_tcp_port
 from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.db import session_scope
 from burgernet.models import Centralist
 from burgernet.settings import Settings
 from composition.cli import main
 from composition.context import Context
+from testbed.ports import free_port
 
 pytestmark = pytest.mark.asterisk
 
@@ -30,8 +30,8 @@ def runner(
         "BURGERNET_REDIS__URL": bn_settings.redis.url,
         "BURGERNET_ASTERISK__SANDBOX_ROOT": str(asterisk_install.root or "/var/cache/burgernet/asterisk-sid"),
         "BURGERNET_ASTERISK__INSTANCE_NAME": f"cli-{os.getpid()}",
-        "BURGERNET_ASTERISK__SIP_PORT": str(free_udp_and_tcp_port()),
-        "BURGERNET_ASTERISK__AMI_PORT": str(free_udp_and_tcp_port()),
+        "BURGERNET_ASTERISK__SIP_PORT": str(free_port()),
+        "BURGERNET_ASTERISK__AMI_PORT": str(free_port()),
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)

@@ -10,9 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from asterisk_conf.instance import free_udp_and_tcp_port, prepare
+from asterisk_conf.instance import prepare
 from asterisk_conf.render import AsteriskPlan
 from asterisk_conf.sandbox import HOST_RUN_USER, AsteriskInstall, run_user
+from testbed.ports import free_port
 from tests.asterisk.conftest import StartAsterisk, asterisk_settings, centralist
 
 PLAN = AsteriskPlan((centralist("c-mn-1"),), "MN")
@@ -102,7 +103,7 @@ def test_the_tls_transport_serves_the_configured_certificate(
         check=True,
         capture_output=True,
     )
-    port = free_udp_and_tcp_port()
+    port = free_port()
     settings = asterisk_settings(
         tmp_path / "data",
         asterisk_install,

@@ -11,7 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -96,9 +98,28 @@ class ScriptedVoice:
 
 
 @dataclass
+class RingingVoice(ScriptedVoice):
+    """Alert calls that ring until the wall clock passes ``ring_until`` (epoch seconds) before
+    their scripted outcome: a call placed before the quiet window ends inside it."""
+
+    ring_until: float = 0.0
+    placed: list[tuple[str, float]] = field(default_factory=list)  # number, epoch seconds
+
+    async def send(self, job: DeliveryJob, message: Message, permit: object) -> Outcome:
+        self.placed.append((job.phone_e164, time.time()))
+        while time.time() < self.ring_until:
+            await asyncio.sleep(0.05)
+        return await super().send(job, message, permit)
+
+    def times_of(self, number: str) -> list[float]:
+        return [at for to, at in self.placed if to == number]
+
+
+@dataclass
 class RecordedSms:
     sent: list[tuple[str, int]] = field(default_factory=list)  # number, delivery id
     channel: Channel = Channel.SMS
+    sent_at: dict[str, float] = field(default_factory=dict)  # number: epoch seconds
 
     async def acquire(self) -> object:
         return None
@@ -108,6 +129,7 @@ class RecordedSms:
 
     async def send(self, job: DeliveryJob, message: Message, permit: object) -> Outcome:
         self.sent.append((job.phone_e164, job.delivery_id))
+        self.sent_at[job.phone_e164] = time.time()
         return Outcome("sent", provider_ref=f"SM{job.delivery_id}")
 
     async def reconcile(self, job: DeliveryJob, message: Message) -> Outcome | None:
@@ -121,9 +143,11 @@ def number(n: int) -> str:
     return f"+3161{n:07d}"  # Crowd's numbering: mobile numbers
 
 
-def voice_action(context: Context, channels: tuple[str, ...] = ("voice",)) -> int:
+def voice_action(
+    context: Context, channels: tuple[str, ...] = ("voice",), action_type: str = "missing_person"
+) -> int:
     view = context.actions.create(
-        action_type="missing_person",
+        action_type=action_type,
         title="Vermiste man",
         description="Man, 80 jaar, blauwe jas",
         region_code="AM",
@@ -431,3 +455,60 @@ def test_the_worker_reads_the_policies_once_per_period(
 
     asyncio.run_coroutine_threadsafe(many(), thread.loop).result(10)
     assert len(reads) == 1
+
+
+# --- the night rules on retries and fallbacks -------------------------------------------------------------
+def test_a_retry_and_a_fallback_due_inside_the_quiet_window_wait_for_its_end(
+    crowd: Crowd, bn_context: Context, bn_settings: Settings, start_worker: Callable[..., WorkerThread]
+) -> None:
+    """Calls placed just before the window opens end inside it: a busy line's retry and a
+    failed call's fallback SMS wait for the window's end, as the broadcast itself would have;
+    a participant who opted in to night alerts gets the SMS at once."""
+    busy, failed, night_owl = crowd.add(3, voice=True, sms=True)
+    with session_scope(bn_context.sessions) as session:
+        session.execute(update(Participant).where(Participant.id == night_owl).values(night_alerts=True))
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    opens = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    closes = opens + timedelta(seconds=6)
+    window = f"{opens.astimezone(amsterdam):%H:%M:%S}-{closes.astimezone(amsterdam):%H:%M:%S}"
+    context = Context(
+        bn_settings.model_copy(
+            update={
+                "broadcast": bn_settings.broadcast.model_copy(
+                    update={"quiet_hours": window, "quiet_hold_sms": True}
+                )
+            }
+        )
+    )
+    try:
+        voice = RingingVoice(
+            {number(0): ["busy", "answered"], number(1): ["failed"], number(2): ["failed"]},
+            ring_until=opens.timestamp() + 0.2,
+        )
+        sms = RecordedSms()
+        settled(start_worker(lambda: {Channel.VOICE: voice, Channel.SMS: sms}, context))
+        assert datetime.now(UTC) < opens - timedelta(seconds=1), "the worker took too long to start"
+        # Information about a vehicle: its alerts may wait for the morning.
+        (alert_id,) = crowd.broadcasts(voice_action(bn_context, action_type="vehicle"), "alert")
+
+        assert crowd.wait_done(alert_id, timeout=30) == {"answered": 1, "failed": 2, "sent": 2}
+        first_call, retry = voice.times_of(number(0))
+        assert first_call < opens.timestamp()  # placed before the window: not held itself
+        assert retry >= closes.timestamp() - 0.1  # the busy policy's 0.6 s became the window's end
+        assert sms.sent_at[number(1)] >= closes.timestamp() - 0.1
+        assert sms.sent_at[number(2)] < closes.timestamp() - 1  # opted in: at once
+        with session_scope(bn_context.sessions) as session:
+            held = dict(
+                session.execute(
+                    select(Delivery.participant_id, Delivery.not_before).where(
+                        Delivery.broadcast_id == alert_id, Delivery.not_before.is_not(None)
+                    )
+                ).all()
+            )
+        assert set(held) == {busy, failed}  # the retried call and the held SMS
+        assert all(
+            moment is not None and abs(moment.replace(tzinfo=UTC) - closes) < timedelta(seconds=1)
+            for moment in held.values()
+        )
+    finally:
+        context.close()

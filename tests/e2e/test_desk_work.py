@@ -12,7 +12,6 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select, update
 
-from asterisk_conf.instance import free_udp_and_tcp_port
 from asterisk_conf.render import AsteriskPlan
 from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.actions import AreaSpec
@@ -25,6 +24,7 @@ from callback_api.auth.services import create_user
 from composition.context import Context
 from ivr.callback_dial import AmiCallbackDialer
 from testbed.browser import PanelServer, offline_context
+from testbed.ports import free_port
 from tests.asterisk.conftest import StartAsterisk, asterisk_settings, centralist, start_asterisk  # noqa: F401
 from tests.asterisk.test_callback_originate import _first_invite, _traced_phone
 from tests.e2e.conftest import PASSWORD
@@ -178,7 +178,7 @@ def test_call_back_from_the_browser_rings_the_centralist_then_the_citizen(
     tmp_path: Path,
 ) -> None:
     anna, _ = two_centralists
-    phone_port = free_udp_and_tcp_port()
+    phone_port = free_port()
     settings = asterisk_settings(tmp_path / "asterisk", asterisk_install)
     start_asterisk(AsteriskPlan((centralist("c-mn-1", port=phone_port),), "MN"), settings)
     # The panel's click-to-call goes to this Asterisk (the composition root's AMI dialer).

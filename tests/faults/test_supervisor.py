@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from asterisk_conf.instance import free_udp_and_tcp_port
 from burgernet import health
 from burgernet.settings import Settings, load_settings
 from composition.runner import terminate
@@ -144,11 +143,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
         "BURGERNET_REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
         "BURGERNET_REDIS__KEY_PREFIX": f"run-{uuid.uuid4().hex[:8]}:",
         "BURGERNET_ASTERISK__INSTANCE_NAME": f"run{os.getpid()}",
-        "BURGERNET_ASTERISK__SIP_PORT": str(free_udp_and_tcp_port()),
-        "BURGERNET_ASTERISK__AMI_PORT": str(free_udp_and_tcp_port()),
+        "BURGERNET_ASTERISK__SIP_PORT": str(free_port()),
+        "BURGERNET_ASTERISK__AMI_PORT": str(free_port()),
         # The standby FastAGI server takes the port above it (block of four free ports).
         "BURGERNET_ASTERISK__AGI_PORT": str(port_block()),
-        "BURGERNET_ASTERISK__TRUNK_PORT": str(free_udp_and_tcp_port()),
+        "BURGERNET_ASTERISK__TRUNK_PORT": str(free_port()),
         "BURGERNET_WEB__PORT": str(free_port()),
     }
     stderr = tmp_path_factory.mktemp("run-logs") / "run.stderr"

@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from asterisk_conf.instance import free_udp_and_tcp_port, prepare
+from asterisk_conf.instance import prepare
 from asterisk_conf.render import AsteriskPlan
 from asterisk_conf.sandbox import AsteriskInstall
 from burgernet import channel_vars as cv
 from burgernet.settings import load_settings
 from ivr.agi import AgiSession
 from ivr.server import FastAgiServer
+from testbed.ports import free_port
 
 # What the server sends when a call fails over (the last four commands of the session).
 FAILOVER = [
@@ -170,10 +171,10 @@ def asterisk_instance(tmp_path: Path, asterisk_install: AsteriskInstall) -> Iter
         asterisk={
             "sandbox_root": str(asterisk_install.root or "/var/cache/burgernet/asterisk-sid"),
             "instance_name": f"ivrlive-{os.getpid()}",
-            "sip_port": free_udp_and_tcp_port(),
-            "ami_port": free_udp_and_tcp_port(),
-            "agi_port": free_udp_and_tcp_port(),
-            "trunk_port": free_udp_and_tcp_port(),
+            "sip_port": free_port(),
+            "ami_port": free_port(),
+            "agi_port": free_port(),
+            "trunk_port": free_port(),
         },
     )
     configured = prepare(settings, AsteriskPlan((), "MN"), log=lambda _line: None)

@@ -285,6 +285,24 @@ def _more_traces(context: Context, world: World) -> None:
                 updated_at=now,
             )
         )
+        # The action's result, sent as a closing word to those who called about it: by number.
+        result = Broadcast(
+            action_id=world.active_id, kind="result", message="Meisje gevonden", status="done", created_at=now
+        )
+        session.add(result)
+        session.flush()
+        for number, reference in ((PHONE, "SM456"), ("+31687654321", "SM789")):
+            session.add(
+                Delivery(
+                    broadcast_id=result.id,
+                    caller_e164=number,
+                    channel="sms",
+                    status="delivered",
+                    attempts=1,
+                    provider_ref=reference,
+                    updated_at=now,
+                )
+            )
 
 
 def test_erasure_removes_the_number_from_the_call_log_and_the_tips(
@@ -307,19 +325,20 @@ def test_erasure_removes_the_number_from_the_call_log_and_the_tips(
         numbers = set(session.scalars(select(Call.caller_number)))
         call_backs = set(session.scalars(select(Tip.callback_number)))
         tips = session.scalar(select(Tip.id).where(Tip.id == world.tip_id))
-        deliveries = list(session.scalars(select(Delivery.id)))
+        deliveries = list(session.scalars(select(Delivery.provider_ref)))
         statements = list(session.scalars(select(Statement.id)))
         links = list(session.scalars(select(InquiryLink.id)))
         audit = session.scalars(select(AuditEvent.detail).where(AuditEvent.verb == "erase")).one()
     assert numbers == {None, "+31687654321"}  # another caller's number is untouched
     assert call_backs == {None}
     assert tips == world.tip_id  # the tip stays as a police record, without the number
-    assert deliveries == [] and statements == [] and links == []
+    assert deliveries == ["SM789"]  # another caller's closing word is untouched
+    assert statements == [] and links == []
     assert not statement_photo.exists()
     assert audit is not None and json.loads(audit) == {
         "call_numbers_removed": 2,
         "calls_unlinked": 1,
-        "deliveries_deleted": 1,
+        "deliveries_deleted": 2,
         "inquiry_links_deleted": 1,
         "statements_deleted": 1,
         "tip_numbers_removed": 2,
@@ -352,7 +371,11 @@ def test_the_panel_exports_everything_about_one_person_as_an_audited_read(
     assert document["profile"]["phone"] == PHONE and document["profile"]["postcode"] == "3511AB"
     assert document["channels"] == {"voice": True, "sms": True, "email": False}
     assert document["opt_out"] == {"opted_out": False, "since": None}
-    assert [d["provider_reference"] for d in document["deliveries"]] == ["SM123"]
+    assert [(d["provider_reference"], d["as_caller"]) for d in document["deliveries"]] == [
+        ("SM123", False),
+        ("SM456", True),
+    ]
+    assert document["night_alerts"] is False
     assert sorted(c["caller_number"] for c in document["calls"]) == ["+31612345678", "0612345678"]
     assert sorted(t["callback_number"] for t in document["tips"]) == ["+31612345678", "0031612345678"]
     assert [link["inquiry_id"] for link in document["inquiry_links"]] == [inquiry_id]
