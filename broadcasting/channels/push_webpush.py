@@ -39,6 +39,7 @@ import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import cast
@@ -434,9 +435,20 @@ class _Batch:
 class _Job:
     target: PushTarget
     request_target: str
-    payload: bytes
+    body: bytes  # the encrypted payload
     urgency: str
     batch: _Batch
+
+
+def _encrypt_all(items: Sequence[tuple[bytes, str, str]]) -> list[bytes | str]:
+    """Each payload encrypted for its subscription's keys, or why it could not be."""
+    bodies: list[bytes | str] = []
+    for payload, p256dh, auth in items:
+        try:
+            bodies.append(encrypt(payload, p256dh, auth))
+        except (ValueError, TypeError) as exc:
+            bodies.append(f"subscription keys unusable: {exc}")
+    return bodies
 
 
 class WebPushSender(RateLimitedSender):
@@ -455,8 +467,13 @@ class WebPushSender(RateLimitedSender):
         self._queues: dict[Origin, deque[_Job]] = {}
         self._lanes: set[asyncio.Task[None]] = set()
         self._lanes_of: Counter[Origin] = Counter()
+        self._lane_count = 0  # self._lanes_of.total(), kept (it is asked after every lane)
         self._watchdog = _Watchdog(settings.request_timeout_seconds)
         self._closing = False
+        # A batch is encrypted on a thread of its own while the lanes send the batch before it:
+        # the P-256 work in ``cryptography`` runs without the GIL, so it overlaps the event
+        # loop's HTTP and the worker's database threads instead of adding to them.
+        self._encryption = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-encrypt")
 
     async def acquire_many(self, count: int) -> None:
         await self.rate.wait_turn(count)
@@ -480,19 +497,23 @@ class WebPushSender(RateLimitedSender):
         the push service accepted it (the worker's journal: see :mod:`broadcasting.journal`).
         """
         batch = _Batch(len(targets), on_sent)
+        sendable: list[tuple[PushTarget, Origin, str]] = []
         for target in targets:
             where = self._where(target)
             if isinstance(where, PushRecord):
                 batch.record(where)
+            else:
+                sendable.append((target, *where))
+        bodies = await asyncio.get_running_loop().run_in_executor(
+            self._encryption,
+            _encrypt_all,
+            [(payloads[target.delivery_id], target.p256dh, target.auth) for target, _o, _r in sendable],
+        )
+        for (target, origin, request_target), body in zip(sendable, bodies, strict=True):
+            if isinstance(body, str):
+                batch.record(PushRecord(target, "failed", error=body))
                 continue
-            origin, request_target = where
-            job = _Job(
-                target,
-                request_target,
-                payloads[target.delivery_id],
-                urgency.get(target.delivery_id, "normal"),
-                batch,
-            )
+            job = _Job(target, request_target, body, urgency.get(target.delivery_id, "normal"), batch)
             self._queues.setdefault(origin, deque()).append(job)
         for origin, queue in self._queues.items():
             self._open_lanes(origin, queue)
@@ -503,14 +524,11 @@ class WebPushSender(RateLimitedSender):
     def _open_lanes(self, origin: Origin, queue: deque[_Job]) -> None:
         # Counted by _lanes_of, which a lane leaves in the step it ends in: a task's own
         # done-callbacks run a step later, when the next batch may already be waiting.
-        while (
-            queue
-            and self._lanes_of.total() < self.settings.concurrency
-            and self._lanes_of[origin] < len(queue)
-        ):
+        while queue and self._lane_count < self.settings.concurrency and self._lanes_of[origin] < len(queue):
             lane = asyncio.create_task(self._lane(origin, queue), name=f"push lane {origin.netloc}")
             self._lanes.add(lane)
             self._lanes_of[origin] += 1
+            self._lane_count += 1
             lane.add_done_callback(self._lanes.discard)
 
     def _where(self, target: PushTarget) -> tuple[Origin, str] | PushRecord:
@@ -581,6 +599,7 @@ class WebPushSender(RateLimitedSender):
             raise
         finally:
             self._lanes_of[origin] -= 1
+            self._lane_count -= 1
             if connection is not None:
                 self.http.give_back(origin, connection)
             # Pushes to other origins may be waiting for a lane to be free.
@@ -591,10 +610,6 @@ class WebPushSender(RateLimitedSender):
     def _request(self, origin: Origin, job: _Job) -> bytes | PushRecord:
         target = job.target
         try:
-            body = encrypt(job.payload, target.p256dh, target.auth)
-        except (ValueError, TypeError) as exc:
-            return PushRecord(target, "failed", error=f"subscription keys unusable: {exc}")
-        try:
             authorization = self.vapid.for_origin(origin.url)
         except PushKeyMissing as exc:
             return PushRecord(target, "failed", error=str(exc))
@@ -602,12 +617,12 @@ class WebPushSender(RateLimitedSender):
             origin,
             job.request_target,
             authorization,
-            len(body),
+            len(job.body),
             self.settings.ttl_seconds,
             job.urgency,
             f"bn-b{target.broadcast_id}",
         )
-        return head + body
+        return head + job.body
 
     @staticmethod
     def _record(target: PushTarget, status: int, retry_after_header: str | None) -> PushRecord:
@@ -635,6 +650,7 @@ class WebPushSender(RateLimitedSender):
         await asyncio.gather(*self._lanes, return_exceptions=True)
         self._watchdog.stop()
         await self.http.close()
+        self._encryption.shutdown(wait=False, cancel_futures=True)
 
 
 def urgency_for(action_type: str, kind: str) -> str:

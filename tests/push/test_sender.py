@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import http_ece
 import redis.asyncio as aioredis
@@ -110,6 +111,23 @@ async def test_pushes_reuse_a_few_kept_alive_connections(
     assert len(push_service.received) == 80
     assert {p.payload["kind"] for p in push_service.received} == {"alert"}
     assert {p.topic for p in push_service.received} == {"bn-b7"}
+
+
+async def test_a_subscription_with_unusable_keys_fails_alone_and_the_rest_of_its_batch_goes(
+    bn_settings: Settings, push_service: WebPushService
+) -> None:
+    sender = await make_sender(bn_settings, concurrency=4)
+    targets = targets_for([push_service.subscribe() for _ in range(3)])
+    # A device key that is no point on P-256 (as a broken browser or a forged row might store).
+    broken = replace(targets[1], p256dh=b64url_encode(b"\x04" + bytes(64)))
+    try:
+        records = await push_all(sender, [targets[0], broken, targets[2]])
+    finally:
+        await sender.close()
+    assert [r.status for r in records] == ["sent", "failed", "sent"]
+    assert records[1].error is not None and records[1].error.startswith("subscription keys unusable")
+    assert not records[1].retry and not records[1].gone
+    assert len(push_service.received) == 2
 
 
 @asynccontextmanager
