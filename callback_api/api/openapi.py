@@ -8,32 +8,19 @@ from burgernet.action_types import URGENCIES
 from burgernet.actions import UPDATE_MAX_CHARS
 from burgernet.domain import DELIVERY_STATUSES, OUTCOME_KINDS, ActionStatus, ActionType, AreaKind, Channel
 from callback_api.approvals.openapi import APPROVAL_PATHS, APPROVAL_SCHEMAS
+from callback_api.openapi_parts import error_response, integer_path_id, ok_response
 from callback_api.reports.openapi import REPORT_PATHS, REPORT_SCHEMAS
 from callback_api.sightings.openapi import SIGHTING_PATHS, SIGHTING_SCHEMAS
 
 _CHANNELS = [channel.value for channel in Channel]
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
 ERRORS = {
-    "401": _error("missing or invalid bearer token (auth.unauthenticated)"),
-    "403": _error("the token's role may not do this (auth.forbidden)"),
+    "401": error_response("missing or invalid bearer token (auth.unauthenticated)"),
+    "403": error_response("the token's role may not do this (auth.forbidden)"),
 }
-ACTION_ID = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-BROADCAST_ID = {"name": "broadcast_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+ACTION_ID = integer_path_id("action_id")
+BROADCAST_ID = integer_path_id("broadcast_id")
 _COUNTS = {
     "type": "object",
     "description": "deliveries per status; statuses without deliveries are left out",
@@ -83,8 +70,8 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _ok("ActionList"),
-                        "400": _error("unknown status or bad limit (request.invalid)"),
+                        "200": ok_response("ActionList"),
+                        "400": error_response("unknown status or bad limit (request.invalid)"),
                         **ERRORS,
                     },
                 },
@@ -97,9 +84,9 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "201": _ok("Action", "created"),
-                        "400": _error("not a JSON object (request.invalid)"),
-                        "422": _error("invalid action (input.invalid, area.invalid, action.invalid)"),
+                        "201": ok_response("Action", "created"),
+                        "400": error_response("not a JSON object (request.invalid)"),
+                        "422": error_response("invalid action (input.invalid, area.invalid, action.invalid)"),
                         **ERRORS,
                     },
                 },
@@ -109,8 +96,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "One action",
                     "parameters": [ACTION_ID],
                     "responses": {
-                        "200": _ok("Action"),
-                        "404": _error("no such action (action.not_found)"),
+                        "200": ok_response("Action"),
+                        "404": error_response("no such action (action.not_found)"),
                         **ERRORS,
                     },
                 },
@@ -133,10 +120,12 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": _ok("Action"),
-                        "404": _error("no such action (action.not_found)"),
-                        "409": _error("the action is closed (action.invalid_state)"),
-                        "422": _error("invalid title or another field (input.invalid, action.invalid)"),
+                        "200": ok_response("Action"),
+                        "404": error_response("no such action (action.not_found)"),
+                        "409": error_response("the action is closed (action.invalid_state)"),
+                        "422": error_response(
+                            "invalid title or another field (input.invalid, action.invalid)"
+                        ),
                         **ERRORS,
                     },
                 },
@@ -147,9 +136,9 @@ def openapi_document() -> dict[str, Any]:
                     "POST /actions/{action_id}/approval)",
                     "parameters": [ACTION_ID],
                     "responses": {
-                        "200": _ok("Action"),
-                        "404": _error("no such action (action.not_found)"),
-                        "409": _error(
+                        "200": ok_response("Action"),
+                        "404": error_response("no such action (action.not_found)"),
+                        "409": error_response(
                             "not a draft (action.invalid_transition), or it needs a second person's "
                             "approval (approval.required)"
                         ),
@@ -182,10 +171,10 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": _ok("Action"),
-                        "404": _error("no such action (action.not_found)"),
-                        "409": _error("already closed (action.invalid_transition)"),
-                        "422": _error(
+                        "200": ok_response("Action"),
+                        "404": error_response("no such action (action.not_found)"),
+                        "409": error_response("already closed (action.invalid_transition)"),
+                        "422": error_response(
                             "no or unknown outcome_kind (input.invalid); 'other' without a note"
                             " (action.invalid)"
                         ),
@@ -200,10 +189,10 @@ def openapi_document() -> dict[str, Any]:
                     "team; every read is audited)",
                     "parameters": [ACTION_ID],
                     "responses": {
-                        "200": _ok("Callbacks"),
-                        "404": _error("no such action (action.not_found)"),
+                        "200": ok_response("Callbacks"),
+                        "404": error_response("no such action (action.not_found)"),
                         **ERRORS,
-                        "403": _error(
+                        "403": error_response(
                             "the token's role may not do this (auth.forbidden), or the action is "
                             "outside the user's region and team (access.need_to_know)"
                         ),
@@ -230,9 +219,9 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "201": _ok("Stored"),
-                        "404": _error("no such action (action.not_found)"),
-                        "422": _error(
+                        "201": ok_response("Stored"),
+                        "404": error_response("no such action (action.not_found)"),
+                        "422": error_response(
                             "no file, a bad lang, or no usable sound (input.invalid, recording.invalid)"
                         ),
                         **ERRORS,
@@ -244,8 +233,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "The action's broadcasts (alert, updates, result) with delivery counts",
                     "parameters": [ACTION_ID],
                     "responses": {
-                        "200": _ok("BroadcastList"),
-                        "404": _error("no such action (action.not_found)"),
+                        "200": ok_response("BroadcastList"),
+                        "404": error_response("no such action (action.not_found)"),
                         **ERRORS,
                     },
                 },
@@ -272,12 +261,12 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "201": {
-                            **_ok("Broadcast", "queued; Location is the broadcast's URL"),
+                            **ok_response("Broadcast", "queued; Location is the broadcast's URL"),
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
-                        "400": _error("not a JSON object, or no message (request.invalid)"),
-                        "404": _error("no such action (action.not_found)"),
-                        "409": _error("the action is not active (action.invalid_state)"),
+                        "400": error_response("not a JSON object, or no message (request.invalid)"),
+                        "404": error_response("no such action (action.not_found)"),
+                        "409": error_response("the action is not active (action.invalid_state)"),
                         **ERRORS,
                     },
                 },
@@ -287,8 +276,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "One broadcast: progress, counts per status and channel, milestone times",
                     "parameters": [BROADCAST_ID],
                     "responses": {
-                        "200": _ok("Broadcast"),
-                        "404": _error("no such broadcast (broadcast.not_found)"),
+                        "200": ok_response("Broadcast"),
+                        "404": error_response("no such broadcast (broadcast.not_found)"),
                         **ERRORS,
                     },
                 },

@@ -6,36 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from burgernet.approvals import REASON_MAX_CHARS
+from callback_api.openapi_parts import error_response, integer_path_id, ok_response
 
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
-_REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_ACTION_ID = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_REQUEST_ID = integer_path_id("request_id")
+_ACTION_ID = integer_path_id("action_id")
 _AUTH = {
-    "401": _error("missing or invalid bearer token (auth.unauthenticated)"),
-    "403": _error("the token's role may not do this (auth.forbidden)"),
+    "401": error_response("missing or invalid bearer token (auth.unauthenticated)"),
+    "403": error_response("the token's role may not do this (auth.forbidden)"),
 }
 _DECIDER = {
     "401": _AUTH["401"],
-    "403": _error(
+    "403": error_response(
         "the token's role may not do this (auth.forbidden); the user asked for this start "
         "(approval.self_approval) or has no approver flag (approval.not_approver)"
     ),
-    "404": _error("no such request (approval.not_found)"),
-    "409": _error(
+    "404": error_response("no such request (approval.not_found)"),
+    "409": error_response(
         "decided already (approval.already_decided), expired (approval.expired), or the action "
         "is no longer a draft (action.invalid_transition)"
     ),
@@ -50,15 +36,15 @@ APPROVAL_PATHS: dict[str, Any] = {
             "parameters": [_ACTION_ID],
             "responses": {
                 "201": {
-                    **_ok("Approval", "requested; Location is the request's URL"),
+                    **ok_response("Approval", "requested; Location is the request's URL"),
                     "headers": {"Location": {"schema": {"type": "string"}}},
                 },
-                "404": _error("no such action (action.not_found)"),
-                "409": _error(
+                "404": error_response("no such action (action.not_found)"),
+                "409": error_response(
                     "a request is waiting already (approval.pending), or the action is not a draft "
                     "(approval.already_decided)"
                 ),
-                "422": _error("the action needs no approval: start it (approval.not_needed)"),
+                "422": error_response("the action needs no approval: start it (approval.not_needed)"),
                 **_AUTH,
             },
         },
@@ -66,7 +52,7 @@ APPROVAL_PATHS: dict[str, Any] = {
     "/approvals": {
         "get": {
             "summary": "Requests waiting for an approver, oldest first (expired ones are left out)",
-            "responses": {"200": _ok("ApprovalList"), **_AUTH},
+            "responses": {"200": ok_response("ApprovalList"), **_AUTH},
         },
     },
     "/approvals/{request_id}": {
@@ -74,8 +60,8 @@ APPROVAL_PATHS: dict[str, Any] = {
             "summary": "One request and what became of it",
             "parameters": [_REQUEST_ID],
             "responses": {
-                "200": _ok("Approval"),
-                "404": _error("no such request (approval.not_found)"),
+                "200": ok_response("Approval"),
+                "404": error_response("no such request (approval.not_found)"),
                 **_AUTH,
             },
         },
@@ -84,7 +70,7 @@ APPROVAL_PATHS: dict[str, Any] = {
         "post": {
             "summary": "Approve: the action starts, with the approver as its actor (both names audited)",
             "parameters": [_REQUEST_ID],
-            "responses": {"200": _ok("Approved"), **_DECIDER},
+            "responses": {"200": ok_response("Approved"), **_DECIDER},
         },
     },
     "/approvals/{request_id}/refuse": {
@@ -104,9 +90,9 @@ APPROVAL_PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": _ok("Approval"),
-                "400": _error("not a JSON object (request.invalid)"),
-                "422": _error("no reason (input.invalid, approval.reason_required)"),
+                "200": ok_response("Approval"),
+                "400": error_response("not a JSON object (request.invalid)"),
+                "422": error_response("no reason (input.invalid, approval.reason_required)"),
                 **_DECIDER,
             },
         },

@@ -7,23 +7,16 @@ from typing import Any
 
 from burgernet.models import SIGHTING_RELIABILITIES
 from burgernet.sightings import DIRECTIONS, MAX_DESCRIPTION
+from callback_api.openapi_parts import error_response, integer_path_id
 
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-_ACTION_ID = {"name": "action_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_ACTION_ID = integer_path_id("action_id")
 _ERRORS = {
-    "401": _error("missing or invalid bearer token (auth.unauthenticated)"),
-    "403": _error(
+    "401": error_response("missing or invalid bearer token (auth.unauthenticated)"),
+    "403": error_response(
         "the token's role may not do this (auth.forbidden), or the action is outside the user's "
         "region and team (access.need_to_know)"
     ),
-    "404": _error("no such action (action.not_found)"),
+    "404": error_response("no such action (action.not_found)"),
 }
 _TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 with an offset"}
 _SIGHTING_FIELDS: dict[str, Any] = {
@@ -66,8 +59,8 @@ SIGHTING_PATHS: dict[str, Any] = {
                     "description": "recorded",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Sighting"}}},
                 },
-                "409": _error("the action has not started (sighting.action_not_started)"),
-                "422": _error("a field is missing or refused (input.invalid, sighting.invalid)"),
+                "409": error_response("the action has not started (sighting.action_not_started)"),
+                "422": error_response("a field is missing or refused (input.invalid, sighting.invalid)"),
                 **_ERRORS,
             },
         },
