@@ -52,12 +52,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from burgernet import night_rules, push_subscriptions
-from burgernet.alert_policies import OutcomePolicy, sms_capable
+from burgernet.alert_policies import sms_capable
 from burgernet.closing_word import CALLER_LANGUAGE
 from burgernet.domain import ActionType, Channel, outcome_words
 from burgernet.models import (
     Action,
-    AlertOutcomePolicy,
     Broadcast,
     Delivery,
     Participant,
@@ -697,19 +696,6 @@ def unqueued_fallbacks(session: Session, delivery_id: int) -> list[Fallback]:
         Fallback(int(i), Channel(channel), int(priority), _aware(not_before))
         for i, channel, priority, not_before in rows
     ]
-
-
-def stored_policies(session: Session) -> dict[str, OutcomePolicy]:
-    """The outcome policies an admin set in the panel (outcome → policy); the rest default."""
-    return {
-        row.outcome: OutcomePolicy(
-            row.attempts,
-            float(row.backoff_seconds),
-            float(row.backoff_multiplier),
-            "fall_back" if row.when_exhausted == "fall_back" else "done",
-        )
-        for row in session.scalars(select(AlertOutcomePolicy))
-    }
 
 
 def apply_provider_status(

@@ -55,6 +55,7 @@ from broadcasting.queue import AsyncDeliveryQueue, DeliveryQueue, Entry, QueueKe
 from broadcasting.recipients import closing_word_recipients, select_recipients, with_closing_word
 from burgernet import alert_policies, eta, health, night_rules
 from burgernet.alert_policies import AlertPolicies, FallBack, Retry
+from burgernet.alert_policy_records import current_policies
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.live import AsyncLiveState, LiveKeys, StateRebuild
@@ -706,8 +707,7 @@ class BroadcastWorker:
 
     def _read_policies(self) -> AlertPolicies:
         with session_scope(self.context.sessions) as session:
-            stored = store.stored_policies(session)
-        return alert_policies.effective(alert_policies.from_settings(self.settings.broadcast), stored)
+            return current_policies(session, self.settings.broadcast)
 
     async def _queue_fallbacks(self, fallbacks: list[store.Fallback]) -> None:
         for fallback in fallbacks:

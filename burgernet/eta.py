@@ -14,9 +14,9 @@ Two halves:
   - a delivery is *handled* when it reaches a final status: for an answered call the answer
     (the talk goes on after it, holding the channel), for a text or e-mail the provider's
     acceptance;
-  - calls nobody answers are tried again after ``retry_base_seconds`` (doubling) up to
-    ``max_attempts``; their retries join the back of the queue, as the worker's delayed set
-    puts them;
+  - calls nobody answers are tried again as the ``no_answer`` outcome policy says (its calls
+    and the wait before each, :mod:`burgernet.alert_policies`, the panel's values over the
+    settings'); their retries join the back of the queue, as the worker's delayed set puts them;
   - deliveries of other broadcasts already queued at the same or a higher priority go first;
   - a channel held by the night rules (:mod:`burgernet.night_rules`) starts when the quiet
     window ends.
@@ -48,6 +48,7 @@ import shapely
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from burgernet.alert_policy_records import current_policies
 from burgernet.areas import stored_area
 from burgernet.domain import ActionType, Channel
 from burgernet.models import (
@@ -110,8 +111,10 @@ class ChannelInputs:
 @dataclass(frozen=True)
 class EstimateInputs:
     channels: tuple[ChannelInputs, ...]
+    # Calls nobody answers: how many calls a person gets at most, and the wait after call 1,
+    # 2, … (the last wait repeats): the no_answer policy's (see gather_inputs).
     max_attempts: int = 3
-    retry_base_seconds: float = 30.0
+    retry_waits: tuple[float, ...] = (30.0, 60.0)
     fan_out_seconds: float = FAN_OUT_BASE_SECONDS
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -216,7 +219,7 @@ class _Batch:
 
 
 def _channel_curve(
-    c: ChannelInputs, max_attempts: int, retry_base: float, offset: float
+    c: ChannelInputs, max_attempts: int, retry_waits: Sequence[float], offset: float
 ) -> list[tuple[float, float]]:
     """(seconds from the start, deliveries of ours that became final then), in time order."""
     total = c.recipients + c.queued_ahead
@@ -259,7 +262,7 @@ def _channel_curve(
             if batch.attempt >= max_attempts:
                 finals.append((start + final_no, missed * scale))
             else:
-                wait = retry_base * (2 ** (batch.attempt - 1))
+                wait = retry_waits[min(batch.attempt, len(retry_waits)) - 1] if retry_waits else 0.0
                 ready = start - offset + final_no + wait
                 heapq.heappush(queue, _Batch(ready, order, missed, batch.attempt + 1, True))
                 order += 1
@@ -301,7 +304,7 @@ def estimate(inputs: EstimateInputs) -> Estimate:
     everything: list[tuple[float, float]] = []
     for c in inputs.channels:
         offset = max(inputs.fan_out_seconds, c.held_seconds)
-        finals = _channel_curve(c, max(1, inputs.max_attempts), inputs.retry_base_seconds, offset)
+        finals = _channel_curve(c, max(1, inputs.max_attempts), inputs.retry_waits, offset)
         everything += finals
         held_until = inputs.now + timedelta(seconds=c.held_seconds) if c.held_seconds > 0 else None
         channels.append(
@@ -369,7 +372,8 @@ def _seconds_between(later: datetime | None, earlier: datetime | None) -> float 
 
 def measure(session: Session, max_attempts: int) -> Measured:
     """Answer share of alert calls (from ``action_channel_facts``: reached after every attempt,
-    turned into a share per attempt) and the times of the last finished deliveries."""
+    up to ``max_attempts`` calls a person, turned into a share per attempt) and the times of
+    the last finished deliveries."""
     rows = session.execute(
         select(ActionChannelFact.recipients, ActionChannelFact.delivered)
         .where(ActionChannelFact.channel == Channel.VOICE.value, ActionChannelFact.kind == "alert")
@@ -440,7 +444,8 @@ def gather_inputs(
     the queue and what was measured. ``held_until``: channels the night rules hold, until when."""
     now = now or datetime.now(UTC)
     b = settings.broadcast
-    measured = measure(session, b.max_attempts)
+    unanswered = current_policies(session, b).no_answer
+    measured = measure(session, unanswered.attempts)
     ahead = queued_ahead(session, priority, exclude_broadcast)
     total = sum(recipients.values())
     channels: list[ChannelInputs] = []
@@ -492,8 +497,8 @@ def gather_inputs(
             )
     return EstimateInputs(
         channels=tuple(channels),
-        max_attempts=b.max_attempts,
-        retry_base_seconds=b.retry_base_seconds,
+        max_attempts=unanswered.attempts,
+        retry_waits=tuple(unanswered.wait_after(call) for call in range(1, unanswered.attempts)),
         fan_out_seconds=FAN_OUT_BASE_SECONDS + FAN_OUT_SECONDS_PER_DELIVERY * total,
         now=now,
     )

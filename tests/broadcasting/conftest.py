@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from broadcasting.worker import BroadcastWorker
 from burgernet.actions import AreaSpec
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind
 from burgernet.models import Broadcast, Delivery, Participant
+from callback_api.app import create_app
 from composition.context import Context
+from testbed.ports import port_block
 
 # A spot far from every demo postcode (the seeded regions hold no participants anyway).
 CENTRE = (4.90, 52.37)
@@ -157,3 +160,21 @@ def start_worker(bn_context: Context) -> Iterator[Callable[..., WorkerThread]]:
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def panel_port() -> int:
+    """Where :func:`served_panel` listens: the callback base URL of a fake provider's webhooks."""
+    return port_block()
+
+
+@pytest.fixture
+def served_panel(bn_context: Context, panel_port: int) -> Iterator[BaseWSGIServer]:
+    """The real panel over HTTP: Twilio's status callbacks and a voice call's TwiML come from it."""
+    app = create_app(bn_context.settings, context=bn_context, config={"TESTING": True})
+    server = make_server("127.0.0.1", panel_port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(5)

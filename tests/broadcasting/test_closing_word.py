@@ -5,7 +5,6 @@ Twilio (SMS and voice) and the real panel for Twilio's callbacks and the call's 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from broadcasting import store
 from broadcasting.channels.sms_twilio import TwilioSmsSender
@@ -37,11 +36,9 @@ from burgernet.domain import AreaKind, Channel
 from burgernet.models import ActionChannelFact, ActionFact, AuditEvent, Base, Broadcast, Delivery
 from burgernet.retention import Retention
 from burgernet.settings import Settings
-from callback_api.app import create_app
 from composition.context import Context
 from composition.redis_server import ManagedRedis
 from testbed.fake_twilio import FakeTwilio
-from testbed.ports import port_block
 from testbed.postgres import ManagedPostgres
 from tests.broadcasting.conftest import Crowd, WorkerThread
 from tests.conftest import postgres_context
@@ -50,11 +47,6 @@ RESULT = "Het meisje is gevonden. Dank voor uw hulp!"
 MOBILE_CALLER = "+31687654321"  # no participant: an SMS
 FIXED_CALLER = "+31201234567"  # no participant, a fixed line: a short voice call
 _calls = count(1)
-
-
-@pytest.fixture
-def panel_port() -> int:
-    return port_block()
 
 
 @pytest.fixture
@@ -67,18 +59,6 @@ def bn_settings(bn_settings: Settings, fake_twilio: FakeTwilio, panel_port: int)
             ),
         }
     )
-
-
-@pytest.fixture
-def served_panel(bn_context: Context, panel_port: int) -> Iterator[BaseWSGIServer]:
-    """The real panel: Twilio's status callbacks and the voice call's TwiML come from it."""
-    app = create_app(bn_context.settings, context=bn_context, config={"TESTING": True})
-    server = make_server("127.0.0.1", panel_port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    thread.join(5)
 
 
 def twilio_senders(settings: Settings) -> Callable[[], dict[Channel, object]]:

@@ -8,6 +8,7 @@ worker writes down at the fan-out.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,10 +25,12 @@ from broadcasting.ratelimit import SharedRate
 from broadcasting.recipients import select_recipients
 from broadcasting.twilio import TwilioSms
 from burgernet import eta
+from burgernet.alert_policies import OutcomePolicy
 from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import Action, Broadcast, Delivery, Participant
 from burgernet.settings import Settings
+from callback_api.settings.alert_policies.services import AlertPolicyStore
 from composition.context import Context
 from routing import Area, CircleArea, NationalArea, PolygonArea, PostcodeArea
 from routing.model import Location
@@ -201,3 +204,27 @@ def test_a_drafts_recipients_are_counted_as_the_fan_out_selects_them(
             expected = {channel.value: selected.count(channel) for channel in selected.by_channel}
             counted = eta.count_recipients(session, area, ["voice", "sms", "email"])
             assert counted == {k: v for k, v in expected.items() if v}, area
+
+
+def test_unanswered_calls_are_forecast_by_the_no_answer_policy_as_the_panel_set_it(
+    bn_context: Context,
+) -> None:
+    def inputs() -> eta.EstimateInputs:
+        with session_scope(bn_context.sessions) as session:
+            return eta.gather_inputs(session, bn_context.settings, recipients={"voice": 10}, priority=1)
+
+    default = bn_context.settings.broadcast.policies.no_answer
+    before = inputs()
+    assert before.max_attempts == default.attempts
+    assert before.retry_waits == tuple(default.backoff_seconds for _ in range(default.attempts - 1))
+
+    AlertPolicyStore(bn_context.sessions, bn_context.settings.broadcast).save(
+        "no_answer", OutcomePolicy(3, 60.0, 2.0, "fall_back"), actor="admin", source="test"
+    )
+    after = inputs()
+    assert after.max_attempts == 3 and after.retry_waits == (60.0, 120.0)
+    # A person who does not answer gets the next call 60 s, then 120 s later: the forecast waits too.
+    (calls,) = after.channels
+    nobody_answers = dataclasses.replace(after, channels=(dataclasses.replace(calls, answer_share=0.0),))
+    last = eta.estimate(nobody_answers).seconds_to[100]
+    assert last is not None and last >= 60.0 + 120.0 + 3 * calls.unanswered_seconds

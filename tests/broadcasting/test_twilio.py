@@ -4,15 +4,14 @@ callbacks arriving at the real panel app."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from broadcasting.channels.sms_twilio import TwilioSmsSender
 from broadcasting.errors import PermanentProviderError, TransientProviderError
@@ -22,18 +21,12 @@ from burgernet.db import session_scope
 from burgernet.domain import Channel
 from burgernet.models import Delivery, ProviderEvent
 from burgernet.settings import Settings
-from callback_api.app import create_app
 from composition.context import Context
 from testbed.fake_twilio import FakeTwilio
 from testbed.ports import port_block
 from tests.broadcasting.conftest import Crowd, WorkerThread
 
 PHONE = "+31612340001"
-
-
-@pytest.fixture
-def panel_port() -> int:
-    return port_block()
 
 
 @pytest.fixture
@@ -46,18 +39,6 @@ def bn_settings(bn_settings: Settings, fake_twilio: FakeTwilio, panel_port: int)
             ),
         }
     )
-
-
-@pytest.fixture
-def served_panel(bn_context: Context, panel_port: int) -> Iterator[BaseWSGIServer]:
-    """The real Flask app on the callback base URL, so the fake's webhooks reach it over HTTP."""
-    app = create_app(bn_context.settings, context=bn_context, config={"TESTING": True})
-    server = make_server("127.0.0.1", panel_port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    thread.join(5)
 
 
 # --- SMS adapter --------------------------------------------------------------------------------------

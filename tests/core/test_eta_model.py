@@ -60,8 +60,8 @@ def test_more_channels_or_a_faster_rate_is_never_slower() -> None:
 
 def test_unanswered_calls_are_tried_again_after_the_backoff() -> None:
     # Half the attempts go unanswered: some wait 30 s, then 60 s, before their last try.
-    once = run(voice(20, answer_share=0.5), max_attempts=1, retry_base_seconds=30.0)
-    thrice = run(voice(20, answer_share=0.5), max_attempts=3, retry_base_seconds=30.0)
+    once = run(voice(20, answer_share=0.5), max_attempts=1, retry_waits=(30.0, 60.0))
+    thrice = run(voice(20, answer_share=0.5), max_attempts=3, retry_waits=(30.0, 60.0))
     assert once[100] is not None and thrice[100] is not None
     # A channel is held 12.5 s on average (half 5 s, half 20 s): the second wave's unanswered
     # calls end 20 s after it starts.

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
@@ -21,6 +22,7 @@ from burgernet.actions import AreaSpec
 from burgernet.db import session_scope
 from burgernet.domain import AreaKind, Channel
 from burgernet.models import Broadcast, Delivery, Participant
+from burgernet.settings import Settings
 from composition.context import Context
 from testbed.ports import port_block
 from tests.broadcasting.conftest import WorkerThread
@@ -85,8 +87,10 @@ class AlertCalls:
         return asyncio.run_coroutine_threadsafe(sender.slots.in_use(), self.worker.loop).result(10)
 
 
-@pytest.fixture
-def alert_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
+@contextmanager
+def alert_call_worker(phones: PhoneSystem, settings: Settings) -> Iterator[AlertCalls]:
+    """A worker placing alert calls through the shared phone system's Asterisk, with
+    ``settings``, once the alerts other telephony tests left queued are cancelled."""
     # Actions the other telephony tests started queued alerts too; nobody should get those.
     with session_scope(phones.context.sessions) as session:
         session.execute(update(Broadcast).where(Broadcast.status != "done").values(status="cancelled"))
@@ -96,6 +100,24 @@ def alert_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
     client = phones.context.live.client
     for key in client.scan_iter(f"{phones.settings.redis.key_prefix}bq:*"):
         client.delete(key)
+    context = Context(settings)
+
+    async def senders() -> object:
+        redis_client = aioredis.Redis.from_url(settings.redis.url)
+        made = await build_senders(settings, {Channel.VOICE}, redis_client)
+        await made[Channel.VOICE].ami.wait_connected(15)  # type: ignore[attr-defined]
+        return made
+
+    worker = WorkerThread(context, senders)
+    try:
+        yield AlertCalls(phones, context, worker)
+    finally:
+        worker.stop()
+        context.close()
+
+
+@pytest.fixture
+def alert_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
     settings = phones.settings.model_copy(
         update={
             "broadcast": phones.settings.broadcast.model_copy(
@@ -115,20 +137,8 @@ def alert_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
             )
         }
     )
-    context = Context(settings)
-
-    async def senders() -> object:
-        client = aioredis.Redis.from_url(settings.redis.url)
-        made = await build_senders(settings, {Channel.VOICE}, client)
-        await made[Channel.VOICE].ami.wait_connected(15)  # type: ignore[attr-defined]
-        return made
-
-    worker = WorkerThread(context, senders)
-    try:
-        yield AlertCalls(phones, context, worker)
-    finally:
-        worker.stop()
-        context.close()
+    with alert_call_worker(phones, settings) as calls:
+        yield calls
 
 
 def test_an_answered_alert_call_plays_the_message_and_records_answered(alert_calls: AlertCalls) -> None:

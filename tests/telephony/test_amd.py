@@ -12,21 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
-from sqlalchemy import update
 
-from broadcasting.channels.registry import build_senders
 from burgernet.actions import AreaSpec
-from burgernet.db import session_scope
-from burgernet.domain import AreaKind, Channel
-from burgernet.models import Broadcast, Delivery
-from composition.context import Context
+from burgernet.domain import AreaKind
 from testbed.ports import port_block
 from testbed.sipp_voice import voice_phone
 from testbed.voices import MACHINES, PEOPLE, make
-from tests.broadcasting.conftest import WorkerThread
 from tests.telephony.conftest import PhoneSystem
-from tests.telephony.test_alert_calls import AlertCalls
+from tests.telephony.test_alert_calls import AlertCalls, alert_call_worker
 
 _STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]"
 
@@ -35,14 +28,6 @@ _STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]"
 def amd_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
     """The alert-call worker of test_alert_calls, with answering-machine detection on (the
     default; the shared phone system has it off for the tests written before it)."""
-    with session_scope(phones.context.sessions) as session:
-        session.execute(update(Broadcast).where(Broadcast.status != "done").values(status="cancelled"))
-        session.execute(
-            update(Delivery).where(Delivery.status.in_(("queued", "sending"))).values(status="cancelled")
-        )
-    client = phones.context.live.client
-    for key in client.scan_iter(f"{phones.settings.redis.key_prefix}bq:*"):
-        client.delete(key)
     settings = phones.settings.model_copy(
         update={
             "broadcast": phones.settings.broadcast.model_copy(
@@ -51,20 +36,8 @@ def amd_calls(phones: PhoneSystem) -> Iterator[AlertCalls]:
             "amd": phones.settings.amd.model_copy(update={"enabled": True}),
         }
     )
-    context = Context(settings)
-
-    async def senders() -> object:
-        redis_client = aioredis.Redis.from_url(settings.redis.url)
-        made = await build_senders(settings, {Channel.VOICE}, redis_client)
-        await made[Channel.VOICE].ami.wait_connected(15)  # type: ignore[attr-defined]
-        return made
-
-    worker = WorkerThread(context, senders)
-    try:
-        yield AlertCalls(phones, context, worker)
-    finally:
-        worker.stop()
-        context.close()
+    with alert_call_worker(phones, settings) as calls:
+        yield calls
 
 
 def _logged_at(console: str, marker: str) -> datetime:

@@ -23,6 +23,7 @@ from burgernet.alert_policies import (
     check_policy,
     from_settings,
 )
+from burgernet.alert_policy_records import policy_of
 from burgernet.db import session_scope
 from burgernet.models import AlertOutcomePolicy
 from burgernet.repositories import record_audit
@@ -41,15 +42,6 @@ class PolicyRow:
     default: OutcomePolicy  # what the settings say
     customised: bool  # set in the panel
     updated_by: str | None = None
-
-
-def _policy(row: AlertOutcomePolicy) -> OutcomePolicy:
-    return OutcomePolicy(
-        row.attempts,
-        float(row.backoff_seconds),
-        float(row.backoff_multiplier),
-        "fall_back" if row.when_exhausted == "fall_back" else "done",
-    )
 
 
 class AlertPolicyStore:
@@ -73,13 +65,13 @@ class AlertPolicyStore:
         default = self._defaults.for_outcome(outcome)
         if stored is None:
             return PolicyRow(outcome, default, default, customised=False)
-        return PolicyRow(outcome, _policy(stored), default, customised=True, updated_by=stored.updated_by)
+        return PolicyRow(outcome, policy_of(stored), default, customised=True, updated_by=stored.updated_by)
 
     def save(self, outcome: str, policy: OutcomePolicy, *, actor: str, source: str) -> PolicyRow:
         checked = check_policy(outcome, policy)
         with session_scope(self._sessions) as session:
             row = session.get(AlertOutcomePolicy, outcome)
-            before = None if row is None else asdict(_policy(row))
+            before = None if row is None else asdict(policy_of(row))
             if row is None:
                 row = AlertOutcomePolicy(outcome=outcome)
                 session.add(row)
@@ -108,7 +100,7 @@ class AlertPolicyStore:
             row = session.get(AlertOutcomePolicy, outcome)
             if row is None:
                 return False
-            before = asdict(_policy(row))
+            before = asdict(policy_of(row))
             session.delete(row)
             record_audit(
                 session,
