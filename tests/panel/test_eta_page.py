@@ -27,7 +27,7 @@ ENGLISH = {"Accept-Language": "en"}
 
 
 def test_the_preview_says_how_long_each_channel_takes(
-    world: World, client_for: Callable[[str | None], FlaskClient]
+    world: World, bn_context: Context, client_for: Callable[[str | None], FlaskClient]
 ) -> None:
     client = client_for("operator")
     headers = {"X-CSRFToken": csrf_token(client, "/actions/new")}
@@ -39,8 +39,12 @@ def test_the_preview_says_how_long_each_channel_takes(
     for channel in by_channel.values():
         assert channel["recipients"] == 1 and channel["held_until"] is None
     assert 0 < by_channel["sms"]["seconds_to"]["100%"] < 5
-    # A call nobody answers is tried again after 30 and 60 s: the last try may end minutes later.
-    assert by_channel["voice"]["seconds_to"]["50%"] < by_channel["voice"]["seconds_to"]["100%"] < 600
+    # A call nobody answers is tried again as the no-answer policy says (by default once more,
+    # 15 minutes later): the last try ends after that wait and its ringing.
+    no_answer = bn_context.settings.broadcast.policies.no_answer
+    wait, ring = no_answer.backoff_seconds, bn_context.settings.broadcast.voice_ring_seconds
+    voice = by_channel["voice"]["seconds_to"]
+    assert voice["50%"] < wait < voice["100%"] < wait + 3 * ring
     assert "trunk channels" in by_channel["voice"]["basis"]
     assert eta["seconds_to"]["100%"] == max(c["seconds_to"]["100%"] for c in eta["channels"])
     # The page has the place for it, and the words the script fills in.
