@@ -352,7 +352,8 @@ class Supervisor:
             f"Broadcast worker: voice via {b.voice_provider} "
             f"(≤ {self.settings.voice_channels()} trunk channels), "
             f"SMS via Twilio at {t.api_base_url} ({b.sms_per_second:g}/s), e-mail via "
-            f"{self.settings.smtp.host}:{self.settings.smtp.port} ({b.email_per_second:g}/s) "
+            f"{self.settings.smtp.host}:{self.settings.smtp.port} ({b.email_per_second:g}/s), "
+            f"push to the participant app ({self.settings.push.pushes_per_second:g}/s) "
             f"(log: {self.logs_dir / 'worker.log'})"
         )
 
