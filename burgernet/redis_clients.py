@@ -79,11 +79,12 @@ ASYNC_MAX_CONNECTIONS = 512
 # installed; here each process says what it wants instead:
 # - "pure" (the default): redis-py's own Python parser. The FastAGI/AMI process, the panel and the
 #   CLI stay on it: with hiredis, stopping Redis under live calls left a free-number caller
-#   silent for 14 s (the fault suite's Redis stop, twice in a row), where the pure parser fails
-#   fast and the call takes the Redis-outage path at once.
-# - "fast": hiredis when it is installed, for the broadcast worker alone. Its stream reads and
-#   journal writes are the push fan-out's Redis cost, and a worker that stalls on Redis only
-#   delays deliveries, which its take-over and sweep repair; nobody is on the line.
+#   silent for 14 s (the fault suite's Redis stop), where the pure parser fails fast and the call
+#   takes the Redis-outage path at once.
+# - "fast": hiredis when it is installed, for the broadcast worker alone (its stream reads and
+#   journal writes are the push fan-out's Redis cost; nobody is on the line). hiredis is *not*
+#   a dependency: with it installed even for the worker alone, the same fault came back in one
+#   of two CI runs, and the free number comes first. An operator who installs it gets it here.
 Parser = Literal["pure", "fast"]
 
 
