@@ -467,7 +467,6 @@ class WebPushSender(RateLimitedSender):
         self._queues: dict[Origin, deque[_Job]] = {}
         self._lanes: set[asyncio.Task[None]] = set()
         self._lanes_of: Counter[Origin] = Counter()
-        self._lane_count = 0  # self._lanes_of.total(), kept (it is asked after every lane)
         self._watchdog = _Watchdog(settings.request_timeout_seconds)
         self._closing = False
         # A batch is encrypted on a thread of its own while the lanes send the batch before it:
@@ -524,11 +523,14 @@ class WebPushSender(RateLimitedSender):
     def _open_lanes(self, origin: Origin, queue: deque[_Job]) -> None:
         # Counted by _lanes_of, which a lane leaves in the step it ends in: a task's own
         # done-callbacks run a step later, when the next batch may already be waiting.
-        while queue and self._lane_count < self.settings.concurrency and self._lanes_of[origin] < len(queue):
+        while (
+            queue
+            and self._lanes_of.total() < self.settings.concurrency
+            and self._lanes_of[origin] < len(queue)
+        ):
             lane = asyncio.create_task(self._lane(origin, queue), name=f"push lane {origin.netloc}")
             self._lanes.add(lane)
             self._lanes_of[origin] += 1
-            self._lane_count += 1
             lane.add_done_callback(self._lanes.discard)
 
     def _where(self, target: PushTarget) -> tuple[Origin, str] | PushRecord:
@@ -599,7 +601,6 @@ class WebPushSender(RateLimitedSender):
             raise
         finally:
             self._lanes_of[origin] -= 1
-            self._lane_count -= 1
             if connection is not None:
                 self.http.give_back(origin, connection)
             # Pushes to other origins may be waiting for a lane to be free.
