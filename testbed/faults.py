@@ -36,7 +36,9 @@ which is one of the things we kill, so it is not the ground truth):
   FastAGI) and not ``[burgernet-failure]``.
 * The two sides are joined on caller ID and time. A SIPp call with no Asterisk channel, a
   refused one, or one whose channel reached none of the three outcomes, was dead-ended. A call
-  counts against the first fault it lived through, else the period it was placed in.
+  counts against the first fault it lived through, else the period it was placed in. Killing
+  Asterisk ends every call in progress, so that fault waits until the calls of the fault before
+  it are over: they are not cut by a fault they are not counted against.
 
 The longest silence a caller heard, two ways, from the answer until the call has an outcome (a
 centralist's phone rings, the tip recording, the no-action message) or ends:
@@ -1538,8 +1540,22 @@ class PhaseResult:
         return dict(self.__dict__)
 
 
-def run_phase(rig: FaultRig, name: str, timing: Timing, recipients: int) -> Phase:
-    """One period of the same load and a broadcast; ``name`` is a fault or "baseline"."""
+# Faults that end the calls in progress (Asterisk dies under them). A call offered during the
+# fault before and still on the line would be counted against that earlier fault, which it
+# survived: such a fault waits until those calls are over (see ``run_phase``).
+CUTS_CALLS_IN_PROGRESS = frozenset({"asterisk_restart"})
+# From the INVITE until a caller starts waiting out ``hold_s``: the answer and the keyed
+# digits (each INFO may wait up to 2 s for its 200).
+CALL_SETUP_S = 12.0
+
+
+def run_phase(
+    rig: FaultRig, name: str, timing: Timing, recipients: int, earlier_calls_over_at: float = 0.0
+) -> Phase:
+    """One period of the same load and a broadcast; ``name`` is a fault or "baseline".
+
+    ``earlier_calls_over_at``: when every call exposed to the fault before has ended; a fault
+    of :data:`CUTS_CALLS_IN_PROGRESS` is not injected before then."""
     started = time.time()
     phase = Phase(name, started, started, started)
     try:
@@ -1550,7 +1566,10 @@ def run_phase(rig: FaultRig, name: str, timing: Timing, recipients: int) -> Phas
         time.sleep(timing.baseline_s)
         phase.fault_at = phase.fault_done_at = time.time()
     else:
-        time.sleep(timing.lead_s)
+        lead = timing.lead_s
+        if name in CUTS_CALLS_IN_PROGRESS:
+            lead = max(lead, earlier_calls_over_at - time.time())
+        time.sleep(lead)
         phase.fault_at = time.time()
         try:
             phase.fault_done_at = rig.inject(name, phase.duration(name, timing))
@@ -1699,7 +1718,10 @@ def run_suite(
         info["callers"] = len(rig.callers)
         rig.wait_for_normal_routing(time.time(), timing.recover_s)
         for name in ("baseline", *faults):
-            phases.append(run_phase(rig, name, timing, recipients))
+            earlier_calls_over_at = (
+                phases[-1].fault_done_at + CALL_SETUP_S + options.hold_s if phases else 0.0
+            )
+            phases.append(run_phase(rig, name, timing, recipients, earlier_calls_over_at))
         rig.stop_callers(drain_s=options.hold_s + 10)
         deadline = time.monotonic() + timing.delivery_wait_s
         for phase in phases:

@@ -19,6 +19,7 @@ from composition.context import Context
 from composition.redis_server import ManagedRedis
 from testbed.ports import port_block
 from testbed.smtp import SmtpServer
+from testbed.waiting import wait_for
 from tests.broadcasting.conftest import WorkerThread
 from tests.broadcasting.test_email_broadcast import email_senders
 
@@ -41,14 +42,6 @@ def bn_settings(bn_settings: Settings, smtp_server: SmtpServer, own_redis: Manag
             ),
         }
     )
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout} s: {what}")
-        time.sleep(0.1)
 
 
 def test_the_worker_beats_survives_redis_down_and_stops_beating_when_a_loop_is_stuck(

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,6 +31,7 @@ from composition.postgres_server import ManagedPostgres
 from composition.supervision import fastagi_probe
 from testbed.ports import free_base, free_port
 from testbed.sipp_edge import EdgeSipp, register_scenario
+from testbed.waiting import wait_for
 
 pytestmark = pytest.mark.asterisk
 
@@ -39,14 +40,6 @@ START_TIMEOUT = 300.0
 CARRIER = "127.0.0.2"
 FREE_NUMBER = "08000011"  # the default: the test leaves asterisk.free_number alone
 HANDOFF = re.compile(r"ivr\.handoff: call (\S+) from \w+: (\w+)")
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.2)
 
 
 def _free_base() -> int:

@@ -33,11 +33,11 @@ from composition.postgres_server import ManagedPostgres
 from testbed.ports import free_port
 from testbed.sipp import SIPP
 from testbed.sipp_phone import phone_scenario
+from testbed.waiting import wait_for
 from tests.cluster.test_local_cluster import (
     Cluster,
     _redis_password,
     cluster,  # noqa: F401 (the fixture: this module's cluster)
-    wait_for,
 )
 
 pytestmark = pytest.mark.asterisk

@@ -29,6 +29,7 @@ from recordings.paths import tips_dir
 from recordings.retention import purge_expired
 from testbed.ports import free_port
 from testbed.sipp import Sipp
+from testbed.waiting import wait_for
 from tests.asterisk.conftest import StartAsterisk, asterisk_settings, centralist, start_asterisk
 from tests.panel.conftest import PASSWORD, login
 from tests.recordings.test_tip_sweep import UTRECHT, add_participant, start_action
@@ -46,6 +47,11 @@ def sipp(tmp_path: Path) -> Iterator[Sipp]:
     runner.workdir.mkdir()
     yield runner
     runner.cleanup()
+
+
+def _closed_wav(path: Path) -> bool:
+    data = path.read_bytes()
+    return len(data) > 44 and int.from_bytes(data[4:8], "little") == len(data) - 8
 
 
 def test_a_tip_left_while_fastagi_is_down_gets_its_row_its_action_and_its_retention(
@@ -78,6 +84,9 @@ def test_a_tip_left_while_fastagi_is_down_gets_its_row_its_action_and_its_retent
     recording = recordings[0]
     unique_id, _, number = recording.stem.partition("_")
     assert number == CALLER, recording.name  # the dialplan put the caller in the name
+    # SIPp is done once its BYE is answered; Asterisk closes the recording a moment later,
+    # and only then writes the sizes into the WAV header (until then its RIFF size is 0).
+    wait_for(lambda: _closed_wav(recording), 10, f"Asterisk closes {recording.name}")
     with wave.open(str(recording)) as spoken:
         assert spoken.getnframes() > 0
 
