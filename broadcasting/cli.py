@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -43,6 +44,11 @@ async def run_worker(context: Services, channels: set[Channel], fan_out: bool) -
     # Retention and the facts refresh ride along with every worker (one at a time: Redis locks).
     housekeeping = Housekeeping(context, name=worker.name)
     housekeeping.start()
+    # Everything made so far (modules, settings, the wiring) lives as long as the process: the
+    # cyclic collector need not look at it again. Without this each full collection walked the
+    # whole heap, some 120 ms during which the event loop stood still, twice in a 20,000-push
+    # broadcast; after it, about 8 ms.
+    gc.freeze()
     await stop.wait()
     log.info("worker %s stopping: finishing deliveries in progress", worker.name)
     housekeeping.stop()

@@ -1,9 +1,8 @@
 """Which reply parser each process's Redis client uses, on real connections to a redis-server.
 
-Where hiredis is installed (it is not a dependency: see burgernet/redis_clients.py), redis-py
-would use it for *every* client; the FastAGI process, the panel and the CLI must stay on the
-pure-Python parser, which fails fast when Redis stops under live calls. Only the broadcast
-worker asks for the fast parser, and gets hiredis when it is there.
+hiredis is installed for the broadcast worker (see burgernet/redis_clients.py). redis-py
+would then use it for *every* client; the FastAGI process, the panel and the CLI stay on the
+pure-Python parser, and only the worker's client, which asks for the fast parser, gets hiredis.
 """
 
 from __future__ import annotations
@@ -24,6 +23,10 @@ from burgernet.settings import load_settings
 from composition.redis_server import ManagedRedis
 
 
+def test_hiredis_is_installed_for_the_worker() -> None:
+    assert HIREDIS_AVAILABLE
+
+
 async def test_asyncio_clients_parse_in_python_unless_they_ask_for_the_fast_parser(
     redis_server: ManagedRedis,
 ) -> None:
@@ -40,7 +43,7 @@ async def test_asyncio_clients_parse_in_python_unless_they_ask_for_the_fast_pars
             connection = await client.connection_pool.get_connection()
             parsers[name] = type(connection._parser)
             await client.connection_pool.release(connection)
-        assert parsers["fast"] is (_AsyncHiredisParser if HIREDIS_AVAILABLE else parsers["default"])
+        assert parsers["fast"] is _AsyncHiredisParser
         assert parsers["default"] in (_AsyncRESP2Parser, _AsyncRESP3Parser)
         assert parsers["live"] in (_AsyncRESP2Parser, _AsyncRESP3Parser)
     finally:
@@ -61,7 +64,7 @@ def test_synchronous_clients_parse_in_python_by_default(redis_server: ManagedRed
             connection = client.connection_pool.get_connection()
             parsers[name] = type(connection._parser)
             client.connection_pool.release(connection)
-        assert parsers["fast"] is (_HiredisParser if HIREDIS_AVAILABLE else parsers["default"])
+        assert parsers["fast"] is _HiredisParser
         assert parsers["default"] in (_RESP2Parser, _RESP3Parser)
         assert parsers["live"] in (_RESP2Parser, _RESP3Parser)
     finally:
