@@ -132,8 +132,10 @@ class Alerts:
 
     def participants(self, spot: tuple[float, float], count: int) -> list[str]:
         """``count`` participants on ``spot`` who take alert calls; their national numbers."""
-        stem = int(time.time()) % 100_000
-        numbers = [f"+316{stem:05d}{len(self.made) + n:03d}" for n in range(count)]
+        # 06-1…: a mobile range phonenumbers knows (06-9… is not one; a stem from the clock
+        # starting with 9 made every number invalid).
+        stem = int(time.time()) % 10_000
+        numbers = [f"+3161{stem:04d}{len(self.made) + n:03d}" for n in range(count)]
         self.made += numbers
         with session_scope(self.context.sessions) as session:
             for number in numbers:
