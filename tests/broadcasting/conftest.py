@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from burgernet.models import Broadcast, Delivery, Participant
 from callback_api.app import create_app
 from composition.context import Context
 from testbed.ports import port_block
+from testbed.waiting import wait_for
 
 # A spot far from every demo postcode (the seeded regions hold no participants anyway).
 CENTRE = (4.90, 52.37)
@@ -100,12 +100,7 @@ class Crowd:
             return {status: number for status, number in rows}
 
     def wait_until(self, check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        wait_for(check, timeout, what, every=0.05)
 
     def wait_done(self, broadcast_id: int, timeout: float = 20.0) -> dict[str, int]:
         def done() -> bool:

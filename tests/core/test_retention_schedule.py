@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -22,15 +21,7 @@ from burgernet.housekeeping import schedule_trigger
 from burgernet.models import ActionFact, AuditEvent
 from burgernet.settings import Settings, as_environment
 from composition.context import Context
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from testbed.waiting import wait_for
 
 
 def purges(context: Context, kind: str) -> list[dict[str, object]]:
@@ -101,12 +92,12 @@ def test_the_worker_runs_retention_and_the_facts_refresh_by_itself(
             with session_scope(bn_context.sessions) as session:
                 return session.get(ActionFact, view.id) is not None
 
-        wait_until(refreshed, 30, "the periodic facts refresh")
+        wait_for(refreshed, 30, "the periodic facts refresh")
         time.sleep(2.5)  # two retention turns come and go while the lock is held elsewhere
         assert purges(bn_context, "logs") == [] and old_log.exists()
 
         held.release()
-        wait_until(lambda: not old_log.exists(), 15, "the scheduled purge of the old log")
+        wait_for(lambda: not old_log.exists(), 15, "the scheduled purge of the old log")
         assert fresh_log.exists()
         assert purges(bn_context, "logs")[0]["files"] == 1
         note = json.loads(client.get(f"{bn_settings.redis.key_prefix}housekeeping:retention") or b"{}")

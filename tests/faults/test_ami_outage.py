@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from ivr.ami import AmiClient
 from routing import Presence
 from testbed.ports import port_block
 from testbed.sipp import SIPP, Sipp
+from testbed.waiting import wait_for
 from tests.asterisk.conftest import asterisk_settings, centralist, sip_password
 from tests.telephony.conftest import ServiceThread
 
@@ -216,14 +217,6 @@ class Outage:
         return self.asterisk.instance.rx("core show channels concise")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout} s: {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def outage(
     tmp_path_factory: pytest.TempPathFactory,
@@ -276,7 +269,7 @@ def test_presence_and_calls_heal_after_the_ami_connection_comes_back(outage: Out
     live = outage.context.live
     prefix = outage.settings.redis.key_prefix
     outage.register("c-mn-1", 120)
-    wait_until(lambda: outage.presence().get("c-mn-1") == "available", 15, "c-mn-1 available")
+    wait_for(lambda: outage.presence().get("c-mn-1") == "available", 15, "c-mn-1 available")
     # The seeded database has centralists this Asterisk does not: the first resync removed them.
     assert set(outage.presence()) <= {"c-mn-1", "c-mn-2", "trunk"}
 
@@ -311,7 +304,7 @@ def test_presence_and_calls_heal_after_the_ami_connection_comes_back(outage: Out
                 return item.unique_id
         return None
 
-    wait_until(lambda: answered_call() is not None, 20, "the call answered by c-mn-2")
+    wait_for(lambda: answered_call() is not None, 20, "the call answered by c-mn-2")
     unique_id = answered_call()
     assert unique_id is not None
     # A call the log still holds open although Asterisk never had it (its Hangup lost long ago).
@@ -319,8 +312,8 @@ def test_presence_and_calls_heal_after_the_ami_connection_comes_back(outage: Out
     resyncs_before = tracker.resyncs
 
     outage.relay.cut()
-    wait_until(lambda: not outage.ami.connected, 10, "serve sees the AMI connection gone")
-    wait_until(
+    wait_for(lambda: not outage.ami.connected, 10, "serve sees the AMI connection gone")
+    wait_for(
         lambda: (
             (b := health.read_beat(live.client, prefix, health.SERVE)) is not None
             and b.details.get("ami") == "disconnected"
@@ -331,13 +324,13 @@ def test_presence_and_calls_heal_after_the_ami_connection_comes_back(outage: Out
     outage.register("c-mn-1", 0)  # the phone signs off: Asterisk tells nobody
     live.set_presence("c-gone-1", Presence.AVAILABLE)  # an endpoint deleted meanwhile
     call.join(30)  # the caller hung up
-    wait_until(lambda: unique_id not in outage.channels(), 15, "the call's channels gone in Asterisk")
+    wait_for(lambda: unique_id not in outage.channels(), 15, "the call's channels gone in Asterisk")
     # Nothing heard: presence and the call log still show the old world.
     assert outage.presence()["c-mn-1"] == "available"
     assert calls.get(unique_id).ended_at is None  # type: ignore[union-attr]
 
     outage.relay.restore()
-    wait_until(lambda: tracker.resyncs > resyncs_before, 30, "a resync after the reconnection")
+    wait_for(lambda: tracker.resyncs > resyncs_before, 30, "a resync after the reconnection")
     presence = outage.presence()
     assert presence["c-mn-1"] == "offline"  # read from Asterisk: unregistered
     assert presence["c-mn-2"] == "available"  # a fixed contact, idle again
@@ -352,7 +345,7 @@ def test_presence_and_calls_heal_after_the_ami_connection_comes_back(outage: Out
             select(AuditEvent.detail).where(AuditEvent.entity == "call", AuditEvent.actor == "ami-resync")
         ).all()
     assert any(unique_id in (detail or "") for detail in audited)
-    wait_until(
+    wait_for(
         lambda: (
             (b := health.read_beat(live.client, prefix, health.SERVE)) is not None
             and b.details.get("ami") == "connected"
@@ -396,20 +389,20 @@ def test_a_trunk_channel_whose_hang_up_was_missed_is_released(outage: Outage) ->
         assert loop.run(sender.slots.in_use()) == 1
 
         outage.relay.cut()  # the Hangup of this call will be lost
-        wait_until(lambda: str(first.provider_ref) not in outage.channels(), 20, "the alert call hung up")
+        wait_for(lambda: str(first.provider_ref) not in outage.channels(), 20, "the alert call hung up")
         time.sleep(0.5)
         assert loop.run(sender.slots.in_use()) == 1  # still held: nobody told the sender
         assert loop.run(sender.slots.try_acquire()) is None  # the trunk (1 channel) looks full
 
         outage.relay.restore()
-        wait_until(lambda: loop.run(sender.slots.in_use()) == 0, 30, "the lease released after reconnect")
+        wait_for(lambda: loop.run(sender.slots.in_use()) == 0, 30, "the lease released after reconnect")
         assert sender.leases_reconciled == 1
 
         # The channel is usable again: a second alert call goes through it.
         permit = loop.run(sender.acquire(), timeout=10)
         second = loop.run(sender.send(job(900_002), message, permit))
         assert second.status == "answered", second
-        wait_until(lambda: loop.run(sender.slots.in_use()) == 0, 20, "released on the observed hang-up")
+        wait_for(lambda: loop.run(sender.slots.in_use()) == 0, 20, "released on the observed hang-up")
         assert sender.leases_reconciled == 1  # this time the Hangup event did it
         result = outage.sipp.phone_result("trunk", timeout_s=30)
         assert result.successful == 2, result.output

@@ -21,7 +21,7 @@ from asterisk_conf.sandbox import AsteriskInstall
 from burgernet.calls import TipRecordings
 from burgernet.db import session_scope
 from burgernet.models import Call, Tip
-from burgernet.tip_inbox import SETTLE_SECONDS, TipInbox
+from burgernet.tip_inbox import EMPTY_WAV_BYTES, SETTLE_SECONDS, TipInbox
 from callback_api.app import create_app
 from callback_api.auth.services import create_user
 from composition.context import Context
@@ -51,7 +51,7 @@ def sipp(tmp_path: Path) -> Iterator[Sipp]:
 
 def _closed_wav(path: Path) -> bool:
     data = path.read_bytes()
-    return len(data) > 44 and int.from_bytes(data[4:8], "little") == len(data) - 8
+    return len(data) > EMPTY_WAV_BYTES and int.from_bytes(data[4:8], "little") == len(data) - 8
 
 
 def test_a_tip_left_while_fastagi_is_down_gets_its_row_its_action_and_its_retention(
