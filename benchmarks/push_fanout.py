@@ -14,7 +14,9 @@ Compared in the same run:
 * the obvious way — pywebpush's ``webpush()`` per message (requests, a new connection and a
   new VAPID JWT each time, one after the other), on a sample;
 * the sending step alone, in this process, as it is and as it was before (aiohttp's client
-  and ``http_ece``), on the same push service: CPU per push of each.
+  and ``http_ece``), on the same push service: CPU per push of each;
+* the encryption alone: the Python reference (``encrypt``) and the compiled sealer the workers
+  use (``_webpush_seal``, a batch per call outside Python's lock), CPU per message of each.
 
 Reports the sending rate (from the end of the fan-out to the last push), the fan-out time,
 the rate per worker, the scaling from 1 to 2 workers, the workers' CPU per push while sending
@@ -384,6 +386,32 @@ def baseline(service: PushService, settings: Settings, sample: int) -> dict[str,
     }
 
 
+def encryption_alone(service: PushService, sample: int) -> dict[str, Any]:
+    """CPU per message of RFC 8291 alone: the Python reference (``encrypt``, on ``cryptography``)
+    and the compiled sealer the worker uses (``encrypt_all``: one call per batch of 250, in
+    OpenSSL, outside Python's lock), on the same messages."""
+    from broadcasting.channels import push_webpush
+
+    payload = json.dumps({"v": 1, "kind": "alert", "message": "Benchmark " + "x" * 900}).encode()
+    items = [(payload, service.p256dh, b64url_encode(service.auth))] * 250
+    batches = max(1, sample // 250)
+    cpu = time.process_time()
+    for _ in range(batches):
+        for item in items:
+            push_webpush.encrypt(*item)
+    python = time.process_time() - cpu
+    cpu = time.process_time()
+    for _ in range(batches):
+        push_webpush.encrypt_all(items)
+    sealer = time.process_time() - cpu
+    return {
+        "messages": batches * 250,
+        "sealer_built": push_webpush.seal_many is not None,
+        "python_cpu_us_per_message": round(python / (batches * 250) * 1e6, 1),
+        "sealer_cpu_us_per_message": round(sealer / (batches * 250) * 1e6, 1),
+    }
+
+
 def sender_alone(service: PushService, settings: Settings, sample: int) -> dict[str, Any]:
     """The sending step without the pipeline (no database, Redis or journal), in this process:
     the sender as it is, and as it was before (aiohttp's client and ``http_ece``), on the same
@@ -520,6 +548,7 @@ def main() -> None:
         result["runs"] = runs
         one, two = (float(run["pushes_per_second"]) for run in runs)
         result["sender_alone"] = alone = sender_alone(service, settings, 1_000 if args.quick else 5_000)
+        result["encryption_alone"] = encryption_alone(service, 1_000 if args.quick else 5_000)
         result["baseline_naive_webpush"] = base = baseline(service, settings, 100 if args.quick else 300)
         fan_out_per_second = count / max(0.001, float(runs[0]["fan_out_seconds"]))
         national = {

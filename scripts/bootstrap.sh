@@ -10,9 +10,10 @@ STAMP_DIR="$ROOT/var/.bootstrap"
 # Asterisk sandbox builder (debootstrap), SIPp for call tests, audio tools for prompts, and
 # Chromium for the browser tests (Playwright drives Debian's build; it never downloads one).
 # Kamailio is the SIP edge (kamailio_conf); its base package already has every module we load
-# (dispatcher, htable, pike, ipops, auth, usrloc, registrar, db_text).
+# (dispatcher, htable, pike, ipops, auth, usrloc, registrar, db_text). libssl-dev: the push
+# worker's encryption is compiled against the system's OpenSSL at install (setup.py).
 APT_PACKAGES=(
-  python3 python3-venv python3-dev build-essential
+  python3 python3-venv python3-dev build-essential libssl-dev
   redis-server postgresql debootstrap sip-tester fail2ban kamailio
   espeak-ng ffmpeg sox
   chromium
@@ -73,8 +74,11 @@ install_python_packages() {
     python3 -m venv "$VENV"
   fi
   local wanted
-  wanted="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
-  if [ "$(cat "$STAMP_DIR/python" 2>/dev/null)" != "$wanted" ]; then
+  # The compiled part's source is in the stamp too: a changed _webpush_seal.c is built again.
+  wanted="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/setup.py" \
+    "$ROOT/broadcasting/channels/_webpush_seal.c" | sha256sum | cut -c1-16)"
+  if [ "$(cat "$STAMP_DIR/python" 2>/dev/null)" != "$wanted" ] \
+    || ! compgen -G "$ROOT/broadcasting/channels/_webpush_seal.*.so" >/dev/null; then
     log "installing Python packages (pip install -e .[test])"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
