@@ -933,29 +933,29 @@ def record_push(
     outcome). Returns the final outcomes counted per broadcast, and the records to retry."""
     now = _now()
     connection = session.connection()  # Core statements, as in claim_push
-    finals: dict[tuple[str, str | None], list[int]] = {}
+    # One UPDATE per outcome and broadcast (a batch is mostly one of each), counted by its
+    # rowcount: no row comes back, so SQLite runs each statement in one step instead of one
+    # step per row (each step releases and takes back Python's lock, which the worker's event
+    # loop is busy with).
+    finals: dict[tuple[str, str | None, int], list[int]] = {}
     retries: list[PushRecord] = []
     per_broadcast: dict[int, int] = {}
     for record in records:
         if record.retry and record.target.attempt < max_attempts:
             retries.append(record)
             continue
-        finals.setdefault((record.status, (record.error or "")[:300] or None), []).append(
-            record.target.delivery_id
-        )
-    for (status, error), ids in finals.items():
+        outcome = (record.status, (record.error or "")[:300] or None, record.target.broadcast_id)
+        finals.setdefault(outcome, []).append(record.target.delivery_id)
+    for (status, error, broadcast_id), ids in finals.items():
         values: dict[str, object] = {"status": status, "updated_at": now, "finished_at": now}
         if error is not None:
             values["last_error"] = error
         for chunk in _chunks(ids, 500):
             changed = connection.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(chunk), Delivery.status == "sending")
-                .values(**values)
-                .returning(Delivery.broadcast_id)
-            )
-            for (broadcast_id,) in changed:
-                per_broadcast[broadcast_id] = per_broadcast.get(broadcast_id, 0) + 1
+                update(Delivery).where(Delivery.id.in_(chunk), Delivery.status == "sending").values(**values)
+            ).rowcount
+            if changed:
+                per_broadcast[broadcast_id] = per_broadcast.get(broadcast_id, 0) + changed
     for chunk in _chunks([r.target.delivery_id for r in retries], 500):
         connection.execute(
             update(Delivery)

@@ -7,7 +7,7 @@ connections (``push.concurrency`` requests in flight per process) and answers wi
 
 * the payload is built once per broadcast and language (:func:`broadcasting.messages.compose_push`),
   only the encryption is per device: a fresh ECDH key pair and salt per message, as RFC 8291
-  demands (about 80 µs of CPU, most of it the two P-256 operations). A batch is encrypted at
+  demands (80 to 100 µs of CPU, most of it the two P-256 operations). A batch is encrypted at
   once by the compiled sealer (``_webpush_seal.c``: OpenSSL, with Python's lock released for
   the whole batch), on a thread beside the event loop; :func:`encrypt` is the same in Python,
   the reference the sealer is tested against;
