@@ -386,13 +386,18 @@ def baseline(service: PushService, settings: Settings, sample: int) -> dict[str,
     }
 
 
+# The payload of the in-process measurements (the sending step, the encryption): about the
+# size of a real alert's.
+SENDER_PAYLOAD = json.dumps({"v": 1, "kind": "alert", "message": "Benchmark " + "x" * 900}).encode()
+
+
 def encryption_alone(service: PushService, sample: int) -> dict[str, Any]:
     """CPU per message of RFC 8291 alone: the Python reference (``encrypt``, on ``cryptography``)
     and the compiled sealer the worker uses (``encrypt_all``: one call per batch of 250, in
     OpenSSL, outside Python's lock), on the same messages."""
     from broadcasting.channels import push_webpush
 
-    payload = json.dumps({"v": 1, "kind": "alert", "message": "Benchmark " + "x" * 900}).encode()
+    payload = SENDER_PAYLOAD
     items = [(payload, service.p256dh, b64url_encode(service.auth))] * 250
     batches = max(1, sample // 250)
     cpu = time.process_time()
@@ -423,7 +428,7 @@ def sender_alone(service: PushService, settings: Settings, sample: int) -> dict[
     from broadcasting.channels.push_webpush import VapidSigner, WebPushSender
     from broadcasting.store import PushTarget
 
-    payload = json.dumps({"v": 1, "kind": "alert", "message": "Benchmark " + "x" * 900}).encode()
+    payload = SENDER_PAYLOAD
     auth = b64url_encode(service.auth)
 
     def targets(first: int) -> list[PushTarget]:

@@ -67,6 +67,14 @@ class TestSubscription:
     def auth(self) -> str:
         return b64url(self.auth_secret)
 
+    def decrypt(self, body: bytes) -> bytes:
+        """A push body as the browser reads it: RFC 8291 with this subscription's secrets, by
+        :mod:`http_ece` (independent of the sender's encryption)."""
+        plain: bytes = http_ece.decrypt(
+            body, private_key=self.private_key, auth_secret=self.auth_secret, version="aes128gcm"
+        )
+        return plain
+
     def as_json(self) -> dict[str, Any]:
         """``PushSubscription.toJSON()`` as a browser gives it."""
         return {
@@ -243,13 +251,7 @@ class WebPushService:
             headers = {"Retry-After": planned.retry_after} if planned and planned.retry_after else {}
             return web.Response(status=status, headers=headers)
         try:
-            plain = http_ece.decrypt(
-                body,
-                private_key=subscription.private_key,
-                auth_secret=subscription.auth_secret,
-                version="aes128gcm",
-            )
-            payload = json.loads(plain)
+            payload = json.loads(subscription.decrypt(body))
         except Exception as exc:  # any failure to decrypt is the sender's fault
             return self._refuse(endpoint, 400, f"cannot decrypt: {exc!r}")
         with self._lock:
